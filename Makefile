@@ -1,0 +1,104 @@
+# shop: build, run and test.  Logic lives in scripts/; this file only wires it.
+# Targets: all deps up down status check check-unit check-asan check-integration
+#          install clean fuzz bench
+
+CC      ?= gcc
+PREFIX  ?= /usr/local
+DESTDIR ?=
+PKGS     = libmariadb json-c libjwt libsodium libcurl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS_COMMON = -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -g -Ilib $(PKG_CFLAGS)
+CFLAGS  ?= -O2
+LIBS     = $(PKG_LIBS) -lfcgi -lcrypto -lm
+ASAN     = -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+SERVICES = auth product order
+LIB_SRC  = $(wildcard lib/*.c)
+LIB_OBJ  = $(LIB_SRC:lib/%.c=build/lib/%.o)
+ASAN_OBJ = $(LIB_SRC:lib/%.c=build/asan/lib/%.o)
+TEST_SRC = $(wildcard tests/test_*.c)
+TESTS    = $(TEST_SRC:tests/%.c=build/tests/%)
+ASAN_TESTS = $(TEST_SRC:tests/%.c=build/asan/tests/%)
+BINS     = $(SERVICES:%=build/%.fcgi)
+
+.PHONY: all deps up down status check check-unit check-asan check-integration \
+        check-ha install clean fuzz bench
+.SECONDARY:
+
+all: $(BINS) $(TESTS)
+
+deps:
+	@scripts/deps
+
+build/lib/%.o: lib/%.c lib/*.h | build/lib
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -c -o $@ $<
+
+build/asan/lib/%.o: lib/%.c lib/*.h | build/asan/lib
+	$(CC) $(CFLAGS_COMMON) $(ASAN) -c -o $@ $<
+
+build/libshop.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+build/asan/libshop.a: $(ASAN_OBJ)
+	ar rcs $@ $^
+
+# One FastCGI program per service: every .c in cgi/<service>/ plus lib/.
+.SECONDEXPANSION:
+build/%.fcgi: $$(wildcard cgi/$$*/*.c) $$(wildcard cgi/$$*/*.h) build/libshop.a
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -Icgi/$* -o $@ $(filter %.c,$^) build/libshop.a $(LIBS)
+
+# Unit tests: tests/test_<module>.c links lib/ and, for tests of a service's
+# store or handlers, that service's sources other than main.c.
+TEST_EXTRA = $(if $(filter test_auth_%,$*),$(filter-out %/main.c,$(wildcard cgi/auth/*.c)),) \
+             $(if $(filter test_product_%,$*),$(filter-out %/main.c,$(wildcard cgi/product/*.c)),) \
+             $(if $(filter test_order_%,$*),$(filter-out %/main.c,$(wildcard cgi/order/*.c)),)
+
+build/tests/%: tests/%.c build/libshop.a | build/tests
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -Icgi -o $@ $< $(TEST_EXTRA) build/libshop.a $(LIBS) -lcunit
+
+build/asan/tests/%: tests/%.c build/asan/libshop.a | build/asan/tests
+	$(CC) $(CFLAGS_COMMON) $(ASAN) -Icgi -o $@ $< $(TEST_EXTRA) build/asan/libshop.a $(LIBS) -lcunit
+
+build/lib build/asan/lib build/tests build/asan/tests:
+	mkdir -p $@
+
+up: deps all
+	scripts/stack up
+
+down:
+	scripts/stack down
+
+status:
+	scripts/stack status
+
+check: deps
+	$(MAKE) all
+	$(MAKE) check-unit
+	$(MAKE) check-asan
+	$(MAKE) check-integration
+
+check-unit: $(TESTS)
+	scripts/run-unit $(TESTS)
+
+check-asan: $(ASAN_TESTS)
+	ASAN_OPTIONS=detect_leaks=1 scripts/run-unit $(ASAN_TESTS)
+
+check-integration: $(BINS)
+	python3 tests/integration/run.py
+
+check-ha: $(BINS)
+	python3 tests/integration/run.py --ha
+
+install: all
+	scripts/install "$(DESTDIR)" "$(PREFIX)"
+
+fuzz:
+	scripts/fuzz
+
+bench: deps all
+	bench/run
+
+clean:
+	rm -rf build

@@ -1,0 +1,19 @@
+/* config.h: settings from a KEY=VALUE file named by $SHOP_CONFIG, each
+ * overridable by the environment variable SHOP_<KEY>.  Values are read once
+ * at start; lookups are cheap. */
+#ifndef SHOP_CONFIG_H
+#define SHOP_CONFIG_H
+
+/* Loads $SHOP_CONFIG when set (missing file: error).  Returns 0 or -1. */
+int config_load(void);
+/* Loads an explicit file (tests). */
+int config_load_file(const char *path);
+
+/* SHOP_<key> from the environment, else the file's value, else def. */
+const char *config_get(const char *key, const char *def);
+long long config_int(const char *key, long long def);
+
+/* Frees everything (tests, leak checks). */
+void config_free(void);
+
+#endif

@@ -1,0 +1,506 @@
+/* db.c: the worker's one MariaDB connection.  A FastCGI worker serves one
+ * request at a time, so one connection per process is enough and a global is
+ * honest.  Statements are prepared once per connection and cached by SQL
+ * pointer; results are buffered as text so callers never touch MYSQL_BIND.
+ *
+ * Galera facts this rests on (DESIGN.md): writes all go to one node, yet a
+ * transaction can still fail with 1213 at any statement or at COMMIT after a
+ * failover or a certification conflict, so the unit of retry is the whole
+ * transaction (db_tx), never one statement. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <mysql.h>
+#include <sodium.h>
+
+#include "config.h"
+#include "db.h"
+#include "log.h"
+
+#define DB_CACHE_MAX 96
+#define DB_MAX_PARAMS 32
+#define DB_TX_ATTEMPTS 10
+#define DB_TX_BUDGET_MS 8000
+
+typedef struct db_cell {
+    char *s;        /* NULL for SQL NULL */
+    size_t len;
+} db_cell;
+
+struct db_res {
+    int rows, cols;
+    db_cell *cells;
+};
+
+static MYSQL *db_conn;
+static struct {
+    const char *sql;
+    MYSQL_STMT *stmt;
+} db_cache[DB_CACHE_MAX];
+static int db_cached;
+static unsigned db_last_errno;
+static int64_t db_insert_id;
+static bool db_in_tx;
+static uint64_t db_retries;
+
+int db_init(void)
+{
+    return 0;
+}
+
+static void db_drop_connection(void)
+{
+    for (int i = 0; i < db_cached; i++)
+        mysql_stmt_close(db_cache[i].stmt);
+    db_cached = 0;
+    if (db_conn)
+        mysql_close(db_conn);
+    db_conn = NULL;
+}
+
+void db_close(void)
+{
+    db_drop_connection();
+}
+
+/* Errors after which the connection is not usable any more. */
+static bool db_conn_lost(unsigned e)
+{
+    return e == 2002 || e == 2003 || e == 2006 || e == 2013 || e == 2055 || e == 1927 ||
+           e == 1053 || e == 4031;
+}
+
+bool db_retryable(void)
+{
+    unsigned e = db_last_errno;
+    /* 1213 deadlock / certification failure, 1205 lock wait, 1047 Galera
+     * node not ready (non-Primary), 1180 error during COMMIT, 1040 too many
+     * connections, 1290 read-only (a node that is not the writer). */
+    return e == 1213 || e == 1205 || e == 1047 || e == 1180 || e == 1040 || e == 1290 ||
+           db_conn_lost(e);
+}
+
+unsigned db_errno(void)
+{
+    return db_last_errno;
+}
+
+uint64_t db_retry_count(void)
+{
+    return db_retries;
+}
+
+/* Records the error of the last failed call and drops a dead connection. */
+static void db_fail(unsigned e, const char *what, const char *err)
+{
+    db_last_errno = e;
+    if (e == 1062)
+        log_info("db: %s: duplicate key", what);
+    else if (e == 1213 || e == 1205)
+        log_warn("db: %s: %u %s", what, e, err);
+    else
+        log_error("db: %s: %u %s", what, e, err);
+    if (db_conn_lost(e) || e == 1047)
+        db_drop_connection();
+}
+
+/* Makes sure a connection is open.  Returns false (db_last_errno set) when
+ * the server cannot be reached. */
+static bool db_ensure(void)
+{
+    if (db_conn)
+        return true;
+    MYSQL *c = mysql_init(NULL);
+    if (!c) {
+        db_last_errno = 2008;
+        log_error("db: mysql_init: out of memory");
+        return false;
+    }
+    unsigned int connect_timeout = 2, rw_timeout = 10;
+    my_bool yes = 1;
+    mysql_optionsv(c, MYSQL_OPT_CONNECT_TIMEOUT, &connect_timeout);
+    mysql_optionsv(c, MYSQL_OPT_READ_TIMEOUT, &rw_timeout);
+    mysql_optionsv(c, MYSQL_OPT_WRITE_TIMEOUT, &rw_timeout);
+    mysql_optionsv(c, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+    mysql_optionsv(c, MYSQL_REPORT_DATA_TRUNCATION, &yes);
+    /* Timestamps are stored and read as UTC whatever the server's zone. */
+    mysql_optionsv(c, MYSQL_INIT_COMMAND, "SET time_zone='+00:00'");
+    const char *host = config_get("DB_HOST", "127.0.0.1");
+    const char *sock = config_get("DB_SOCKET", NULL);
+    unsigned port = (unsigned)config_int("DB_PORT", 3306);
+    if (!mysql_real_connect(c, host, config_get("DB_USER", "root"), config_get("DB_PASSWORD", ""),
+                            config_get("DB_NAME", NULL), port, sock && *sock ? sock : NULL,
+                            CLIENT_FOUND_ROWS)) {
+        db_last_errno = mysql_errno(c);
+        log_error("db: connect to %s:%u: %u %s", host, port, db_last_errno, mysql_error(c));
+        mysql_close(c);
+        return false;
+    }
+    db_conn = c;
+    return true;
+}
+
+bool db_ping(void)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (!db_ensure())
+            continue;
+        if (mysql_query(db_conn, "SELECT 1") == 0) {
+            MYSQL_RES *r = mysql_store_result(db_conn);
+            mysql_free_result(r);
+            return true;
+        }
+        db_fail(mysql_errno(db_conn), "ping", mysql_error(db_conn));
+        db_drop_connection();
+    }
+    return false;
+}
+
+static MYSQL_STMT *db_prepare(const char *sql)
+{
+    for (int i = 0; i < db_cached; i++)
+        if (db_cache[i].sql == sql)
+            return db_cache[i].stmt;
+    if (!db_ensure())
+        return NULL;
+    MYSQL_STMT *st = mysql_stmt_init(db_conn);
+    if (!st) {
+        db_fail(mysql_errno(db_conn), "stmt_init", mysql_error(db_conn));
+        return NULL;
+    }
+    if (mysql_stmt_prepare(st, sql, (unsigned long)strlen(sql)) != 0) {
+        unsigned e = mysql_stmt_errno(st);
+        char err[256];
+        snprintf(err, sizeof err, "%s [%.120s]", mysql_stmt_error(st), sql);
+        mysql_stmt_close(st);
+        db_fail(e, "prepare", err);
+        return NULL;
+    }
+    if (db_cached == DB_CACHE_MAX) {
+        /* Full: evict the oldest.  Services use far fewer statements. */
+        mysql_stmt_close(db_cache[0].stmt);
+        memmove(db_cache, db_cache + 1, sizeof db_cache[0] * (DB_CACHE_MAX - 1));
+        db_cached--;
+    }
+    db_cache[db_cached].sql = sql;
+    db_cache[db_cached].stmt = st;
+    db_cached++;
+    return st;
+}
+
+typedef struct db_params {
+    MYSQL_BIND bind[DB_MAX_PARAMS];
+    long long ints[DB_MAX_PARAMS];
+    unsigned long lens[DB_MAX_PARAMS];
+    my_bool nulls[DB_MAX_PARAMS];
+} db_params;
+
+/* Binds the variadic parameters described by `types`.  Returns 0 or -1. */
+static int db_bind(MYSQL_STMT *st, const char *types, va_list ap, db_params *p)
+{
+    size_t n = types ? strlen(types) : 0;
+    if (n > DB_MAX_PARAMS || n != mysql_stmt_param_count(st)) {
+        log_error("db: %zu parameters given, statement wants %lu", n, mysql_stmt_param_count(st));
+        db_last_errno = 2031;
+        return -1;
+    }
+    memset(p, 0, sizeof *p);
+    for (size_t i = 0; i < n; i++) {
+        MYSQL_BIND *b = &p->bind[i];
+        switch (types[i]) {
+        case 'i':
+            p->ints[i] = (long long)va_arg(ap, int64_t);
+            b->buffer_type = MYSQL_TYPE_LONGLONG;
+            b->buffer = &p->ints[i];
+            break;
+        case 's': {
+            const char *s = va_arg(ap, const char *);
+            b->buffer_type = MYSQL_TYPE_STRING;
+            if (!s) {
+                p->nulls[i] = 1;
+                b->is_null = &p->nulls[i];
+            } else {
+                b->buffer = (void *)s;
+                p->lens[i] = (unsigned long)strlen(s);
+                b->buffer_length = p->lens[i];
+                b->length = &p->lens[i];
+            }
+            break;
+        }
+        case 'b': {
+            const void *v = va_arg(ap, const void *);
+            size_t len = va_arg(ap, size_t);
+            b->buffer_type = MYSQL_TYPE_BLOB;
+            b->buffer = (void *)v;
+            p->lens[i] = (unsigned long)len;
+            b->buffer_length = p->lens[i];
+            b->length = &p->lens[i];
+            break;
+        }
+        default:
+            log_error("db: bad parameter type '%c'", types[i]);
+            db_last_errno = 2031;
+            return -1;
+        }
+    }
+    if (n && mysql_stmt_bind_param(st, p->bind) != 0) {
+        db_fail(mysql_stmt_errno(st), "bind", mysql_stmt_error(st));
+        return -1;
+    }
+    return 0;
+}
+
+/* Prepares, binds and executes.  Returns the statement or NULL. */
+static MYSQL_STMT *db_run(const char *sql, const char *types, va_list ap)
+{
+    db_params p;
+    MYSQL_STMT *st = db_prepare(sql);
+    if (!st)
+        return NULL;
+    if (db_bind(st, types, ap, &p) != 0)
+        return NULL;
+    if (mysql_stmt_execute(st) != 0) {
+        unsigned e = mysql_stmt_errno(st);
+        char err[256];
+        snprintf(err, sizeof err, "%s [%.120s]", mysql_stmt_error(st), sql);
+        db_fail(e, "execute", err);
+        return NULL;
+    }
+    db_last_errno = 0;
+    return st;
+}
+
+int64_t db_exec(const char *sql, const char *types, ...)
+{
+    va_list ap;
+    va_start(ap, types);
+    MYSQL_STMT *st = db_run(sql, types, ap);
+    va_end(ap);
+    if (!st)
+        return db_last_errno == 1062 ? DB_CONFLICT : DB_ERROR;
+    db_insert_id = (int64_t)mysql_stmt_insert_id(st);
+    int64_t n = (int64_t)mysql_stmt_affected_rows(st);
+    mysql_stmt_free_result(st);
+    return n;
+}
+
+int64_t db_last_id(void)
+{
+    return db_insert_id;
+}
+
+/* Fetches every row of an executed statement as text. */
+static db_res *db_fetch_all(MYSQL_STMT *st)
+{
+    my_bool yes = 1;
+    mysql_stmt_attr_set(st, STMT_ATTR_UPDATE_MAX_LENGTH, &yes);
+    if (mysql_stmt_store_result(st) != 0) {
+        db_fail(mysql_stmt_errno(st), "store_result", mysql_stmt_error(st));
+        return NULL;
+    }
+    MYSQL_RES *meta = mysql_stmt_result_metadata(st);
+    if (!meta) {
+        db_last_errno = 2053;
+        log_error("db: query returned no result set");
+        mysql_stmt_free_result(st);
+        return NULL;
+    }
+    int cols = (int)mysql_num_fields(meta);
+    MYSQL_FIELD *fields = mysql_fetch_fields(meta);
+    int rows = (int)mysql_stmt_num_rows(st);
+    db_res *r = calloc(1, sizeof *r);
+    MYSQL_BIND *bind = calloc((size_t)cols ? (size_t)cols : 1, sizeof *bind);
+    unsigned long *lens = calloc((size_t)cols ? (size_t)cols : 1, sizeof *lens);
+    my_bool *nulls = calloc((size_t)cols ? (size_t)cols : 1, sizeof *nulls);
+    char **bufs = calloc((size_t)cols ? (size_t)cols : 1, sizeof *bufs);
+    bool ok = r && bind && lens && nulls && bufs;
+    if (ok) {
+        r->rows = rows;
+        r->cols = cols;
+        r->cells = calloc((size_t)rows * (size_t)cols + 1, sizeof *r->cells);
+        ok = r->cells != NULL;
+    }
+    for (int c = 0; ok && c < cols; c++) {
+        size_t cap = fields[c].max_length + 1;
+        bufs[c] = malloc(cap);
+        ok = bufs[c] != NULL;
+        bind[c].buffer_type = MYSQL_TYPE_STRING;
+        bind[c].buffer = bufs[c];
+        bind[c].buffer_length = (unsigned long)cap;
+        bind[c].length = &lens[c];
+        bind[c].is_null = &nulls[c];
+    }
+    if (ok && cols && mysql_stmt_bind_result(st, bind) != 0) {
+        db_fail(mysql_stmt_errno(st), "bind_result", mysql_stmt_error(st));
+        ok = false;
+    }
+    for (int row = 0; ok && row < rows; row++) {
+        int f = mysql_stmt_fetch(st);
+        if (f == 1 || f == MYSQL_NO_DATA) {
+            db_fail(mysql_stmt_errno(st), "fetch", mysql_stmt_error(st));
+            ok = false;
+            break;
+        }
+        for (int c = 0; c < cols; c++) {
+            db_cell *cell = &r->cells[row * cols + c];
+            if (nulls[c])
+                continue;
+            cell->len = lens[c];
+            cell->s = malloc(lens[c] + 1);
+            if (!cell->s) {
+                ok = false;
+                break;
+            }
+            memcpy(cell->s, bufs[c], lens[c]);
+            cell->s[lens[c]] = '\0';
+        }
+    }
+    for (int c = 0; bufs && c < cols; c++)
+        free(bufs[c]);
+    free(bufs);
+    free(nulls);
+    free(lens);
+    free(bind);
+    mysql_free_result(meta);
+    mysql_stmt_free_result(st);
+    if (!ok) {
+        if (!db_last_errno)
+            db_last_errno = 2008;
+        db_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+db_res *db_query(const char *sql, const char *types, ...)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        va_list ap;
+        va_start(ap, types);
+        MYSQL_STMT *st = db_run(sql, types, ap);
+        va_end(ap);
+        if (st)
+            return db_fetch_all(st);
+        /* A read outside a transaction is safe to repeat on a new connection. */
+        if (db_in_tx || !db_conn_lost(db_last_errno))
+            return NULL;
+    }
+    return NULL;
+}
+
+int db_rows(const db_res *r)
+{
+    return r ? r->rows : 0;
+}
+
+static const db_cell *db_cell_at(const db_res *r, int row, int col)
+{
+    if (!r || row < 0 || row >= r->rows || col < 0 || col >= r->cols)
+        return NULL;
+    return &r->cells[row * r->cols + col];
+}
+
+const char *db_str(const db_res *r, int row, int col)
+{
+    const db_cell *c = db_cell_at(r, row, col);
+    return c ? c->s : NULL;
+}
+
+int64_t db_int(const db_res *r, int row, int col)
+{
+    const char *s = db_str(r, row, col);
+    return s ? (int64_t)strtoll(s, NULL, 10) : 0;
+}
+
+size_t db_len(const db_res *r, int row, int col)
+{
+    const db_cell *c = db_cell_at(r, row, col);
+    return c ? c->len : 0;
+}
+
+bool db_null(const db_res *r, int row, int col)
+{
+    return db_str(r, row, col) == NULL;
+}
+
+void db_free(db_res *r)
+{
+    if (!r)
+        return;
+    if (r->cells)
+        for (int i = 0; i < r->rows * r->cols; i++)
+            free(r->cells[i].s);
+    free(r->cells);
+    free(r);
+}
+
+static long db_now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000L + t.tv_nsec / 1000000L;
+}
+
+/* Sleeps a random time in [base/2, base] ms: jitter keeps the workers that
+ * collided from colliding again in lockstep. */
+static void db_backoff(long base_ms)
+{
+    long ms = base_ms / 2 + (long)randombytes_uniform((uint32_t)(base_ms / 2 + 1));
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static void db_rollback(void)
+{
+    if (db_conn && mysql_rollback(db_conn) != 0)
+        db_fail(mysql_errno(db_conn), "rollback", mysql_error(db_conn));
+}
+
+int db_tx(db_tx_fn fn, void *arg)
+{
+    long start = db_now_ms(), base = 20;
+    for (int attempt = 0; attempt < DB_TX_ATTEMPTS; attempt++) {
+        if (attempt) {
+            db_retries++;
+            if (db_now_ms() - start > DB_TX_BUDGET_MS)
+                break;
+            db_backoff(base);
+            base = base * 2 > 1000 ? 1000 : base * 2;
+            log_warn("db: retrying transaction (attempt %d) after error %u", attempt + 1, db_last_errno);
+        }
+        if (!db_ensure())
+            continue;
+        if (mysql_query(db_conn, "START TRANSACTION") != 0) {
+            db_fail(mysql_errno(db_conn), "begin", mysql_error(db_conn));
+            if (db_retryable())
+                continue;
+            return DB_ERROR;
+        }
+        db_in_tx = true;
+        int rc = fn(arg);
+        if (rc >= 0) {
+            if (db_conn && mysql_commit(db_conn) == 0) {
+                db_in_tx = false;
+                return rc;
+            }
+            if (db_conn)
+                db_fail(mysql_errno(db_conn), "commit", mysql_error(db_conn));
+            db_rollback();
+            db_in_tx = false;
+            if (db_retryable())
+                continue;
+            return DB_ERROR;
+        }
+        db_rollback();
+        db_in_tx = false;
+        if (rc == DB_ERROR && db_retryable())
+            continue;
+        return rc;
+    }
+    log_error("db: transaction abandoned after retries (last error %u)", db_last_errno);
+    return DB_UNAVAILABLE;
+}

@@ -1,0 +1,69 @@
+/* db.h: the worker's one persistent MariaDB connection, prepared statements
+ * only, and db_tx(): the one way to run a transaction.
+ *
+ * Statements are prepared once per connection and cached by their SQL text
+ * pointer (pass string literals).  Parameters are described by a type string:
+ *   'i' int64_t     's' const char * (NUL-terminated; NULL binds SQL NULL)
+ *   'b' const void *, size_t (bytes)
+ * Results are buffered: every column is fetched as text. */
+#ifndef SHOP_DB_H
+#define SHOP_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+    DB_OK = 0,
+    DB_ERROR = -1,        /* a statement failed (see db_errno()) */
+    DB_UNAVAILABLE = -2,  /* no database after bounded retries: answer 503 */
+    DB_CONFLICT = -3,     /* duplicate key (1062) */
+};
+
+/* Reads DB_HOST, DB_PORT, DB_USER, DB_PASSWORD, DB_NAME from config.h.
+ * Connects lazily.  Returns 0. */
+int db_init(void);
+void db_close(void);
+
+/* True when a connection can be made and the server answers (health). */
+bool db_ping(void);
+
+/* Runs a statement.  Returns affected rows (>= 0) or DB_ERROR / DB_CONFLICT. */
+int64_t db_exec(const char *sql, const char *types, ...);
+
+/* AUTO_INCREMENT id of the last insert on this connection. */
+int64_t db_last_id(void);
+
+typedef struct db_res db_res;
+
+/* Runs a query and buffers all rows.  Returns NULL on error (db_errno()).
+ * Outside a transaction a lost connection is reconnected and the query
+ * retried once. */
+db_res *db_query(const char *sql, const char *types, ...);
+int db_rows(const db_res *r);
+const char *db_str(const db_res *r, int row, int col);    /* NULL for SQL NULL */
+int64_t db_int(const db_res *r, int row, int col);        /* 0 for NULL */
+size_t db_len(const db_res *r, int row, int col);
+bool db_null(const db_res *r, int row, int col);
+void db_free(db_res *r);
+
+/* MariaDB error number of the last failure on this connection (0 if none). */
+unsigned db_errno(void);
+/* True when the last error is one a whole-transaction retry can cure:
+ * deadlock 1213, lock wait timeout 1205, lost/refused connection, and Galera's
+ * not-Primary/not-ready answers (1047 and friends). */
+bool db_retryable(void);
+
+/* Runs fn(arg) inside BEGIN ... COMMIT.  fn returns >= 0 to commit (that
+ * value is returned), DB_ERROR after a failed statement, or any other
+ * negative value to roll back and return it unchanged (business outcome such
+ * as "insufficient stock").  A retryable failure, in fn or at COMMIT, rolls
+ * back and reruns fn from the start, with jittered exponential backoff, up to
+ * a bound; then DB_UNAVAILABLE.  A non-retryable DB error returns DB_ERROR. */
+typedef int (*db_tx_fn)(void *arg);
+int db_tx(db_tx_fn fn, void *arg);
+
+/* Counters for metrics: transactions retried since start. */
+uint64_t db_retry_count(void);
+
+#endif

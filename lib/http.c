@@ -1,0 +1,191 @@
+/* http.c: the request accessors and the three reply functions over a
+ * FastCGI request.  Everything a handler sends goes through http_send(), which
+ * adds X-Request-ID, Content-Length and the collected extra headers, so every
+ * response carries them. */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <fcgiapp.h>
+
+#include "http.h"
+#include "log.h"
+#include "problem.h"
+
+const char *http_header(const http_req *req, const char *name)
+{
+    char key[128];
+    size_t n = 0;
+    /* CGI names: Content-Type and Content-Length have no HTTP_ prefix. */
+    if (strcasecmp(name, "Content-Type") != 0 && strcasecmp(name, "Content-Length") != 0) {
+        memcpy(key, "HTTP_", 5);
+        n = 5;
+    }
+    for (const char *p = name; *p && n < sizeof key - 1; p++)
+        key[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+    key[n] = '\0';
+    if (!req->fcgi)
+        return NULL;
+    return FCGX_GetParam(key, ((FCGX_Request *)req->fcgi)->envp);
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = tolower(c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Percent-decodes src[0..n) into dst (size cap); '+' is a space when plus.
+ * Returns -1 on bad escapes, NUL bytes or overflow. */
+static int url_decode(const char *src, size_t n, char *dst, size_t cap, bool plus)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int c = (unsigned char)src[i];
+        if (c == '%') {
+            if (i + 2 >= n)
+                return -1;
+            int h = hexval(src[i + 1]), l = hexval(src[i + 2]);
+            if (h < 0 || l < 0)
+                return -1;
+            c = h * 16 + l;
+            i += 2;
+        } else if (c == '+' && plus) {
+            c = ' ';
+        }
+        if (c == 0 || o + 1 >= cap)
+            return -1;
+        dst[o++] = (char)c;
+    }
+    dst[o] = '\0';
+    return 0;
+}
+
+int http_query(const http_req *req, const char *name, char *buf, size_t n)
+{
+    size_t nl = strlen(name);
+    const char *q = req->query ? req->query : "";
+    while (*q) {
+        const char *amp = strchr(q, '&');
+        size_t len = amp ? (size_t)(amp - q) : strlen(q);
+        const char *eq = memchr(q, '=', len);
+        size_t kl = eq ? (size_t)(eq - q) : len;
+        if (kl == nl && memcmp(q, name, nl) == 0) {
+            if (!eq)
+                return n ? (buf[0] = '\0', 1) : -1;
+            return url_decode(eq + 1, len - kl - 1, buf, n, true) == 0 ? 1 : -1;
+        }
+        q += len;
+        if (*q == '&')
+            q++;
+    }
+    return 0;
+}
+
+/* Used by server.c to fill req->path from REQUEST_URI. */
+int http_decode_path(const char *src, size_t n, char *dst, size_t cap)
+{
+    return url_decode(src, n, dst, cap, false);
+}
+
+void http_add_header(http_req *req, const char *name, const char *fmt, ...)
+{
+    char value[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(value, sizeof value, fmt, ap);
+    va_end(ap);
+    /* A header value must never smuggle a line break into the response. */
+    for (char *p = value; *p; p++)
+        if (*p == '\r' || *p == '\n')
+            *p = ' ';
+    size_t add = strlen(name) + strlen(value) + 4;
+    char *h = realloc(req->headers, req->headers_len + add + 1);
+    if (!h) {
+        log_error("http: out of memory adding header %s", name);
+        return;
+    }
+    req->headers = h;
+    req->headers_len += (size_t)snprintf(h + req->headers_len, add + 1, "%s: %s\r\n", name, value);
+}
+
+/* Writes status line, headers and body.  The only writer of responses. */
+static int http_send(http_req *req, int status, const char *ctype, const char *body, size_t len)
+{
+    FCGX_Request *f = req->fcgi;
+    if (req->status) {
+        log_error("http: second reply (%d after %d) ignored", status, req->status);
+        return req->status;
+    }
+    req->status = status;
+    if (!f)
+        return status;
+    FCGX_FPrintF(f->out, "Status: %d %s\r\nX-Request-ID: %s\r\n", status,
+                 problem_title(status), req->request_id);
+    if (ctype)
+        FCGX_FPrintF(f->out, "Content-Type: %s\r\n", ctype);
+    if (status != 204 && status != 304)
+        FCGX_FPrintF(f->out, "Content-Length: %zu\r\n", len);
+    if (req->headers_len)
+        FCGX_PutStr(req->headers, (int)req->headers_len, f->out);
+    FCGX_PutStr("\r\n", 2, f->out);
+    if (len && status != 204 && status != 304 && strcmp(req->method, "HEAD") != 0)
+        FCGX_PutStr(body, (int)len, f->out);
+    return status;
+}
+
+int http_reply_json(http_req *req, int status, json_object *body)
+{
+    if (!body)
+        return http_send(req, status, NULL, "", 0);
+    size_t len;
+    const char *s = json_object_to_json_string_length(body, JSON_C_TO_STRING_PLAIN, &len);
+    const char *ctype = status >= 400 && json_object_object_get_ex(body, "code", NULL)
+                            ? "application/problem+json"
+                            : "application/json";
+    int rc = http_send(req, status, ctype, s, len);
+    json_object_put(body);
+    return rc;
+}
+
+int http_reply_empty(http_req *req, int status)
+{
+    return http_send(req, status, NULL, "", 0);
+}
+
+int http_reply_raw(http_req *req, int status, const char *content_type, const char *body, size_t len)
+{
+    return http_send(req, status, content_type, body, len);
+}
+
+bool http_request_id_valid(const char *id)
+{
+    size_t n = 0;
+    if (!id)
+        return false;
+    for (; id[n]; n++) {
+        unsigned char c = (unsigned char)id[n];
+        if (n >= HTTP_REQUEST_ID_MAX || !(isalnum(c) || c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return n > 0;
+}
+
+double http_elapsed_ms(const http_req *req)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - req->started.tv_sec) * 1e3 +
+           (double)(now.tv_nsec - req->started.tv_nsec) / 1e6;
+}
+
+void http_format_time(time_t t, char *buf, size_t n)
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}

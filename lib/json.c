@@ -1,0 +1,180 @@
+/* json.c: strict body parsing and field validation on top of json-c.
+ * json-c's own getters convert between types silently; the contract says a
+ * number that must be an integer rejects 1.5, "1" and true, so every getter
+ * here checks json_object_get_type() exactly before reading. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "json.h"
+
+json_object *json_parse_strict(const char *text, size_t len)
+{
+    if (!text || len == 0 || len > (size_t)INT32_MAX)
+        return NULL;
+    struct json_tokener *tok = json_tokener_new_ex(32);
+    if (!tok)
+        return NULL;
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+    json_object *o = json_tokener_parse_ex(tok, text, (int)len);
+    enum json_tokener_error err = json_tokener_get_error(tok);
+    size_t used = json_tokener_get_parse_end(tok);
+    json_tokener_free(tok);
+    if (err != json_tokener_success) {
+        json_object_put(o);
+        return NULL;
+    }
+    /* Only whitespace may follow the value. */
+    for (size_t i = used; i < len; i++)
+        if (!strchr(" \t\r\n", text[i])) {
+            json_object_put(o);
+            return NULL;
+        }
+    /* A bare literal "null" parses to NULL with success; callers treat it as malformed. */
+    return o;
+}
+
+void json_add_error(json_object *errs, const char *field, const char *message)
+{
+    if (!errs)
+        return;
+    json_object *e = json_object_new_object();
+    if (!e)
+        return;
+    json_object_object_add(e, "field", json_object_new_string(field));
+    json_object_object_add(e, "message", json_object_new_string(message));
+    json_object_array_add(errs, e);
+}
+
+int json_check_fields(json_object *obj, const char *const allowed[], json_object *errs)
+{
+    int unknown = 0;
+    json_object_object_foreach(obj, key, val) {
+        (void)val;
+        bool ok = false;
+        for (size_t i = 0; allowed[i]; i++)
+            if (strcmp(allowed[i], key) == 0) {
+                ok = true;
+                break;
+            }
+        if (!ok) {
+            json_add_error(errs, key, "unknown field");
+            unknown++;
+        }
+    }
+    return unknown;
+}
+
+/* Looks up key; JSON null counts as absent.  Adds "required" when needed. */
+static json_object *json_member(json_object *obj, const char *key, bool required, json_object *errs)
+{
+    json_object *v = NULL;
+    if (obj && json_object_object_get_ex(obj, key, &v) && v)
+        return v;
+    if (required)
+        json_add_error(errs, key, "is required");
+    return NULL;
+}
+
+int json_get_int(json_object *obj, const char *key, int64_t min, int64_t max, bool required,
+                 int64_t *out, json_object *errs)
+{
+    json_object *v = json_member(obj, key, required, errs);
+    if (!v)
+        return JSON_ABSENT;
+    if (json_object_get_type(v) != json_type_int) {
+        json_add_error(errs, key, "must be an integer");
+        return JSON_BAD;
+    }
+    /* json-c saturates out-of-range literals at INT64_MIN/MAX; reject those too. */
+    errno = 0;
+    int64_t n = json_object_get_int64(v);
+    if (n < min || n > max || n == INT64_MAX || n == INT64_MIN) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "must be between %lld and %lld", (long long)min, (long long)max);
+        json_add_error(errs, key, msg);
+        return JSON_BAD;
+    }
+    *out = n;
+    return JSON_OK;
+}
+
+long json_utf8_len(const char *s, size_t n)
+{
+    long count = 0;
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    while (p < end) {
+        unsigned c = *p;
+        size_t len;
+        unsigned cp;
+        if (c < 0x80) {
+            len = 1;
+            cp = c;
+        } else if ((c & 0xE0) == 0xC0) {
+            len = 2;
+            cp = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            len = 3;
+            cp = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            len = 4;
+            cp = c & 0x07;
+        } else {
+            return -1;
+        }
+        if ((size_t)(end - p) < len)
+            return -1;
+        for (size_t i = 1; i < len; i++) {
+            if ((p[i] & 0xC0) != 0x80)
+                return -1;
+            cp = (cp << 6) | (p[i] & 0x3F);
+        }
+        /* Overlong forms, surrogates and values past U+10FFFF are not UTF-8. */
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+            cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return -1;
+        p += len;
+        count++;
+    }
+    return count;
+}
+
+int json_get_str(json_object *obj, const char *key, size_t min, size_t max, bool required,
+                 const char **out, json_object *errs)
+{
+    json_object *v = json_member(obj, key, required, errs);
+    if (!v)
+        return JSON_ABSENT;
+    if (json_object_get_type(v) != json_type_string) {
+        json_add_error(errs, key, "must be a string");
+        return JSON_BAD;
+    }
+    const char *s = json_object_get_string(v);
+    size_t bytes = (size_t)json_object_get_string_len(v);
+    long chars = json_utf8_len(s, bytes);
+    if (chars < 0 || strlen(s) != bytes) {
+        json_add_error(errs, key, "must be valid UTF-8 without NUL characters");
+        return JSON_BAD;
+    }
+    if ((size_t)chars < min || (size_t)chars > max) {
+        char msg[96];
+        if (min == max)
+            snprintf(msg, sizeof msg, "must be %zu characters", min);
+        else
+            snprintf(msg, sizeof msg, "must be %zu to %zu characters", min, max);
+        json_add_error(errs, key, msg);
+        return JSON_BAD;
+    }
+    *out = s;
+    return JSON_OK;
+}
+
+void json_set_int(json_object *obj, const char *key, int64_t v)
+{
+    json_object_object_add(obj, key, json_object_new_int64(v));
+}
+
+void json_set_str(json_object *obj, const char *key, const char *s)
+{
+    json_object_object_add(obj, key, s ? json_object_new_string(s) : NULL);
+}

@@ -1,0 +1,45 @@
+/* json.h: strict reading of request bodies on top of json-c.  json-c itself is
+ * lenient (1.0 is a number, "1" converts to 1); these helpers are not: each
+ * getter checks the JSON type exactly and the range, and appends a
+ * {"field","message"} entry to `errs` (a JSON array) for every bad field, so a
+ * handler can validate a whole body and answer one 422 naming every field. */
+#ifndef SHOP_JSON_H
+#define SHOP_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <json-c/json.h>
+
+/* Parses a complete JSON text (no trailing garbage, strict mode, depth <= 32).
+ * Returns NULL when malformed. */
+json_object *json_parse_strict(const char *text, size_t len);
+
+/* Appends {"field": field, "message": message} to errs. */
+void json_add_error(json_object *errs, const char *field, const char *message);
+
+/* Adds an error for every member of obj whose name is not in the
+ * NULL-terminated `allowed` list.  Returns the number of unknown fields. */
+int json_check_fields(json_object *obj, const char *const allowed[], json_object *errs);
+
+/* Result of the getters below. */
+enum { JSON_ABSENT = 0, JSON_OK = 1, JSON_BAD = -1 };
+
+/* Reads integer member `key` in [min, max].  Rejects floats, strings, bools.
+ * JSON null counts as absent.  When absent and `required`, adds an error. */
+int json_get_int(json_object *obj, const char *key, int64_t min, int64_t max,
+                 bool required, int64_t *out, json_object *errs);
+
+/* Reads string member `key` of min..max Unicode characters (valid UTF-8, no
+ * NUL).  *out points into obj.  JSON null counts as absent. */
+int json_get_str(json_object *obj, const char *key, size_t min, size_t max,
+                 bool required, const char **out, json_object *errs);
+
+/* Number of Unicode code points in s, or -1 when s is not valid UTF-8. */
+long json_utf8_len(const char *s, size_t n);
+
+/* Shorthands for building responses. */
+void json_set_int(json_object *obj, const char *key, int64_t v);
+void json_set_str(json_object *obj, const char *key, const char *s);  /* NULL -> null */
+
+#endif

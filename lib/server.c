@@ -1,0 +1,126 @@
+/* server.c: the FastCGI accept loop.  A worker serves one request at a time:
+ * it builds an http_req from the CGI parameters (request id, decoded path,
+ * query, body up to the limit), hands it to the route table, makes sure a
+ * reply was sent, writes the access log line and frees everything. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcgiapp.h>
+#include <sodium.h>
+
+#include "config.h"
+#include "db.h"
+#include "log.h"
+#include "problem.h"
+#include "server.h"
+#include "token.h"
+
+/* Uses the edge's X-Request-ID when valid, else makes one. */
+static void server_request_id(http_req *req)
+{
+    const char *id = http_header(req, "X-Request-ID");
+    if (http_request_id_valid(id)) {
+        snprintf(req->request_id, sizeof req->request_id, "%s", id);
+        return;
+    }
+    unsigned char raw[12];
+    randombytes_buf(raw, sizeof raw);
+    sodium_bin2hex(req->request_id, sizeof req->request_id, raw, sizeof raw);
+}
+
+/* Reads at most HTTP_MAX_BODY + 1 bytes: enough to know a body is too big. */
+static int server_read_body(http_req *req, FCGX_Request *f)
+{
+    const char *cl = FCGX_GetParam("CONTENT_LENGTH", f->envp);
+    long long want = cl ? strtoll(cl, NULL, 10) : 0;
+    if (want <= 0)
+        return 0;
+    if (want > HTTP_MAX_BODY + 1)
+        want = HTTP_MAX_BODY + 1;
+    req->body = malloc((size_t)want + 1);
+    if (!req->body)
+        return -1;
+    int got = FCGX_GetStr(req->body, (int)want, f->in);
+    req->body_len = got > 0 ? (size_t)got : 0;
+    req->body[req->body_len] = '\0';
+    return 0;
+}
+
+static void server_handle(const route *table, size_t n, FCGX_Request *f)
+{
+    http_req req;
+    memset(&req, 0, sizeof req);
+    clock_gettime(CLOCK_MONOTONIC, &req.started);
+    req.fcgi = f;
+    req.method = FCGX_GetParam("REQUEST_METHOD", f->envp);
+    if (!req.method)
+        req.method = "GET";
+    server_request_id(&req);
+
+    const char *uri = FCGX_GetParam("REQUEST_URI", f->envp);
+    if (!uri)
+        uri = "/";
+    size_t plen = strcspn(uri, "?");
+    req.query = uri[plen] == '?' ? uri + plen + 1 : "";
+    req.path = malloc(plen + 1);
+    log_set_request(&req);
+
+    if (!req.path || server_read_body(&req, f) != 0) {
+        problem_internal(&req, "out of memory reading the request");
+    } else if (http_decode_path(uri, plen, req.path, plen + 1) != 0) {
+        req.path[0] = '\0';
+        problem_send(&req, 400, "bad_request", "The request path is not valid.");
+    } else {
+        route_dispatch(table, n, &req);
+    }
+    if (!req.status)
+        problem_internal(&req, "handler returned without a reply");
+
+    log_request(&req);
+    log_set_request(NULL);
+    json_object_put(req.json);
+    free(req.path);
+    free(req.body);
+    free(req.headers);
+}
+
+int server_run(const char *service, const route *table, size_t n, int (*init)(void))
+{
+    log_init(service, LOG_INFO);
+    if (config_load() != 0)
+        return 1;
+    log_init(service, log_level_parse(config_get("LOG_LEVEL", "info")));
+    if (sodium_init() < 0) {
+        log_error("sodium_init failed");
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    db_init();
+    const char *dir = config_get("JWT_PUBLIC_DIR", NULL);
+    if (!dir || token_load_public_dir(dir) <= 0)
+        log_error("no token verification keys loaded (JWT_PUBLIC_DIR=%s): every token will be refused",
+                  dir ? dir : "unset");
+    if (init && init() != 0) {
+        log_error("service init failed");
+        return 1;
+    }
+    if (FCGX_Init() != 0) {
+        log_error("FCGX_Init failed");
+        return 1;
+    }
+    FCGX_Request f;
+    if (FCGX_InitRequest(&f, 0, 0) != 0) {
+        log_error("FCGX_InitRequest failed");
+        return 1;
+    }
+    log_info("worker ready");
+    while (FCGX_Accept_r(&f) >= 0) {
+        server_handle(table, n, &f);
+        FCGX_Finish_r(&f);
+    }
+    db_close();
+    token_free_all();
+    config_free();
+    return 0;
+}

@@ -1,0 +1,44 @@
+/* token.h: ES256 access tokens (JWT).  Verification (every service) needs only
+ * the public key set; signing (auth only) needs the private key.  libjwt 1.10
+ * checks the signature only, so everything else (alg, kid, iss, aud, exp, nbf,
+ * claims present) is checked here. */
+#ifndef SHOP_TOKEN_H
+#define SHOP_TOKEN_H
+
+#include <stdint.h>
+#include <time.h>
+#include "http.h"
+
+#define TOKEN_ISSUER "shop-auth"
+#define TOKEN_AUDIENCE "shop"
+
+typedef struct token_claims {
+    int64_t user_id;
+    user_role role;
+    time_t iat, exp;
+    char jti[64];
+} token_claims;
+
+/* Loads every "<kid>.pem" public key in directory `dir` (the verification key
+ * set).  Returns the number of keys loaded, or -1. */
+int token_load_public_dir(const char *dir);
+
+/* Loads the signing key (PEM EC P-256 private key) and its kid.  Auth only. */
+int token_load_private(const char *pem_path, const char *kid);
+
+/* Verifies `jwt` at time `now`.  Returns 0 and fills *out, or -1. */
+int token_verify(const char *jwt, time_t now, token_claims *out);
+
+/* Signs an access token for user/role valid `ttl` seconds from now.
+ * Returns a malloc'd string or NULL. */
+char *token_sign(int64_t user_id, user_role role, time_t now, long ttl);
+
+/* The JWKS document ({"keys":[...]}) of the loaded public keys; caller frees. */
+json_object *token_jwks(void);
+
+const char *token_role_name(user_role r);
+user_role token_role_parse(const char *s);   /* USER_ANON when unknown */
+
+void token_free_all(void);
+
+#endif

@@ -1,0 +1,155 @@
+-- schema.sql: the three services' databases, and one DB user per service
+-- granted only its own database.  Idempotent: safe to load on every start.
+--
+-- The loader (scripts/stack, galera/bootstrap) sets the passwords first:
+--   SET @auth_pw='…', @product_pw='…', @order_pw='…', @monitor_pw='…';
+-- so no secret lives in this file.  Galera needs a primary key on every table
+-- and InnoDB; every table is utf8mb4.
+
+CREATE DATABASE IF NOT EXISTS shop_auth CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+CREATE DATABASE IF NOT EXISTS shop_product CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+CREATE DATABASE IF NOT EXISTS shop_order CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+
+-- ---------------------------------------------------------------- auth
+CREATE TABLE IF NOT EXISTS shop_auth.users (
+    id            BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    email         VARCHAR(254) NOT NULL,            -- as registered, trimmed
+    email_norm    VARCHAR(254) NOT NULL,            -- lower-cased: the identity
+    name          VARCHAR(200) NOT NULL DEFAULT '',
+    role          ENUM('customer','seller','admin') NOT NULL DEFAULT 'customer',
+    password_hash VARCHAR(255) NOT NULL,            -- Argon2id, crypto_pwhash_str
+    created_at    DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    UNIQUE KEY users_email_norm (email_norm)
+) ENGINE=InnoDB;
+
+-- One row per refresh token ever issued.  family_id ties together every token
+-- descended from one login, so reuse of a spent token revokes the family.
+CREATE TABLE IF NOT EXISTS shop_auth.refresh_tokens (
+    id          BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    token_hash  BINARY(32) NOT NULL,                -- SHA-256 of the token
+    family_id   BINARY(16) NOT NULL,
+    user_id     BIGINT UNSIGNED NOT NULL,
+    status      ENUM('active','used','revoked') NOT NULL DEFAULT 'active',
+    expires_at  DATETIME(3) NOT NULL,
+    created_at  DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    UNIQUE KEY refresh_tokens_hash (token_hash),
+    KEY refresh_tokens_family (family_id)
+) ENGINE=InnoDB;
+
+-- ---------------------------------------------------------------- product
+CREATE TABLE IF NOT EXISTS shop_product.products (
+    id          BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    sku         VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    name        VARCHAR(200) NOT NULL,              -- _ci collation: q is case-insensitive
+    description TEXT NOT NULL,
+    price_cents BIGINT NOT NULL,
+    currency    CHAR(3) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    stock       BIGINT NOT NULL DEFAULT 0,
+    status      ENUM('active','draft','archived') NOT NULL DEFAULT 'draft',
+    seller_id   BIGINT UNSIGNED NOT NULL,
+    version     BIGINT UNSIGNED NOT NULL DEFAULT 1,
+    created_at  DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    updated_at  DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    UNIQUE KEY products_sku (sku),
+    KEY products_status_id (status, id),            -- public list: keyset on id
+    KEY products_seller_id (seller_id, id),
+    CONSTRAINT products_stock_nonneg CHECK (stock >= 0)
+) ENGINE=InnoDB;
+
+-- Stock taken for an order, keyed by the order id so a repeated reserve is a
+-- no-op.  held -> confirmed (order placed) or released (failed/cancelled).
+CREATE TABLE IF NOT EXISTS shop_product.reservations (
+    order_id    BIGINT UNSIGNED NOT NULL PRIMARY KEY,
+    status      ENUM('held','confirmed','released') NOT NULL DEFAULT 'held',
+    created_at  DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    updated_at  DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    KEY reservations_status (status, created_at)
+) ENGINE=InnoDB;
+
+CREATE TABLE IF NOT EXISTS shop_product.reservation_items (
+    order_id    BIGINT UNSIGNED NOT NULL,
+    product_id  BIGINT UNSIGNED NOT NULL,
+    quantity    INT NOT NULL,
+    PRIMARY KEY (order_id, product_id)
+) ENGINE=InnoDB;
+
+-- ---------------------------------------------------------------- order
+-- pending and failed orders are internal states: never shown to clients.
+CREATE TABLE IF NOT EXISTS shop_order.orders (
+    id           BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    user_id      BIGINT UNSIGNED NOT NULL,
+    status       ENUM('pending','confirmed','cancelled','failed') NOT NULL DEFAULT 'pending',
+    -- what the product service holds for this order, as far as we know:
+    -- the sweep drives it to match status (confirmed->confirmed, else released)
+    stock_state  ENUM('none','held','confirmed','released') NOT NULL DEFAULT 'none',
+    total_cents  BIGINT NOT NULL DEFAULT 0,
+    currency     CHAR(3) CHARACTER SET ascii COLLATE ascii_bin NOT NULL DEFAULT '',
+    created_at   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    updated_at   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    KEY orders_user_id (user_id, id),
+    KEY orders_status_updated (status, updated_at)
+) ENGINE=InnoDB;
+
+CREATE TABLE IF NOT EXISTS shop_order.order_items (
+    order_id         BIGINT UNSIGNED NOT NULL,
+    line_no          INT NOT NULL,
+    product_id       BIGINT UNSIGNED NOT NULL,
+    sku              VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL DEFAULT '',
+    name             VARCHAR(200) NOT NULL DEFAULT '',
+    unit_price_cents BIGINT NOT NULL DEFAULT 0,
+    quantity         INT NOT NULL,
+    line_total_cents BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (order_id, line_no)
+) ENGINE=InnoDB;
+
+-- Idempotency-Key records, per user.  The first request inserts 'running';
+-- its final response is stored so a repeat with the same body replays it.
+CREATE TABLE IF NOT EXISTS shop_order.idempotency_keys (
+    user_id         BIGINT UNSIGNED NOT NULL,
+    idem_key        VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    request_hash    BINARY(32) NOT NULL,
+    status          ENUM('running','done') NOT NULL DEFAULT 'running',
+    response_status INT NOT NULL DEFAULT 0,
+    response_body   MEDIUMTEXT NULL,
+    order_id        BIGINT UNSIGNED NULL,
+    created_at      DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    updated_at      DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    PRIMARY KEY (user_id, idem_key)
+) ENGINE=InnoDB;
+
+-- Transactional outbox: events written in the same transaction as the state
+-- change, for a future message-queue relay.
+CREATE TABLE IF NOT EXISTS shop_order.outbox (
+    id          BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    event_type  VARCHAR(64) NOT NULL,
+    order_id    BIGINT UNSIGNED NOT NULL,
+    payload     TEXT NOT NULL,
+    created_at  DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)
+) ENGINE=InnoDB;
+
+-- ---------------------------------------------------------------- users
+-- Passwords come from the loader's session variables (see top).
+SET @s = CONCAT('CREATE USER IF NOT EXISTS shop_auth@''%'' IDENTIFIED BY ', QUOTE(@auth_pw));
+PREPARE s FROM @s; EXECUTE s; DEALLOCATE PREPARE s;
+SET @s = CONCAT('ALTER USER shop_auth@''%'' IDENTIFIED BY ', QUOTE(@auth_pw));
+PREPARE s FROM @s; EXECUTE s; DEALLOCATE PREPARE s;
+GRANT SELECT, INSERT, UPDATE, DELETE ON shop_auth.* TO shop_auth@'%';
+
+SET @s = CONCAT('CREATE USER IF NOT EXISTS shop_product@''%'' IDENTIFIED BY ', QUOTE(@product_pw));
+PREPARE s FROM @s; EXECUTE s; DEALLOCATE PREPARE s;
+SET @s = CONCAT('ALTER USER shop_product@''%'' IDENTIFIED BY ', QUOTE(@product_pw));
+PREPARE s FROM @s; EXECUTE s; DEALLOCATE PREPARE s;
+GRANT SELECT, INSERT, UPDATE, DELETE ON shop_product.* TO shop_product@'%';
+
+SET @s = CONCAT('CREATE USER IF NOT EXISTS shop_order@''%'' IDENTIFIED BY ', QUOTE(@order_pw));
+PREPARE s FROM @s; EXECUTE s; DEALLOCATE PREPARE s;
+SET @s = CONCAT('ALTER USER shop_order@''%'' IDENTIFIED BY ', QUOTE(@order_pw));
+PREPARE s FROM @s; EXECUTE s; DEALLOCATE PREPARE s;
+GRANT SELECT, INSERT, UPDATE, DELETE ON shop_order.* TO shop_order@'%';
+
+-- The health-check user: may connect and read status, nothing else.
+SET @s = CONCAT('CREATE USER IF NOT EXISTS shop_monitor@''%'' IDENTIFIED BY ', QUOTE(@monitor_pw));
+PREPARE s FROM @s; EXECUTE s; DEALLOCATE PREPARE s;
+SET @s = CONCAT('ALTER USER shop_monitor@''%'' IDENTIFIED BY ', QUOTE(@monitor_pw));
+PREPARE s FROM @s; EXECUTE s; DEALLOCATE PREPARE s;
+GRANT USAGE ON *.* TO shop_monitor@'%';

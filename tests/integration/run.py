@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""run.py: the integration test runner.  Starts one real stack (3 Galera
+nodes, 3 lighttpd hosts, HAProxy) on free ports in a temporary state
+directory, runs every test_* function of tests/integration/test_*.py (or
+ha_*.py with --ha), always stops the stack, and prints "N passed, N failed".
+
+  run.py [--ha] [--keep] [-k SUBSTRING]"""
+import argparse
+import importlib
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, HERE)
+import shop  # noqa: E402
+
+PORT_SPAN = 64   # scripts/stack uses SHOP_PORT_BASE .. +63
+
+
+def port_free(p):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("127.0.0.1", p))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def free_block():
+    for _ in range(200):
+        base = random.randrange(20000, 60000 - PORT_SPAN - 1)
+        if all(port_free(p) for p in range(base, base + PORT_SPAN + 1)):
+            return base
+    raise RuntimeError("no free port block")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ha", action="store_true", help="run the failure tests (ha_*.py)")
+    ap.add_argument("--keep", action="store_true", help="leave the stack running")
+    ap.add_argument("-k", default="", help="only tests whose name contains this")
+    args = ap.parse_args()
+
+    base = free_block()
+    state = tempfile.mkdtemp(prefix="shop-it-")
+    env = dict(os.environ,
+               SHOP_STATE_DIR=state,
+               SHOP_PORT_BASE=str(base),
+               SHOP_PORT=str(base + PORT_SPAN),
+               SHOP_RATE_LIMIT="100000",
+               SHOP_LOGIN_RATE_LIMIT="100000",
+               SHOP_ADMIN_EMAIL="admin@shop.test",
+               SHOP_ADMIN_PASSWORD="it-admin-password")
+    os.environ.update({k: v for k, v in env.items() if k.startswith("SHOP_")})
+    stack = os.path.join(REPO, "scripts", "stack")
+    passed, failed = 0, 0
+    try:
+        t0 = time.time()
+        r = subprocess.run([stack, "up"], env=env)
+        if r.returncode != 0:
+            print("stack failed to start; logs in", state)
+            subprocess.run(["sh", "-c", "tail -n 30 %s/*/*.log %s/*.log 2>/dev/null" % (state, state)])
+            print("0 passed, 1 failed")
+            return 1
+        print("stack up in %.0fs" % (time.time() - t0), flush=True)
+        shop.load_stack(state)
+        shop.STACK.update(SHOP_ADMIN_EMAIL=env["SHOP_ADMIN_EMAIL"],
+                          SHOP_ADMIN_PASSWORD=env["SHOP_ADMIN_PASSWORD"])
+        prefix = "ha_" if args.ha else "test_"
+        mods = sorted(f[:-3] for f in os.listdir(HERE)
+                      if f.startswith(prefix) and f.endswith(".py"))
+        for m in mods:
+            mod = importlib.import_module(m)
+            tests = [(n, getattr(mod, n)) for n in sorted(vars(mod))
+                     if n.startswith("test_") and callable(getattr(mod, n))]
+            tests.sort(key=lambda t: t[1].__code__.co_firstlineno)
+            for name, fn in tests:
+                full = "%s.%s" % (m, name)
+                if args.k not in full:
+                    continue
+                t1 = time.time()
+                try:
+                    fn()
+                    passed += 1
+                    print("ok    %-60s %5.1fs" % (full, time.time() - t1), flush=True)
+                except Exception:
+                    failed += 1
+                    print("FAIL  %s" % full, flush=True)
+                    traceback.print_exc()
+    finally:
+        if not args.keep:
+            subprocess.run([stack, "down"], env=env)
+            if failed == 0:
+                shutil.rmtree(state, ignore_errors=True)
+            else:
+                print("state and logs kept in", state)
+        else:
+            print("stack left running; state in", state)
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed or not passed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""shop.py: the integration tests' client.  Talks to the stack only as a client
+would (HTTP through the edge), plus the few operator handles a failure test
+needs (stack.env: ports, sockets).  Python stdlib only."""
+import http.client
+import json
+import os
+import subprocess
+import threading
+import time
+import urllib.parse
+import uuid
+
+STACK = {}          # filled by run.py from $SHOP_STATE_DIR/stack.env
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+class Resp:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers          # dict, lower-case names
+        self.body = body                # raw bytes
+        try:
+            self.json = json.loads(body) if body else None
+        except ValueError:
+            self.json = None
+
+    def header(self, name):
+        return self.headers.get(name.lower())
+
+    def __repr__(self):
+        return "<%d %s>" % (self.status, self.body[:300])
+
+
+def load_stack(state_dir):
+    STACK.clear()
+    with open(os.path.join(state_dir, "stack.env")) as f:
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith("#") and "=" in line:
+                k, v = line.split("=", 1)
+                STACK[k] = v.strip().strip("'\"")
+    STACK["SHOP_STATE_DIR"] = state_dir
+
+
+def call(method, path, body=None, token=None, headers=None, raw=None,
+         base=None, timeout=30):
+    """One HTTP request to the edge (or `base`).  `body` is JSON-encoded with
+    Content-Type application/json unless `raw` (bytes) is given instead."""
+    url = urllib.parse.urlsplit(base or STACK["SHOP_URL"])
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=timeout)
+    hdrs = {}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        hdrs["Content-Type"] = "application/json"
+    if raw is not None:
+        data = raw
+    if token:
+        hdrs["Authorization"] = "Bearer " + token
+    hdrs.update(headers or {})
+    try:
+        conn.request(method, path, body=data, headers=hdrs)
+        r = conn.getresponse()
+        return Resp(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+    finally:
+        conn.close()
+
+
+def unique_email(prefix="user"):
+    return "%s-%s@example.test" % (prefix, uuid.uuid4().hex[:12])
+
+
+def unique(prefix="x"):
+    return "%s-%s" % (prefix, uuid.uuid4().hex[:12])
+
+
+PASSWORD = "correct horse battery"
+
+
+def register(email=None, password=PASSWORD, name=None):
+    email = email or unique_email()
+    body = {"email": email, "password": password}
+    if name is not None:
+        body["name"] = name
+    r = call("POST", "/auth/register", body)
+    assert r.status == 201, r
+    return r.json
+
+
+def login(email, password=PASSWORD):
+    r = call("POST", "/auth/login", {"email": email, "password": password})
+    assert r.status == 200, r
+    return r.json
+
+
+def admin_token():
+    """Access token of the stack's admin (cached: logins cost an Argon2id hash)."""
+    cache = STACK.get("_admin_token")
+    if cache and cache[1] > time.time() + 60:
+        return cache[0]
+    t = login(STACK["SHOP_ADMIN_EMAIL"], STACK["SHOP_ADMIN_PASSWORD"])
+    STACK["_admin_token"] = (t["access_token"], time.time() + t["expires_in"])
+    return t["access_token"]
+
+
+def new_user(role="customer"):
+    """Registers a user, gives it `role` (via the admin), logs in.
+    Returns (user dict, access token)."""
+    u = register()
+    if role != "customer":
+        r = call("PATCH", "/auth/users/%d" % u["id"], {"role": role},
+                 token=admin_token())
+        assert r.status == 200, r
+    t = login(u["email"])
+    return t["user"], t["access_token"]
+
+
+def new_product(token, **fields):
+    """Creates an active product (defaults overridable).  Returns its JSON."""
+    body = {"sku": unique("sku"), "name": "Test product", "price_cents": 1250,
+            "currency": "EUR", "stock": 10, "status": "active"}
+    body.update(fields)
+    r = call("POST", "/products", body, token=token)
+    assert r.status == 201, r
+    return r.json
+
+
+def parallel(n, fn):
+    """Runs fn(i) in n threads at once; returns the results in order."""
+    out = [None] * n
+    barrier = threading.Barrier(n)
+
+    def run(i):
+        barrier.wait()
+        try:
+            out[i] = fn(i)
+        except Exception as e:          # surfaced to the caller's asserts
+            out[i] = e
+    ts = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return out
+
+
+def stack(*args, check=True):
+    """Runs scripts/stack with the test stack's environment."""
+    env = dict(os.environ)
+    env.update({k: v for k, v in STACK.items() if k.startswith("SHOP_") and isinstance(v, str)})
+    return subprocess.run([os.path.join(REPO, "scripts", "stack")] + list(args),
+                          env=env, check=check, capture_output=True, text=True)
+
+
+def sql(query, node=1):
+    """Runs SQL as root on Galera node `node` (1-based) through its unix socket;
+    returns rows as lists of strings.  For invariant checks only."""
+    sock = STACK["SHOP_ROOT_SOCKETS"].split()[node - 1]
+    out = subprocess.run(["mariadb", "-uroot", "--socket=" + sock, "-N", "-B", "-e", query],
+                         check=True, capture_output=True, text=True).stdout
+    return [line.split("\t") for line in out.splitlines()]
+
+
+def assert_problem(r, status, code=None):
+    """Asserts r is a problem+json response with this status (and code)."""
+    assert r.status == status, "expected %d, got %r" % (status, r)
+    ct = r.header("content-type") or ""
+    assert ct.startswith("application/problem+json"), ct
+    assert r.json and r.json.get("status") == status, r
+    for k in ("title", "code", "request_id"):
+        assert k in r.json, (k, r)
+    if code:
+        assert r.json["code"] == code, "expected code %s, got %r" % (code, r)
