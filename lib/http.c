@@ -26,9 +26,7 @@ const char *http_header(const http_req *req, const char *name)
     for (const char *p = name; *p && n < sizeof key - 1; p++)
         key[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
     key[n] = '\0';
-    if (!req->fcgi)
-        return NULL;
-    return FCGX_GetParam(key, ((FCGX_Request *)req->fcgi)->envp);
+    return req->env ? FCGX_GetParam(key, req->env) : NULL;
 }
 
 static int hexval(int c)
@@ -122,8 +120,11 @@ static int http_send(http_req *req, int status, const char *ctype, const char *b
         return req->status;
     }
     req->status = status;
-    if (!f)
+    if (!f) {
+        free(req->sent);
+        req->sent = strndup(body ? body : "", len);
         return status;
+    }
     FCGX_FPrintF(f->out, "Status: %d %s\r\nX-Request-ID: %s\r\n", status,
                  problem_title(status), req->request_id);
     if (ctype)

@@ -29,7 +29,8 @@ typedef struct http_auth {
 } http_auth;
 
 typedef struct http_req {
-    void *fcgi;                 /* FCGX_Request *, opaque to handlers */
+    void *fcgi;                 /* FCGX_Request *, opaque to handlers; NULL in unit tests */
+    char **env;                 /* CGI parameters ("HTTP_IF_MATCH=..."), NULL-terminated */
     const char *method;         /* "GET", "POST", ... */
     char *path;                 /* decoded path, no query string */
     const char *query;          /* raw query string, "" when absent */
@@ -43,6 +44,7 @@ typedef struct http_req {
     int status;                 /* status sent, 0 until a reply is written */
     char *headers;              /* extra response headers, "Name: value\r\n"... */
     size_t headers_len;
+    char *sent;                 /* without a FastCGI stream (unit tests): the body sent */
 } http_req;
 
 /* The value of request header `name` (case-insensitive, e.g. "If-Match"), or NULL. */

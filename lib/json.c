@@ -8,9 +8,40 @@
 
 #include "json.h"
 
+/* json-c's strict mode still takes 'single-quoted' strings and NaN or
+ * Infinity; RFC 8259 does not.  Outside strings, only structural characters,
+ * numbers and the words true, false and null may appear. */
+static bool json_lexically_valid(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '"') {
+            for (i++; i < n && s[i] != '"'; i++)
+                if (s[i] == '\\')
+                    i++;
+            continue;
+        }
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
+            size_t start = i;
+            while (i + 1 < n && ((s[i + 1] >= 'a' && s[i + 1] <= 'z') || (s[i + 1] >= 'A' && s[i + 1] <= 'Z')))
+                i++;
+            size_t wl = i - start + 1;
+            bool word = (wl == 4 && (!memcmp(s + start, "true", 4) || !memcmp(s + start, "null", 4))) ||
+                        (wl == 5 && !memcmp(s + start, "false", 5)) ||
+                        (wl == 1 && (c == 'e' || c == 'E'));  /* exponent */
+            if (!word)
+                return false;
+            continue;
+        }
+        if (!strchr("{}[],:-+.0123456789 \t\r\n", c) || c == '\0')
+            return false;
+    }
+    return true;
+}
+
 json_object *json_parse_strict(const char *text, size_t len)
 {
-    if (!text || len == 0 || len > (size_t)INT32_MAX)
+    if (!text || len == 0 || len > (size_t)INT32_MAX || !json_lexically_valid(text, len))
         return NULL;
     struct json_tokener *tok = json_tokener_new_ex(32);
     if (!tok)

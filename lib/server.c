@@ -53,6 +53,7 @@ static void server_handle(const route *table, size_t n, FCGX_Request *f)
     memset(&req, 0, sizeof req);
     clock_gettime(CLOCK_MONOTONIC, &req.started);
     req.fcgi = f;
+    req.env = f->envp;
     req.method = FCGX_GetParam("REQUEST_METHOD", f->envp);
     if (!req.method)
         req.method = "GET";
@@ -83,6 +84,7 @@ static void server_handle(const route *table, size_t n, FCGX_Request *f)
     free(req.path);
     free(req.body);
     free(req.headers);
+    free(req.sent);
 }
 
 int server_run(const char *service, const route *table, size_t n, int (*init)(void))

@@ -1,0 +1,262 @@
+/* test_http.c: request accessors, reply helpers and route walk (404, 405 +
+ * Allow, 401, body errors) on requests built in memory, as the FastCGI loop
+ * would build them. */
+#include <stdlib.h>
+#include <string.h>
+#include <CUnit/Basic.h>
+#include "json.h"
+#include "problem.h"
+#include "route.h"
+
+static json_object *sent_json(const http_req *r)
+{
+    return r->sent ? json_parse_strict(r->sent, strlen(r->sent)) : NULL;
+}
+
+static const char *sent_code(const http_req *r, char *buf, size_t n)
+{
+    json_object *o = sent_json(r), *c;
+    buf[0] = '\0';
+    if (o && json_object_object_get_ex(o, "code", &c))
+        snprintf(buf, n, "%s", json_object_get_string(c));
+    json_object_put(o);
+    return buf;
+}
+
+static void req_init(http_req *r, const char *method, const char *path, char **env)
+{
+    memset(r, 0, sizeof *r);
+    r->method = method;
+    r->path = strdup(path);
+    r->query = "";
+    r->env = env;
+    strcpy(r->request_id, "test-req-1");
+}
+
+static void req_done(http_req *r)
+{
+    free(r->path);
+    free(r->headers);
+    free(r->sent);
+    json_object_put(r->json);
+}
+
+static void test_query(void)
+{
+    http_req r;
+    req_init(&r, "GET", "/", NULL);
+    r.query = "limit=20&q=red%20shoe&empty=&flag&plus=a+b&bad=%zz";
+    char buf[32];
+    CU_ASSERT_EQUAL(http_query(&r, "limit", buf, sizeof buf), 1);
+    CU_ASSERT_STRING_EQUAL(buf, "20");
+    CU_ASSERT_EQUAL(http_query(&r, "q", buf, sizeof buf), 1);
+    CU_ASSERT_STRING_EQUAL(buf, "red shoe");
+    CU_ASSERT_EQUAL(http_query(&r, "empty", buf, sizeof buf), 1);
+    CU_ASSERT_STRING_EQUAL(buf, "");
+    CU_ASSERT_EQUAL(http_query(&r, "flag", buf, sizeof buf), 1);
+    CU_ASSERT_EQUAL(http_query(&r, "plus", buf, sizeof buf), 1);
+    CU_ASSERT_STRING_EQUAL(buf, "a b");
+    CU_ASSERT_EQUAL(http_query(&r, "bad", buf, sizeof buf), -1);
+    CU_ASSERT_EQUAL(http_query(&r, "lim", buf, sizeof buf), 0);
+    CU_ASSERT_EQUAL(http_query(&r, "q", buf, 4), -1);   /* too long for buf */
+    req_done(&r);
+}
+
+static void test_request_id(void)
+{
+    CU_ASSERT_TRUE(http_request_id_valid("abc-DEF_1.2"));
+    CU_ASSERT_FALSE(http_request_id_valid(""));
+    CU_ASSERT_FALSE(http_request_id_valid(NULL));
+    CU_ASSERT_FALSE(http_request_id_valid("has space"));
+    CU_ASSERT_FALSE(http_request_id_valid("semi;colon"));
+    char id[130];
+    memset(id, 'a', 128);
+    id[128] = '\0';
+    CU_ASSERT_TRUE(http_request_id_valid(id));
+    id[128] = 'a';
+    id[129] = '\0';
+    CU_ASSERT_FALSE(http_request_id_valid(id));
+}
+
+static void test_headers_from_env(void)
+{
+    char *env[] = {"HTTP_IF_MATCH=\"3\"", "CONTENT_TYPE=application/json", NULL};
+    http_req r;
+    req_init(&r, "GET", "/", env);
+    CU_ASSERT_STRING_EQUAL(http_header(&r, "If-Match"), "\"3\"");
+    CU_ASSERT_STRING_EQUAL(http_header(&r, "content-type"), "application/json");
+    CU_ASSERT_PTR_NULL(http_header(&r, "Authorization"));
+    http_add_header(&r, "X-Test", "a\r\nInjected: yes");
+    CU_ASSERT_PTR_NULL(strstr(r.headers, "\r\nInjected"));
+    req_done(&r);
+}
+
+static void test_format_time(void)
+{
+    char buf[32];
+    http_format_time(1795980600, buf, sizeof buf);
+    CU_ASSERT_STRING_EQUAL(buf, "2026-11-29T19:30:00Z");
+}
+
+static void test_route_match(void)
+{
+    int64_t id = 0;
+    CU_ASSERT_TRUE(route_match("/products", "/products", &id));
+    CU_ASSERT_FALSE(route_match("/products", "/products/", &id));
+    CU_ASSERT_TRUE(route_match("/products/{id}/stock", "/products/42/stock", &id));
+    CU_ASSERT_EQUAL(id, 42);
+    CU_ASSERT_FALSE(route_match("/products/{id}", "/products/0", &id));
+    CU_ASSERT_FALSE(route_match("/products/{id}", "/products/007", &id));
+    CU_ASSERT_FALSE(route_match("/products/{id}", "/products/abc", &id));
+    CU_ASSERT_FALSE(route_match("/products/{id}", "/products/12a", &id));
+    CU_ASSERT_FALSE(route_match("/products/{id}", "/products/1234567890123456789", &id));
+}
+
+static int handled;
+static int ok_handler(http_req *r)
+{
+    handled++;
+    return http_reply_json(r, 200, json_object_new_object());
+}
+
+static const route table[] = {
+    {"GET", "/things", ROUTE_PUBLIC, false, ok_handler},
+    {"POST", "/things", ROUTE_USER, true, ok_handler},
+    {"GET", "/things/{id}", ROUTE_PUBLIC, false, ok_handler},
+    {"PATCH", "/things/{id}", ROUTE_PUBLIC, true, ok_handler},
+    {"DELETE", "/things/{id}", ROUTE_ADMIN, false, ok_handler},
+};
+#define NROUTES (sizeof table / sizeof table[0])
+
+static int dispatch(const char *method, const char *path, char **env, const char *body,
+                    char *code, size_t n)
+{
+    http_req r;
+    req_init(&r, method, path, env);
+    if (body) {
+        r.body = (char *)body;
+        r.body_len = strlen(body);
+    }
+    int status = route_dispatch(table, NROUTES, &r);
+    sent_code(&r, code, n);
+    if (status == 405)
+        CU_ASSERT_PTR_NOT_NULL(r.headers && strstr(r.headers, "Allow: GET, PATCH, DELETE\r\n"));
+    if (status == 401)
+        CU_ASSERT_PTR_NOT_NULL(r.headers && strstr(r.headers, "WWW-Authenticate: Bearer"));
+    r.body = NULL;
+    req_done(&r);
+    return status;
+}
+
+static void test_route_walk(void)
+{
+    char code[64];
+    char *json_env[] = {"CONTENT_TYPE=application/json; charset=UTF-8", NULL};
+    char *patch_env[] = {"CONTENT_TYPE=application/merge-patch+json", NULL};
+    char *text_env[] = {"CONTENT_TYPE=text/plain", NULL};
+    char *latin_env[] = {"CONTENT_TYPE=application/json; charset=latin1", NULL};
+    char *bad_auth[] = {"HTTP_AUTHORIZATION=Bearer not.a.token", NULL};
+    char *basic_auth[] = {"HTTP_AUTHORIZATION=Basic dXNlcjpwYXNz", NULL};
+
+    handled = 0;
+    CU_ASSERT_EQUAL(dispatch("GET", "/things", NULL, NULL, code, sizeof code), 200);
+    CU_ASSERT_EQUAL(dispatch("GET", "/nothing", NULL, NULL, code, sizeof code), 404);
+    CU_ASSERT_STRING_EQUAL(code, "not_found");
+    CU_ASSERT_EQUAL(dispatch("PUT", "/things/5", NULL, NULL, code, sizeof code), 405);
+    CU_ASSERT_STRING_EQUAL(code, "method_not_allowed");
+    CU_ASSERT_EQUAL(dispatch("POST", "/things", json_env, "{}", code, sizeof code), 401);
+    CU_ASSERT_STRING_EQUAL(code, "unauthorized");
+    CU_ASSERT_EQUAL(dispatch("GET", "/things", bad_auth, NULL, code, sizeof code), 401);
+    CU_ASSERT_EQUAL(dispatch("GET", "/things", basic_auth, NULL, code, sizeof code), 401);
+    CU_ASSERT_EQUAL(dispatch("DELETE", "/things/5", NULL, NULL, code, sizeof code), 401);
+    CU_ASSERT_EQUAL(handled, 1);
+
+    CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", json_env, "{\"a\":1}", code, sizeof code), 200);
+    CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", patch_env, "{\"a\":1}", code, sizeof code), 200);
+    CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", text_env, "{\"a\":1}", code, sizeof code), 415);
+    CU_ASSERT_STRING_EQUAL(code, "unsupported_media_type");
+    CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", latin_env, "{\"a\":1}", code, sizeof code), 415);
+    CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", NULL, "{\"a\":1}", code, sizeof code), 415);
+    CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", json_env, "{\"a\":", code, sizeof code), 400);
+    CU_ASSERT_STRING_EQUAL(code, "malformed_json");
+    CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", json_env, "", code, sizeof code), 400);
+    CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", json_env, "[1,2]", code, sizeof code), 422);
+    CU_ASSERT_STRING_EQUAL(code, "validation_failed");
+
+    char *big = malloc(HTTP_MAX_BODY + 2);
+    memset(big, ' ', HTTP_MAX_BODY + 1);
+    big[0] = '{';
+    big[HTTP_MAX_BODY] = '}';
+    big[HTTP_MAX_BODY + 1] = '\0';
+    CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", json_env, big, code, sizeof code), 413);
+    CU_ASSERT_STRING_EQUAL(code, "payload_too_large");
+    free(big);
+    CU_ASSERT_EQUAL(handled, 3);
+}
+
+static void test_problem_body(void)
+{
+    http_req r;
+    req_init(&r, "GET", "/x", NULL);
+    json_object *extra = json_object_new_object();
+    json_object_object_add(extra, "items", json_object_new_array());
+    CU_ASSERT_EQUAL(problem_send_extra(&r, 409, "insufficient_stock", "short", extra), 409);
+    json_object *o = sent_json(&r), *v;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    CU_ASSERT_TRUE(json_object_object_get_ex(o, "status", &v) && json_object_get_int(v) == 409);
+    CU_ASSERT_TRUE(json_object_object_get_ex(o, "title", &v) &&
+                   strcmp(json_object_get_string(v), "Conflict") == 0);
+    CU_ASSERT_TRUE(json_object_object_get_ex(o, "request_id", &v) &&
+                   strcmp(json_object_get_string(v), "test-req-1") == 0);
+    CU_ASSERT_TRUE(json_object_object_get_ex(o, "items", &v));
+    CU_ASSERT_TRUE(json_object_object_get_ex(o, "type", &v));
+    json_object_put(o);
+    req_done(&r);
+
+    req_init(&r, "GET", "/x", NULL);
+    CU_ASSERT_EQUAL(problem_internal(&r, "SELECT secret FROM t"), 500);
+    CU_ASSERT_PTR_NULL(strstr(r.sent, "SELECT"));
+    req_done(&r);
+
+    req_init(&r, "GET", "/x", NULL);
+    CU_ASSERT_EQUAL(problem_unavailable(&r, NULL), 503);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.headers, "Retry-After: "));
+    req_done(&r);
+
+    req_init(&r, "GET", "/x", NULL);
+    json_object *errs = json_object_new_array();
+    json_add_error(errs, "price_cents", "must be an integer");
+    CU_ASSERT_EQUAL(problem_invalid(&r, errs), 422);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.sent, "\"field\":\"price_cents\""));
+    req_done(&r);
+}
+
+static void test_reply_once(void)
+{
+    http_req r;
+    req_init(&r, "GET", "/x", NULL);
+    CU_ASSERT_EQUAL(http_reply_empty(&r, 204), 204);
+    CU_ASSERT_EQUAL(http_reply_json(&r, 200, json_object_new_object()), 204);
+    CU_ASSERT_EQUAL(r.status, 204);
+    req_done(&r);
+}
+
+int main(void)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 1;
+    CU_pSuite s = CU_add_suite("http", NULL, NULL);
+    CU_add_test(s, "query parameters", test_query);
+    CU_add_test(s, "request id", test_request_id);
+    CU_add_test(s, "headers from env", test_headers_from_env);
+    CU_add_test(s, "format time", test_format_time);
+    CU_add_test(s, "route match", test_route_match);
+    CU_add_test(s, "route walk", test_route_walk);
+    CU_add_test(s, "problem body", test_problem_body);
+    CU_add_test(s, "reply once", test_reply_once);
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned failed = CU_get_number_of_failures();
+    CU_cleanup_registry();
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,137 @@
+/* test_json.c: strict JSON reading, as a handler uses it: parse a body,
+ * validate fields, collect every error for one 422. */
+#include <string.h>
+#include <CUnit/Basic.h>
+#include "json.h"
+
+static json_object *parse(const char *s)
+{
+    return json_parse_strict(s, strlen(s));
+}
+
+static const char *first_field(json_object *errs)
+{
+    json_object *e = json_object_array_get_idx(errs, 0), *f;
+    return e && json_object_object_get_ex(e, "field", &f) ? json_object_get_string(f) : "";
+}
+
+static void test_parse_accepts_valid_and_rejects_malformed(void)
+{
+    json_object *o = parse(" {\"a\": [1, 2.5, \"x\", true, null]} \n");
+    CU_ASSERT_PTR_NOT_NULL(o);
+    json_object_put(o);
+    CU_ASSERT_PTR_NULL(parse("{\"a\": 1"));
+    CU_ASSERT_PTR_NULL(parse("{\"a\": 1} trailing"));
+    CU_ASSERT_PTR_NULL(parse("{'a': 1}"));
+    CU_ASSERT_PTR_NULL(parse("{\"a\": 1,}"));
+    CU_ASSERT_PTR_NULL(parse(""));
+    CU_ASSERT_PTR_NULL(parse("{\"a\": NaN}"));
+    CU_ASSERT_PTR_NULL(parse("{\"a\": nan}"));
+    CU_ASSERT_PTR_NULL(parse("{\"a\": -Infinity}"));
+    CU_ASSERT_PTR_NULL(parse("{\"a\": True}"));
+    o = parse("{\"it's\": \"NaN e \\\" 'q'\", \"n\": -1.5e+3}");
+    CU_ASSERT_PTR_NOT_NULL(o);
+    json_object_put(o);
+}
+
+static void test_parse_limits_depth(void)
+{
+    char deep[200];
+    memset(deep, '[', 100);
+    memset(deep + 100, ']', 100);
+    CU_ASSERT_PTR_NULL(json_parse_strict(deep, sizeof deep));
+}
+
+static void test_get_int_is_strict(void)
+{
+    json_object *o = parse("{\"i\": 7, \"f\": 1.5, \"one\": 1.0, \"s\": \"1\", \"b\": true, "
+                           "\"big\": 99999999999999999999, \"neg\": -3}");
+    json_object *errs = json_object_new_array();
+    int64_t v = 0;
+    CU_ASSERT_EQUAL(json_get_int(o, "i", 0, 10, true, &v, errs), JSON_OK);
+    CU_ASSERT_EQUAL(v, 7);
+    CU_ASSERT_EQUAL(json_object_array_length(errs), 0);
+    CU_ASSERT_EQUAL(json_get_int(o, "f", 0, 10, true, &v, errs), JSON_BAD);
+    CU_ASSERT_EQUAL(json_get_int(o, "one", 0, 10, true, &v, errs), JSON_BAD);
+    CU_ASSERT_EQUAL(json_get_int(o, "s", 0, 10, true, &v, errs), JSON_BAD);
+    CU_ASSERT_EQUAL(json_get_int(o, "b", 0, 10, true, &v, errs), JSON_BAD);
+    CU_ASSERT_EQUAL(json_get_int(o, "big", 0, INT64_MAX - 1, true, &v, errs), JSON_BAD);
+    CU_ASSERT_EQUAL(json_get_int(o, "neg", 0, 10, true, &v, errs), JSON_BAD);
+    CU_ASSERT_EQUAL(json_object_array_length(errs), 6);
+    CU_ASSERT_STRING_EQUAL(first_field(errs), "f");
+    json_object_put(errs);
+    json_object_put(o);
+}
+
+static void test_get_int_absent_and_null(void)
+{
+    json_object *o = parse("{\"n\": null}");
+    json_object *errs = json_object_new_array();
+    int64_t v = 42;
+    CU_ASSERT_EQUAL(json_get_int(o, "missing", 0, 10, false, &v, errs), JSON_ABSENT);
+    CU_ASSERT_EQUAL(json_get_int(o, "n", 0, 10, false, &v, errs), JSON_ABSENT);
+    CU_ASSERT_EQUAL(v, 42);
+    CU_ASSERT_EQUAL(json_object_array_length(errs), 0);
+    CU_ASSERT_EQUAL(json_get_int(o, "missing", 0, 10, true, &v, errs), JSON_ABSENT);
+    CU_ASSERT_EQUAL(json_object_array_length(errs), 1);
+    CU_ASSERT_STRING_EQUAL(first_field(errs), "missing");
+    json_object_put(errs);
+    json_object_put(o);
+}
+
+static void test_get_str_counts_characters(void)
+{
+    /* "é" is two bytes but one character. */
+    json_object *o = parse("{\"name\": \"\xc3\xa9t\xc3\xa9\", \"num\": 3, \"empty\": \"\"}");
+    json_object *errs = json_object_new_array();
+    const char *s = NULL;
+    CU_ASSERT_EQUAL(json_get_str(o, "name", 1, 3, true, &s, errs), JSON_OK);
+    CU_ASSERT_STRING_EQUAL(s, "\xc3\xa9t\xc3\xa9");
+    CU_ASSERT_EQUAL(json_get_str(o, "name", 1, 2, true, &s, errs), JSON_BAD);
+    CU_ASSERT_EQUAL(json_get_str(o, "num", 0, 10, true, &s, errs), JSON_BAD);
+    CU_ASSERT_EQUAL(json_get_str(o, "empty", 1, 10, true, &s, errs), JSON_BAD);
+    CU_ASSERT_EQUAL(json_object_array_length(errs), 3);
+    json_object_put(errs);
+    json_object_put(o);
+}
+
+static void test_utf8_len(void)
+{
+    CU_ASSERT_EQUAL(json_utf8_len("abc", 3), 3);
+    CU_ASSERT_EQUAL(json_utf8_len("\xe2\x82\xac", 3), 1);          /* euro sign */
+    CU_ASSERT_EQUAL(json_utf8_len("\xf0\x9f\x98\x80", 4), 1);      /* emoji */
+    CU_ASSERT_EQUAL(json_utf8_len("\xc0\xaf", 2), -1);             /* overlong */
+    CU_ASSERT_EQUAL(json_utf8_len("\xed\xa0\x80", 3), -1);         /* surrogate */
+    CU_ASSERT_EQUAL(json_utf8_len("\xe2\x82", 2), -1);             /* truncated */
+}
+
+static void test_check_fields_names_unknown(void)
+{
+    static const char *const allowed[] = {"sku", "name", NULL};
+    json_object *o = parse("{\"sku\": \"a\", \"name\": \"b\", \"stock\": 1, \"x\": 2}");
+    json_object *errs = json_object_new_array();
+    CU_ASSERT_EQUAL(json_check_fields(o, allowed, errs), 2);
+    CU_ASSERT_EQUAL(json_object_array_length(errs), 2);
+    CU_ASSERT_STRING_EQUAL(first_field(errs), "stock");
+    json_object_put(errs);
+    json_object_put(o);
+}
+
+int main(void)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 1;
+    CU_pSuite s = CU_add_suite("json", NULL, NULL);
+    CU_add_test(s, "parse accepts valid, rejects malformed", test_parse_accepts_valid_and_rejects_malformed);
+    CU_add_test(s, "parse limits depth", test_parse_limits_depth);
+    CU_add_test(s, "get_int is strict", test_get_int_is_strict);
+    CU_add_test(s, "get_int absent and null", test_get_int_absent_and_null);
+    CU_add_test(s, "get_str counts characters", test_get_str_counts_characters);
+    CU_add_test(s, "utf8_len", test_utf8_len);
+    CU_add_test(s, "check_fields names unknown", test_check_fields_names_unknown);
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned failed = CU_get_number_of_failures();
+    CU_cleanup_registry();
+    return failed ? 1 : 0;
+}
