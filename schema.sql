@@ -66,10 +66,18 @@ CREATE TABLE IF NOT EXISTS shop_product.reservations (
     KEY reservations_status (status, created_at)
 ) ENGINE=InnoDB;
 
+-- One row per reserved line.  The sale data (sku, name, price, currency) is
+-- copied at reserve time so a repeated reserve answers exactly what the first
+-- one did, whatever edits happened since; line_no keeps the request's order.
 CREATE TABLE IF NOT EXISTS shop_product.reservation_items (
-    order_id    BIGINT UNSIGNED NOT NULL,
-    product_id  BIGINT UNSIGNED NOT NULL,
-    quantity    INT NOT NULL,
+    order_id         BIGINT UNSIGNED NOT NULL,
+    product_id       BIGINT UNSIGNED NOT NULL,
+    line_no          INT NOT NULL DEFAULT 0,
+    quantity         INT NOT NULL,
+    sku              VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL DEFAULT '',
+    name             VARCHAR(200) NOT NULL DEFAULT '',
+    unit_price_cents BIGINT NOT NULL DEFAULT 0,
+    currency         CHAR(3) CHARACTER SET ascii COLLATE ascii_bin NOT NULL DEFAULT '',
     PRIMARY KEY (order_id, product_id)
 ) ENGINE=InnoDB;
 

@@ -1,0 +1,707 @@
+/* handlers.c: the product service's endpoints.  Each handler parses and
+ * validates its input, decides who may do what, calls the store and answers;
+ * the policy lives here, the SQL in store.c.
+ *
+ * Who sees what: active products are public; drafts and archived ones are
+ * visible only to their seller (role seller) and to admins; someone else's
+ * invisible product is 404 exactly like a missing one, someone else's visible
+ * one is 403 for writes.  For writes the store runs the policy (write_guard)
+ * on the row it has locked, so ownership and If-Match are judged against the
+ * same version the write then replaces. */
+#include "handlers.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sodium.h>
+
+#include "db.h"
+#include "json.h"
+#include "log.h"
+#include "problem.h"
+
+#define PRICE_MAX 100000000000LL      /* 10^11 minor units */
+#define STOCK_MAX 1000000000LL        /* 10^9 */
+#define RESERVE_LINES_MAX 100
+#define RESERVE_QTY_MAX 1000000
+
+/* Guard results: what a write's policy check found on the locked row. */
+enum {
+    GUARD_NOT_FOUND = STORE_GUARD_MIN - 1,
+    GUARD_FORBIDDEN = STORE_GUARD_MIN - 2,
+    GUARD_PRECONDITION_REQUIRED = STORE_GUARD_MIN - 3,
+    GUARD_PRECONDITION_FAILED = STORE_GUARD_MIN - 4,
+};
+
+/* ------------------------------------------------------------ pure helpers */
+
+void product_cursor_encode(int64_t id, char *buf, size_t n)
+{
+    char digits[24];
+    int len = snprintf(digits, sizeof digits, "%" PRId64, id);
+    sodium_bin2base64(buf, n, (const unsigned char *)digits, (size_t)len,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+bool product_cursor_decode(const char *s, int64_t *id)
+{
+    unsigned char raw[24];
+    size_t len = 0;
+    const char *end = NULL;
+    if (!s || !*s || strlen(s) > 32)
+        return false;
+    if (sodium_base642bin(raw, sizeof raw - 1, s, strlen(s), NULL, &len, &end,
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+        *end != '\0' || len == 0 || len > 18 || raw[0] == '0')
+        return false;
+    int64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (raw[i] < '0' || raw[i] > '9')
+            return false;
+        v = v * 10 + (raw[i] - '0');
+    }
+    char again[33];
+    product_cursor_encode(v, again, sizeof again);
+    if (strcmp(again, s) != 0)    /* non-canonical spelling of the same bytes */
+        return false;
+    *id = v;
+    return true;
+}
+
+bool product_etag_matches(const char *h, int64_t version, bool weak)
+{
+    char want[24];
+    int wl = snprintf(want, sizeof want, "%" PRId64, version);
+    if (!h)
+        return false;
+    for (;;) {
+        while (*h == ' ' || *h == '\t' || *h == ',')
+            h++;
+        if (*h == '\0')
+            return false;
+        if (*h == '*')
+            return true;
+        bool is_weak = strncmp(h, "W/", 2) == 0;
+        if (is_weak)
+            h += 2;
+        if (*h != '"')
+            return false;                       /* malformed: matches nothing */
+        const char *close = strchr(h + 1, '"');
+        if (!close)
+            return false;
+        size_t len = (size_t)(close - h - 1);
+        if ((weak || !is_weak) && len == (size_t)wl && memcmp(h + 1, want, len) == 0)
+            return true;
+        h = close + 1;
+    }
+}
+
+bool product_plan_list(user_role role, int64_t me, product_query *q)
+{
+    bool want_active = q->status && strcmp(q->status, "active") == 0;
+    q->viewer_id = 0;
+    if (role == USER_ADMIN) {
+        q->vis = VIS_ALL;
+        return true;
+    }
+    if (role != USER_SELLER || want_active || (q->seller_id && q->seller_id != me)) {
+        /* Only active rows can show: someone else's, or an explicit filter. */
+        q->vis = VIS_ACTIVE;
+        if (q->status && !want_active)
+            return false;
+        q->status = NULL;
+        return true;
+    }
+    if (q->status || q->seller_id == me) {
+        q->vis = VIS_ALL;      /* the seller's own rows, any status */
+        q->seller_id = me;
+        return true;
+    }
+    q->vis = VIS_OWN;
+    q->viewer_id = me;
+    return true;
+}
+
+bool product_sku_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > PRODUCT_SKU_MAX)
+        return false;
+    for (const char *c = s; *c; c++)
+        if (!((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') ||
+              (*c >= '0' && *c <= '9') || *c == '.' || *c == '_' || *c == '-'))
+            return false;
+    return true;
+}
+
+bool product_currency_valid(const char *s)
+{
+    return strlen(s) == 3 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z' &&
+           s[2] >= 'A' && s[2] <= 'Z';
+}
+
+/* ------------------------------------------------------------ policy */
+
+static bool is_owner(const http_req *req, const product *p)
+{
+    return req->auth.role == USER_SELLER && p->seller_id == req->auth.user_id;
+}
+
+static bool can_see(const http_req *req, const product *p)
+{
+    return strcmp(p->status, "active") == 0 || req->auth.role == USER_ADMIN || is_owner(req, p);
+}
+
+static bool can_edit(const http_req *req, const product *p)
+{
+    return req->auth.role == USER_ADMIN || is_owner(req, p);
+}
+
+struct write_ctx {
+    const http_req *req;
+    bool if_match_required;
+};
+
+/* store_guard for every product write: visibility (404), ownership (403),
+ * then the If-Match precondition (428/412) against the locked version. */
+static int write_guard(const product *cur, void *arg)
+{
+    const struct write_ctx *w = arg;
+    if (!can_see(w->req, cur))
+        return GUARD_NOT_FOUND;
+    if (!can_edit(w->req, cur))
+        return GUARD_FORBIDDEN;
+    const char *if_match = http_header(w->req, "If-Match");
+    if (!if_match)
+        return w->if_match_required ? GUARD_PRECONDITION_REQUIRED : 0;
+    return product_etag_matches(if_match, cur->version, false) ? 0 : GUARD_PRECONDITION_FAILED;
+}
+
+/* Answers a store/guard failure code. */
+static int reply_write_error(http_req *req, int rc)
+{
+    switch (rc) {
+    case STORE_NOT_FOUND:
+    case GUARD_NOT_FOUND:
+        return problem_send(req, 404, "not_found", "No such product.");
+    case GUARD_FORBIDDEN:
+        return problem_send(req, 403, "forbidden", "Only the product's seller or an admin may change it.");
+    case GUARD_PRECONDITION_REQUIRED:
+        return problem_send(req, 428, "precondition_required",
+                            "Send If-Match with the product's current ETag.");
+    case GUARD_PRECONDITION_FAILED:
+        return problem_send(req, 412, "precondition_failed",
+                            "The product has changed; fetch it again for its current ETag.");
+    default:
+        return problem_db(req, rc);
+    }
+}
+
+/* ------------------------------------------------------------ responses */
+
+static json_object *product_json(const product *p)
+{
+    json_object *o = json_object_new_object();
+    json_set_int(o, "id", p->id);
+    json_set_str(o, "sku", p->sku);
+    json_set_str(o, "name", p->name);
+    json_set_str(o, "description", p->description ? p->description : "");
+    json_set_int(o, "price_cents", p->price_cents);
+    json_set_str(o, "currency", p->currency);
+    json_set_int(o, "stock", p->stock);
+    json_set_str(o, "status", p->status);
+    json_set_int(o, "seller_id", p->seller_id);
+    json_set_int(o, "version", p->version);
+    json_set_str(o, "created_at", p->created_at);
+    json_set_str(o, "updated_at", p->updated_at);
+    return o;
+}
+
+static void add_etag(http_req *req, const product *p)
+{
+    http_add_header(req, "ETag", "\"%" PRId64 "\"", p->version);
+}
+
+/* Sends p with its ETag and frees it. */
+static int reply_product(http_req *req, int status, product *p)
+{
+    add_etag(req, p);
+    http_add_header(req, "Cache-Control", "no-store");
+    int rc = http_reply_json(req, status, product_json(p));
+    product_clear(p);
+    return rc;
+}
+
+/* ------------------------------------------------------------ reads */
+
+int handle_health(http_req *req)
+{
+    http_add_header(req, "Cache-Control", "no-store");
+    if (!store_healthy())
+        return problem_unavailable(req, "The database is unavailable.");
+    json_object *o = json_object_new_object();
+    json_set_str(o, "status", "ok");
+    json_set_str(o, "db", "ok");
+    return http_reply_json(req, 200, o);
+}
+
+/* Parses a query parameter as a decimal integer in [min, max].  Returns
+ * JSON_ABSENT, JSON_OK or JSON_BAD (error added to errs). */
+static int query_int(http_req *req, const char *name, int64_t min, int64_t max,
+                     int64_t *out, json_object *errs)
+{
+    char buf[24];
+    int rc = http_query(req, name, buf, sizeof buf);
+    if (rc == 0)
+        return JSON_ABSENT;
+    char *end = NULL;
+    long long v = 0;
+    if (rc > 0 && buf[0] >= '0' && buf[0] <= '9' && strlen(buf) <= 18) {
+        v = strtoll(buf, &end, 10);
+    }
+    if (rc < 0 || !end || *end != '\0' || v < min || v > max) {
+        char msg[80];
+        snprintf(msg, sizeof msg, "must be an integer from %" PRId64 " to %" PRId64, min, max);
+        json_add_error(errs, name, msg);
+        return JSON_BAD;
+    }
+    *out = v;
+    return JSON_OK;
+}
+
+int handle_list(http_req *req)
+{
+    json_object *errs = json_object_new_array();
+    product_query q = {.limit = 20};
+    int64_t v = 0;
+    if (query_int(req, "limit", 1, 100, &v, errs) == JSON_OK)
+        q.limit = (int)v;
+    if (query_int(req, "seller_id", 1, INT64_MAX, &v, errs) == JSON_OK)
+        q.seller_id = v;
+
+    static const char *const statuses[] = {"active", "draft", "archived"};
+    char status[16];
+    int rc = http_query(req, "status", status, sizeof status);
+    for (size_t i = 0; rc > 0 && i < 3; i++)
+        if (strcmp(status, statuses[i]) == 0)
+            q.status = statuses[i];
+    if (rc != 0 && !q.status)
+        json_add_error(errs, "status", "must be active, draft or archived");
+
+    char text[4 * PRODUCT_NAME_MAX + 1];
+    rc = http_query(req, "q", text, sizeof text);
+    if (rc < 0 || (rc > 0 && json_utf8_len(text, strlen(text)) < 0))
+        json_add_error(errs, "q", "must be valid UTF-8 of at most 200 characters");
+    else if (rc > 0 && text[0])
+        q.q = text;
+
+    if (json_object_array_length(errs) > 0)
+        return problem_invalid(req, errs);
+    json_object_put(errs);
+
+    char cursor[64];
+    rc = http_query(req, "cursor", cursor, sizeof cursor);
+    if (rc < 0 || (rc > 0 && !product_cursor_decode(cursor, &q.after_id)))
+        return problem_send(req, 400, "invalid_cursor", "The cursor is not one this service issued.");
+
+    product_page page = {0};
+    if (product_plan_list(req->auth.role, req->auth.user_id, &q) &&
+        (rc = store_product_list(&q, &page)) != DB_OK)
+        return problem_db(req, rc);
+
+    json_object *items = json_object_new_array();
+    for (int i = 0; i < page.n; i++)
+        json_object_array_add(items, product_json(&page.items[i]));
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "items", items);
+    if (page.more && page.n > 0) {
+        char next[40];
+        product_cursor_encode(page.items[page.n - 1].id, next, sizeof next);
+        json_set_str(o, "next_cursor", next);
+    } else {
+        json_set_str(o, "next_cursor", NULL);
+    }
+    product_page_free(&page);
+    http_add_header(req, "Cache-Control", "no-store");
+    return http_reply_json(req, 200, o);
+}
+
+int handle_get(http_req *req)
+{
+    product p = {0};
+    int rc = store_product_get(req->id, &p);
+    if (rc < 0)
+        return problem_db(req, rc);
+    http_add_header(req, "Vary", "Authorization");
+    if (rc == 0 || !can_see(req, &p)) {
+        product_clear(&p);
+        http_add_header(req, "Cache-Control", "no-store");
+        return problem_send(req, 404, "not_found", "No such product.");
+    }
+    /* Only anonymous reads of public rows may be shared (the edge cache keys
+     * on requests without Authorization); anything else is per-caller. */
+    bool shared = req->auth.role == USER_ANON && strcmp(p.status, "active") == 0;
+    http_add_header(req, "Cache-Control", "%s", shared ? "public, max-age=5" : "private, no-store");
+    add_etag(req, &p);
+    if (product_etag_matches(http_header(req, "If-None-Match"), p.version, true)) {
+        product_clear(&p);
+        return http_reply_empty(req, 304);
+    }
+    rc = http_reply_json(req, 200, product_json(&p));
+    product_clear(&p);
+    return rc;
+}
+
+/* ------------------------------------------------------------ writes */
+
+static bool has_errors(json_object *errs)
+{
+    return json_object_array_length(errs) > 0;
+}
+
+/* Reads a string member that must also pass `valid`. */
+static void get_checked_str(json_object *body, const char *key, size_t min, size_t max,
+                            bool required, const char **out, bool (*valid)(const char *),
+                            const char *message, json_object *errs)
+{
+    const char *s = NULL;
+    if (json_get_str(body, key, min, max, required, &s, errs) != JSON_OK)
+        return;
+    if (valid && !valid(s))
+        json_add_error(errs, key, message);
+    else
+        *out = s;
+}
+
+static bool status_new_valid(const char *s)
+{
+    return strcmp(s, "active") == 0 || strcmp(s, "draft") == 0;
+}
+
+static bool status_edit_valid(const char *s)
+{
+    return status_new_valid(s) || strcmp(s, "archived") == 0;
+}
+
+int handle_create(http_req *req)
+{
+    static const char *const allowed[] = {"sku", "name", "description", "price_cents",
+                                          "currency", "stock", "status", NULL};
+    json_object *body = req->json, *errs = json_object_new_array();
+    product_fields f = {.description = "", .status = "draft", .seller_id = req->auth.user_id};
+    json_check_fields(body, allowed, errs);
+    get_checked_str(body, "sku", 1, PRODUCT_SKU_MAX, true, &f.sku, product_sku_valid,
+                    "must be 1 to 64 characters of A-Z a-z 0-9 . _ -", errs);
+    json_get_str(body, "name", 1, PRODUCT_NAME_MAX, true, &f.name, errs);
+    json_get_str(body, "description", 0, PRODUCT_DESC_MAX, false, &f.description, errs);
+    json_get_int(body, "price_cents", 0, PRICE_MAX, true, &f.price_cents, errs);
+    get_checked_str(body, "currency", 3, 3, true, &f.currency, product_currency_valid,
+                    "must be an ISO 4217 code of three capital letters", errs);
+    json_get_int(body, "stock", 0, STOCK_MAX, false, &f.stock, errs);
+    get_checked_str(body, "status", 1, 16, false, &f.status, status_new_valid,
+                    "must be active or draft", errs);
+    if (has_errors(errs))
+        return problem_invalid(req, errs);
+    json_object_put(errs);
+
+    product p = {0};
+    int rc = store_product_create(&f, &p);
+    if (rc == DB_CONFLICT)
+        return problem_send(req, 409, "sku_taken", "A product with sku %s exists.", f.sku);
+    if (rc != DB_OK) {
+        product_clear(&p);
+        return problem_db(req, rc);
+    }
+    http_add_header(req, "Location", "/products/%" PRId64, p.id);
+    return reply_product(req, 201, &p);
+}
+
+/* True when member key is present with the value null (merge patch: reset). */
+static bool is_null_member(json_object *body, const char *key)
+{
+    json_object *v = NULL;
+    return json_object_object_get_ex(body, key, &v) && v == NULL;
+}
+
+/* Validates a PUT (replace) or PATCH (merge patch) body into *e. */
+static void parse_edit(json_object *body, bool put, product_edit *e, json_object *errs)
+{
+    static const char *const allowed[] = {"name", "description", "price_cents", "currency",
+                                          "status", NULL};
+    static const char *const required[] = {"name", "price_cents", "currency", "status", NULL};
+    json_check_fields(body, allowed, errs);
+    if (!put)
+        for (size_t i = 0; required[i]; i++)
+            if (is_null_member(body, required[i]))
+                json_add_error(errs, required[i], "cannot be null");
+    json_get_str(body, "name", 1, PRODUCT_NAME_MAX, put, &e->name, errs);
+    json_get_str(body, "description", 0, PRODUCT_DESC_MAX, false, &e->description, errs);
+    if (!e->description && (put || is_null_member(body, "description")))
+        e->description = "";
+    e->has_price = json_get_int(body, "price_cents", 0, PRICE_MAX, put, &e->price_cents,
+                                errs) == JSON_OK;
+    get_checked_str(body, "currency", 3, 3, put, &e->currency, product_currency_valid,
+                    "must be an ISO 4217 code of three capital letters", errs);
+    get_checked_str(body, "status", 1, 16, put, &e->status, status_edit_valid,
+                    "must be active, draft or archived", errs);
+}
+
+static int handle_edit(http_req *req, bool put)
+{
+    json_object *errs = json_object_new_array();
+    product_edit e = {0};
+    parse_edit(req->json, put, &e, errs);
+    if (has_errors(errs))
+        return problem_invalid(req, errs);
+    json_object_put(errs);
+
+    struct write_ctx w = {req, true};
+    product p = {0};
+    int rc = store_product_update(req->id, &e, write_guard, &w, &p);
+    if (rc != DB_OK) {
+        product_clear(&p);
+        return reply_write_error(req, rc);
+    }
+    return reply_product(req, 200, &p);
+}
+
+int handle_put(http_req *req)
+{
+    return handle_edit(req, true);
+}
+
+int handle_patch(http_req *req)
+{
+    return handle_edit(req, false);
+}
+
+int handle_delete(http_req *req)
+{
+    struct write_ctx w = {req, false};
+    product p = {0};
+    int rc = store_product_archive(req->id, write_guard, &w, &p);
+    product_clear(&p);
+    if (rc != DB_OK)
+        return reply_write_error(req, rc);
+    return http_reply_empty(req, 204);
+}
+
+int handle_stock(http_req *req)
+{
+    static const char *const allowed[] = {"delta", NULL};
+    json_object *errs = json_object_new_array();
+    int64_t delta = 0;
+    json_check_fields(req->json, allowed, errs);
+    if (json_get_int(req->json, "delta", -STOCK_MAX, STOCK_MAX, true, &delta, errs) == JSON_OK &&
+        delta == 0)
+        json_add_error(errs, "delta", "must not be 0");
+    if (has_errors(errs))
+        return problem_invalid(req, errs);
+    json_object_put(errs);
+
+    struct write_ctx w = {req, false};
+    product p = {0};
+    int rc = store_product_add_stock(req->id, delta, write_guard, &w, &p);
+    if (rc == STORE_INSUFFICIENT) {
+        char detail[160];
+        snprintf(detail, sizeof detail, "Stock is %" PRId64 "; a delta of %" PRId64
+                 " would make it negative.", p.stock, delta);
+        json_object *extra = json_object_new_object();
+        json_set_int(extra, "available", p.stock);
+        json_set_int(extra, "requested", -delta);
+        product_clear(&p);
+        return problem_send_extra(req, 409, "insufficient_stock", detail, extra);
+    }
+    if (rc != DB_OK) {
+        product_clear(&p);
+        return reply_write_error(req, rc);
+    }
+    json_object *o = json_object_new_object();
+    json_set_int(o, "id", p.id);
+    json_set_int(o, "stock", p.stock);
+    json_set_int(o, "version", p.version);
+    add_etag(req, &p);
+    product_clear(&p);
+    return http_reply_json(req, 200, o);
+}
+
+/* ------------------------------------------------------------ internal: reservations */
+
+/* Validates items[] of a reserve body into lines (calloc'd, *n entries).
+ * Errors name the line: "items[2].quantity". */
+static resv_line *parse_lines(json_object *body, int *n, json_object *errs)
+{
+    static const char *const allowed[] = {"product_id", "quantity", NULL};
+    json_object *items = NULL;
+    *n = 0;
+    if (!json_object_object_get_ex(body, "items", &items) || !items) {
+        json_add_error(errs, "items", "is required");
+        return NULL;
+    }
+    size_t len = json_object_get_type(items) == json_type_array ? json_object_array_length(items) : 0;
+    if (len < 1 || len > RESERVE_LINES_MAX) {
+        json_add_error(errs, "items", "must be an array of 1 to 100 lines");
+        return NULL;
+    }
+    resv_line *lines = calloc(len, sizeof *lines);
+    if (!lines)
+        return NULL;
+    for (size_t i = 0; i < len; i++) {
+        json_object *it = json_object_array_get_idx(items, i);
+        json_object *line_errs = json_object_new_array();
+        if (!json_object_is_type(it, json_type_object)) {
+            json_add_error(line_errs, "", "must be an object");
+        } else {
+            json_check_fields(it, allowed, line_errs);
+            json_get_int(it, "product_id", 1, INT64_MAX, true, &lines[i].product_id, line_errs);
+            json_get_int(it, "quantity", 1, RESERVE_QTY_MAX, true, &lines[i].quantity, line_errs);
+            for (size_t j = 0; j < i; j++)
+                if (lines[i].product_id && lines[j].product_id == lines[i].product_id)
+                    json_add_error(line_errs, "product_id", "repeats an earlier line");
+        }
+        for (size_t k = 0; k < json_object_array_length(line_errs); k++) {
+            json_object *e = json_object_array_get_idx(line_errs, k), *f = NULL, *m = NULL;
+            json_object_object_get_ex(e, "field", &f);
+            json_object_object_get_ex(e, "message", &m);
+            const char *fs = json_object_get_string(f);
+            char field[64];
+            snprintf(field, sizeof field, "items[%zu]%s%s", i, fs && *fs ? "." : "", fs ? fs : "");
+            json_add_error(errs, field, json_object_get_string(m));
+        }
+        json_object_put(line_errs);
+    }
+    *n = (int)len;
+    return lines;
+}
+
+static json_object *reservation_json(const reservation *r, bool with_items)
+{
+    json_object *o = json_object_new_object();
+    json_set_int(o, "order_id", r->order_id);
+    json_set_str(o, "status", r->status);
+    if (!with_items)
+        return o;
+    json_object *items = json_object_new_array();
+    for (int i = 0; i < r->n; i++) {
+        const resv_line *l = &r->lines[i];
+        json_object *it = json_object_new_object();
+        json_set_int(it, "product_id", l->product_id);
+        json_set_str(it, "sku", l->sku);
+        json_set_str(it, "name", l->name);
+        json_set_int(it, "unit_price_cents", l->unit_price_cents);
+        json_set_str(it, "currency", l->currency);
+        json_set_int(it, "quantity", l->quantity);
+        json_object_array_add(items, it);
+    }
+    json_object_object_add(o, "items", items);
+    return o;
+}
+
+/* The 422 product_unavailable / 409 insufficient_stock answer naming the bad lines. */
+static int reply_bad_lines(http_req *req, int rc, const resv_line *lines, int n)
+{
+    bool unavailable = rc == STORE_UNAVAILABLE;
+    json_object *items = json_object_new_array(), *errs = json_object_new_array();
+    for (int i = 0; i < n; i++) {
+        if (!lines[i].bad)
+            continue;
+        json_object *it = json_object_new_object();
+        json_set_int(it, "product_id", lines[i].product_id);
+        if (!unavailable) {
+            json_set_int(it, "requested", lines[i].quantity);
+            json_set_int(it, "available", lines[i].available);
+        } else {
+            char field[48];
+            snprintf(field, sizeof field, "items[%d].product_id", i);
+            json_add_error(errs, field, "product does not exist or is not active");
+        }
+        json_object_array_add(items, it);
+    }
+    json_object *extra = json_object_new_object();
+    json_object_object_add(extra, "items", items);
+    if (unavailable) {
+        json_object_object_add(extra, "errors", errs);
+        return problem_send_extra(req, 422, "product_unavailable",
+                                  "A product does not exist or is not active.", extra);
+    }
+    json_object_put(errs);
+    return problem_send_extra(req, 409, "insufficient_stock",
+                              "Not enough stock for every line; nothing was reserved.", extra);
+}
+
+int handle_reserve(http_req *req)
+{
+    static const char *const allowed[] = {"order_id", "items", NULL};
+    json_object *errs = json_object_new_array();
+    int64_t order_id = 0;
+    int n = 0;
+    json_check_fields(req->json, allowed, errs);
+    json_get_int(req->json, "order_id", 1, INT64_MAX, true, &order_id, errs);
+    resv_line *lines = parse_lines(req->json, &n, errs);
+    if (has_errors(errs) || !lines) {
+        free(lines);
+        if (!has_errors(errs)) {
+            json_object_put(errs);
+            return problem_internal(req, "out of memory");
+        }
+        return problem_invalid(req, errs);
+    }
+    json_object_put(errs);
+
+    reservation r = {0};
+    int rc = store_reserve(order_id, lines, n, &r);
+    if (rc == STORE_UNAVAILABLE || rc == STORE_INSUFFICIENT) {
+        rc = reply_bad_lines(req, rc, lines, n);
+    } else if (rc == STORE_INVALID_STATE) {
+        rc = problem_send(req, 409, "invalid_state", "Order %" PRId64 " was released.", order_id);
+    } else if (rc != DB_OK) {
+        rc = problem_db(req, rc);
+    } else {
+        log_info("reservation %" PRId64 " %s, %d lines", order_id, r.status, r.n);
+        rc = http_reply_json(req, 200, reservation_json(&r, true));
+    }
+    reservation_free(&r);
+    free(lines);
+    return rc;
+}
+
+static int reply_reservation_status(http_req *req, const char *status)
+{
+    reservation r = {.order_id = req->id};
+    snprintf(r.status, sizeof r.status, "%s", status);
+    return http_reply_json(req, 200, reservation_json(&r, false));
+}
+
+int handle_reservation_get(http_req *req)
+{
+    char status[10];
+    int rc = store_reservation_status(req->id, status, sizeof status);
+    if (rc < 0)
+        return problem_db(req, rc);
+    if (rc == 0)
+        return problem_send(req, 404, "not_found", "No reservation for this order.");
+    return reply_reservation_status(req, status);
+}
+
+int handle_reservation_confirm(http_req *req)
+{
+    int rc = store_confirm(req->id);
+    if (rc == STORE_NOT_FOUND)
+        return problem_send(req, 404, "not_found", "No reservation for this order.");
+    if (rc == STORE_INVALID_STATE)
+        return problem_send(req, 409, "invalid_state", "The reservation was released.");
+    if (rc != DB_OK)
+        return problem_db(req, rc);
+    log_info("reservation %" PRId64 " confirmed", req->id);
+    return reply_reservation_status(req, "confirmed");
+}
+
+int handle_reservation_release(http_req *req)
+{
+    int rc = store_release(req->id);
+    if (rc != DB_OK)
+        return problem_db(req, rc);
+    log_info("reservation %" PRId64 " released", req->id);
+    return reply_reservation_status(req, "released");
+}

@@ -1,0 +1,46 @@
+/* handlers.h: the product service's endpoints (one function each, wired to
+ * paths in main.c) and the pure helpers they rest on, exposed for the unit
+ * tests (tests/test_product_handlers.c). */
+#ifndef SHOP_PRODUCT_HANDLERS_H
+#define SHOP_PRODUCT_HANDLERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http.h"
+#include "store.h"
+
+int handle_health(http_req *req);
+int handle_list(http_req *req);
+int handle_get(http_req *req);
+int handle_create(http_req *req);
+int handle_put(http_req *req);
+int handle_patch(http_req *req);
+int handle_delete(http_req *req);
+int handle_stock(http_req *req);
+
+int handle_reserve(http_req *req);
+int handle_reservation_get(http_req *req);
+int handle_reservation_confirm(http_req *req);
+int handle_reservation_release(http_req *req);
+
+/* List cursors are base64url (no padding) of the last id's decimal digits:
+ * opaque to clients, canonical, so a decode accepts exactly what encode makes. */
+void product_cursor_encode(int64_t id, char *buf, size_t n);   /* n >= 32 */
+bool product_cursor_decode(const char *s, int64_t *id);
+
+/* True when an If-Match / If-None-Match value names ETag "version": `*`
+ * matches anything, lists are searched; `weak` (If-None-Match) lets W/"v"
+ * match too, while If-Match's strong comparison never matches a weak tag. */
+bool product_etag_matches(const char *header, int64_t version, bool weak);
+
+/* Narrows a list query to what `role`/`me` may see (VIS_* and filters).
+ * Returns false when nothing can match, so no query is needed. */
+bool product_plan_list(user_role role, int64_t me, product_query *q);
+
+/* sku: 1-64 characters of [A-Za-z0-9._-]; currency: three capital letters. */
+bool product_sku_valid(const char *s);
+bool product_currency_valid(const char *s);
+
+#endif

@@ -1,0 +1,578 @@
+/* store.c: all of the product service's SQL (shop_product database).
+ *
+ * Reads are single prepared statements.  Every write that depends on the
+ * current row runs inside db_tx() and first locks that row with SELECT ...
+ * FOR UPDATE, so version checks and stock arithmetic are serialized per
+ * product; stock can never go below zero (and the schema's CHECK constraint
+ * backs that up).  Several products are always locked in ascending id order,
+ * so two transactions never wait on each other in a cycle.  db_tx reruns a
+ * transaction function from the start on deadlock, so each function resets
+ * its outputs first.
+ *
+ * Times are written as UTC_TIMESTAMP(3), never column defaults, so the
+ * stored DATETIMEs are UTC whatever the session time zone is. */
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "log.h"
+
+#define PRODUCT_COLS \
+    "id, sku, name, description, price_cents, currency, stock, status, " \
+    "seller_id, version, created_at, updated_at"
+
+static const char SQL_PRODUCT_GET[] =
+    "SELECT " PRODUCT_COLS " FROM products WHERE id = ?";
+static const char SQL_PRODUCT_LOCK[] =
+    "SELECT " PRODUCT_COLS " FROM products WHERE id = ? FOR UPDATE";
+
+void product_clear(product *p)
+{
+    free(p->description);
+    memset(p, 0, sizeof *p);
+}
+
+void store_format_time(const char *dbtime, char *buf, size_t n)
+{
+    if (n == 0)
+        return;
+    if (!dbtime) {
+        buf[0] = '\0';
+        return;
+    }
+    size_t len = strlen(dbtime);
+    if (len + 2 > n)
+        len = n - 2;
+    memcpy(buf, dbtime, len);
+    char *sp = memchr(buf, ' ', len);
+    if (sp)
+        *sp = 'T';
+    buf[len] = 'Z';
+    buf[len + 1] = '\0';
+}
+
+/* Copies src (may be NULL) into a fixed buffer, truncating. */
+static void copy_str(char *dst, size_t n, const char *src)
+{
+    snprintf(dst, n, "%s", src ? src : "");
+}
+
+/* Fills *p from row `row` of a PRODUCT_COLS result.  Returns 0 or -1 (OOM). */
+static int load_product(const db_res *r, int row, product *p)
+{
+    product_clear(p);
+    p->id = db_int(r, row, 0);
+    copy_str(p->sku, sizeof p->sku, db_str(r, row, 1));
+    copy_str(p->name, sizeof p->name, db_str(r, row, 2));
+    const char *d = db_str(r, row, 3);
+    p->description = strdup(d ? d : "");
+    p->price_cents = db_int(r, row, 4);
+    copy_str(p->currency, sizeof p->currency, db_str(r, row, 5));
+    p->stock = db_int(r, row, 6);
+    copy_str(p->status, sizeof p->status, db_str(r, row, 7));
+    p->seller_id = db_int(r, row, 8);
+    p->version = db_int(r, row, 9);
+    store_format_time(db_str(r, row, 10), p->created_at, sizeof p->created_at);
+    store_format_time(db_str(r, row, 11), p->updated_at, sizeof p->updated_at);
+    return p->description ? 0 : -1;
+}
+
+/* Runs a one-product statement (get or lock).  Returns 1, 0 or DB_ERROR. */
+static int fetch_product(const char *sql, int64_t id, product *out)
+{
+    db_res *r = db_query(sql, "i", id);
+    if (!r)
+        return DB_ERROR;
+    int rc = 0;
+    if (db_rows(r) > 0)
+        rc = load_product(r, 0, out) == 0 ? 1 : DB_ERROR;
+    db_free(r);
+    return rc;
+}
+
+int store_product_get(int64_t id, product *out)
+{
+    int rc = fetch_product(SQL_PRODUCT_GET, id, out);
+    if (rc == DB_ERROR && db_retryable())
+        return DB_UNAVAILABLE;
+    return rc;
+}
+
+bool store_healthy(void)
+{
+    return db_ping();
+}
+
+/* ------------------------------------------------------------ list */
+
+char *store_like_pattern(const char *s)
+{
+    size_t n = strlen(s);
+    char *out = malloc(2 * n + 3);
+    if (!out)
+        return NULL;
+    char *o = out;
+    *o++ = '%';
+    for (const char *c = s; *c; c++) {
+        if (*c == '%' || *c == '_' || *c == '!')
+            *o++ = '!';
+        *o++ = *c;
+    }
+    *o++ = '%';
+    *o = '\0';
+    return out;
+}
+
+/* The list statement is one fixed shape with every parameter always bound
+ * (after, viewer, status, seller, q, limit: types "iisisi"), so a single call
+ * site serves every filter combination.  An absent filter becomes a constant
+ * predicate on its parameter ("? IS NULL" bound to NULL), which the optimizer
+ * folds away per execution, leaving `id > ?` plus the real conditions: the
+ * anonymous list walks products_status_id, admin lists walk the primary key,
+ * and either stops after limit+1 rows.  `q` (LIKE '%...%') cannot use an
+ * index: it filters rows along that walk, so a rare q may scan far.
+ * The strings are built once into static storage: db.h caches prepared
+ * statements by SQL text pointer. */
+const char *store_list_sql(product_vis vis, bool status, bool seller, bool q)
+{
+    static char cache[3][2][2][2][512];
+    char *sql = cache[vis][status][seller][q];
+    if (sql[0])
+        return sql;
+    static const char *const vis_sql[] = {
+        [VIS_ACTIVE] = "status = 'active' AND ? >= 0",
+        [VIS_OWN] = "(status = 'active' OR seller_id = ?)",
+        [VIS_ALL] = "? >= 0",
+    };
+    snprintf(sql, sizeof cache[0][0][0][0],
+             "SELECT " PRODUCT_COLS " FROM products WHERE id > ? AND %s AND %s AND %s"
+             " AND %s ORDER BY id LIMIT ?",
+             vis_sql[vis],
+             status ? "status = ?" : "? IS NULL",
+             seller ? "seller_id = ?" : "? = 0",
+             q ? "name LIKE ? ESCAPE '!'" : "? IS NULL");
+    return sql;
+}
+
+void product_page_free(product_page *p)
+{
+    for (int i = 0; i < p->n; i++)
+        product_clear(&p->items[i]);
+    free(p->items);
+    memset(p, 0, sizeof *p);
+}
+
+int store_product_list(const product_query *q, product_page *out)
+{
+    memset(out, 0, sizeof *out);
+    char *pattern = NULL;
+    if (q->q && !(pattern = store_like_pattern(q->q)))
+        return DB_ERROR;
+    const char *sql = store_list_sql(q->vis, q->status != NULL, q->seller_id > 0,
+                                     pattern != NULL);
+    db_res *r = db_query(sql, "iisisi", q->after_id, q->viewer_id, q->status,
+                         q->seller_id, pattern, (int64_t)q->limit + 1);
+    free(pattern);
+    if (!r)
+        return db_retryable() ? DB_UNAVAILABLE : DB_ERROR;
+    int rows = db_rows(r);
+    int n = rows > q->limit ? q->limit : rows;
+    out->more = rows > q->limit;
+    out->items = calloc(n > 0 ? (size_t)n : 1, sizeof *out->items);
+    int rc = out->items ? DB_OK : DB_ERROR;
+    for (int i = 0; rc == DB_OK && i < n; i++) {
+        out->n = i + 1;
+        if (load_product(r, i, &out->items[i]) != 0)
+            rc = DB_ERROR;
+    }
+    db_free(r);
+    if (rc != DB_OK)
+        product_page_free(out);
+    return rc;
+}
+
+/* ------------------------------------------------------------ writes */
+
+struct create_tx {
+    const product_fields *f;
+    product *out;
+};
+
+static int create_fn(void *arg)
+{
+    struct create_tx *t = arg;
+    const product_fields *f = t->f;
+    product_clear(t->out);
+    int64_t n = db_exec(
+        "INSERT INTO products (sku, name, description, price_cents, currency, stock,"
+        " status, seller_id, version, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
+        "sssisisi", f->sku, f->name, f->description, f->price_cents, f->currency,
+        f->stock, f->status, f->seller_id);
+    if (n < 0)
+        return (int)n;
+    int rc = fetch_product(SQL_PRODUCT_GET, db_last_id(), t->out);
+    return rc == 1 ? DB_OK : DB_ERROR;
+}
+
+int store_product_create(const product_fields *f, product *out)
+{
+    struct create_tx t = {f, out};
+    return db_tx(create_fn, &t);
+}
+
+/* One locked-row write: update, archive or stock. */
+enum row_op { OP_UPDATE, OP_ARCHIVE, OP_STOCK };
+
+struct row_tx {
+    enum row_op op;
+    int64_t id;
+    const product_edit *edit;
+    int64_t delta;
+    store_guard guard;
+    void *ctx;
+    product *out;
+};
+
+/* Applies t->op to the locked row cur.  Returns DB_OK, a business code, or a
+ * db.h code. */
+static int apply_row_op(struct row_tx *t, product *cur)
+{
+    const product_edit *e = t->edit;
+    int64_t n = 0;
+    switch (t->op) {
+    case OP_UPDATE:
+        n = db_exec("UPDATE products SET name = ?, description = ?, price_cents = ?,"
+                    " currency = ?, status = ?, version = version + 1,"
+                    " updated_at = UTC_TIMESTAMP(3) WHERE id = ?",
+                    "ssissi",
+                    e->name ? e->name : cur->name,
+                    e->description ? e->description : cur->description,
+                    e->has_price ? e->price_cents : cur->price_cents,
+                    e->currency ? e->currency : cur->currency,
+                    e->status ? e->status : cur->status, t->id);
+        break;
+    case OP_ARCHIVE:
+        if (strcmp(cur->status, "archived") == 0)
+            return DB_OK;
+        n = db_exec("UPDATE products SET status = 'archived', version = version + 1,"
+                    " updated_at = UTC_TIMESTAMP(3) WHERE id = ?", "i", t->id);
+        break;
+    case OP_STOCK:
+        if (cur->stock + t->delta < 0)
+            return STORE_INSUFFICIENT;
+        n = db_exec("UPDATE products SET stock = stock + ?, version = version + 1,"
+                    " updated_at = UTC_TIMESTAMP(3) WHERE id = ?", "ii", t->delta, t->id);
+        break;
+    }
+    return n < 0 ? (int)n : DB_OK;
+}
+
+static int row_fn(void *arg)
+{
+    struct row_tx *t = arg;
+    product_clear(t->out);
+    int rc = fetch_product(SQL_PRODUCT_LOCK, t->id, t->out);
+    if (rc <= 0)
+        return rc == 0 ? STORE_NOT_FOUND : rc;
+    if (t->guard && (rc = t->guard(t->out, t->ctx)) != 0)
+        return rc;
+    rc = apply_row_op(t, t->out);
+    if (rc != DB_OK)
+        return rc;     /* STORE_INSUFFICIENT leaves the unchanged row in out */
+    rc = fetch_product(SQL_PRODUCT_GET, t->id, t->out);
+    return rc == 1 ? DB_OK : DB_ERROR;
+}
+
+int store_product_update(int64_t id, const product_edit *e, store_guard guard,
+                         void *ctx, product *out)
+{
+    struct row_tx t = {.op = OP_UPDATE, .id = id, .edit = e, .guard = guard,
+                       .ctx = ctx, .out = out};
+    return db_tx(row_fn, &t);
+}
+
+int store_product_archive(int64_t id, store_guard guard, void *ctx, product *out)
+{
+    struct row_tx t = {.op = OP_ARCHIVE, .id = id, .guard = guard, .ctx = ctx, .out = out};
+    return db_tx(row_fn, &t);
+}
+
+int store_product_add_stock(int64_t id, int64_t delta, store_guard guard,
+                            void *ctx, product *out)
+{
+    struct row_tx t = {.op = OP_STOCK, .id = id, .delta = delta, .guard = guard,
+                       .ctx = ctx, .out = out};
+    return db_tx(row_fn, &t);
+}
+
+/* ------------------------------------------------------------ reservations */
+
+void reservation_free(reservation *r)
+{
+    free(r->lines);
+    memset(r, 0, sizeof *r);
+}
+
+/* Locks the reservation row of order_id and copies its status.  Returns 1,
+ * 0 absent, or DB_ERROR. */
+static int lock_reservation(int64_t order_id, char *status, size_t n)
+{
+    db_res *r = db_query("SELECT status FROM reservations WHERE order_id = ? FOR UPDATE",
+                         "i", order_id);
+    if (!r)
+        return DB_ERROR;
+    int found = db_rows(r) > 0;
+    if (found)
+        copy_str(status, n, db_str(r, 0, 0));
+    db_free(r);
+    return found;
+}
+
+/* Loads the stored lines of order_id (request order) into out->lines. */
+static int load_lines(int64_t order_id, reservation *out)
+{
+    db_res *r = db_query("SELECT product_id, quantity, sku, name, unit_price_cents, currency"
+                         " FROM reservation_items WHERE order_id = ? ORDER BY line_no",
+                         "i", order_id);
+    if (!r)
+        return DB_ERROR;
+    int n = db_rows(r);
+    free(out->lines);
+    out->lines = calloc(n > 0 ? (size_t)n : 1, sizeof *out->lines);
+    out->n = out->lines ? n : 0;
+    for (int i = 0; i < out->n; i++) {
+        resv_line *l = &out->lines[i];
+        l->product_id = db_int(r, i, 0);
+        l->quantity = db_int(r, i, 1);
+        copy_str(l->sku, sizeof l->sku, db_str(r, i, 2));
+        copy_str(l->name, sizeof l->name, db_str(r, i, 3));
+        l->unit_price_cents = db_int(r, i, 4);
+        copy_str(l->currency, sizeof l->currency, db_str(r, i, 5));
+    }
+    db_free(r);
+    return out->lines ? DB_OK : DB_ERROR;
+}
+
+struct reserve_tx {
+    int64_t order_id;
+    resv_line *req;
+    int n;
+    int *order;          /* indexes of req sorted by product_id */
+    reservation *out;
+};
+
+/* Answers a repeated reserve from the stored reservation. */
+static int replay_reservation(struct reserve_tx *t)
+{
+    int rc = lock_reservation(t->order_id, t->out->status, sizeof t->out->status);
+    if (rc <= 0)      /* absent right after a duplicate key cannot happen */
+        return rc == 0 ? DB_ERROR : rc;
+    if (strcmp(t->out->status, "released") == 0)
+        return STORE_INVALID_STATE;
+    return load_lines(t->order_id, t->out);
+}
+
+/* Locks every requested product (ascending id) and copies its sale data.
+ * Returns DB_OK, STORE_UNAVAILABLE or STORE_INSUFFICIENT (lines marked bad),
+ * or DB_ERROR. */
+static int lock_and_check(struct reserve_tx *t)
+{
+    int unavailable = 0, short_lines = 0;
+    for (int k = 0; k < t->n; k++) {
+        resv_line *l = &t->req[t->order[k]];
+        db_res *r = db_query("SELECT sku, name, price_cents, currency, stock, status"
+                             " FROM products WHERE id = ? FOR UPDATE", "i", l->product_id);
+        if (!r)
+            return DB_ERROR;
+        if (db_rows(r) == 0 || strcmp(db_str(r, 0, 5), "active") != 0) {
+            l->bad = true;
+            unavailable++;
+        } else {
+            copy_str(l->sku, sizeof l->sku, db_str(r, 0, 0));
+            copy_str(l->name, sizeof l->name, db_str(r, 0, 1));
+            l->unit_price_cents = db_int(r, 0, 2);
+            copy_str(l->currency, sizeof l->currency, db_str(r, 0, 3));
+            l->available = db_int(r, 0, 4);
+        }
+        db_free(r);
+    }
+    if (unavailable)
+        return STORE_UNAVAILABLE;
+    for (int i = 0; i < t->n; i++) {
+        if (t->req[i].quantity > t->req[i].available) {
+            t->req[i].bad = true;
+            short_lines++;
+        }
+    }
+    return short_lines ? STORE_INSUFFICIENT : DB_OK;
+}
+
+static int reserve_fn(void *arg)
+{
+    struct reserve_tx *t = arg;
+    reservation_free(t->out);
+    t->out->order_id = t->order_id;
+    for (int i = 0; i < t->n; i++) {
+        t->req[i].bad = false;
+        t->req[i].available = 0;
+    }
+    /* The reservation row first: a concurrent reserve of the same order waits
+     * on it, then sees it and replays instead of taking stock twice. */
+    int64_t ins = db_exec("INSERT INTO reservations (order_id, status, created_at, updated_at)"
+                          " VALUES (?, 'held', UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
+                          "i", t->order_id);
+    if (ins == DB_CONFLICT)
+        return replay_reservation(t);
+    if (ins < 0)
+        return (int)ins;
+    int rc = lock_and_check(t);
+    if (rc != DB_OK)
+        return rc;
+    for (int k = 0; k < t->n; k++) {
+        int i = t->order[k];
+        resv_line *l = &t->req[i];
+        if (db_exec("UPDATE products SET stock = stock - ?, version = version + 1,"
+                    " updated_at = UTC_TIMESTAMP(3) WHERE id = ?",
+                    "ii", l->quantity, l->product_id) < 0)
+            return DB_ERROR;
+        if (db_exec("INSERT INTO reservation_items (order_id, product_id, line_no, quantity,"
+                    " sku, name, unit_price_cents, currency) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "iiiissis", t->order_id, l->product_id, (int64_t)i, l->quantity,
+                    l->sku, l->name, l->unit_price_cents, l->currency) < 0)
+            return DB_ERROR;
+    }
+    copy_str(t->out->status, sizeof t->out->status, "held");
+    t->out->lines = malloc((size_t)t->n * sizeof *t->out->lines);
+    if (!t->out->lines)
+        return DB_ERROR;
+    memcpy(t->out->lines, t->req, (size_t)t->n * sizeof *t->req);
+    t->out->n = t->n;
+    return DB_OK;
+}
+
+static const resv_line *sort_base;
+
+static int cmp_by_product(const void *a, const void *b)
+{
+    int64_t x = sort_base[*(const int *)a].product_id;
+    int64_t y = sort_base[*(const int *)b].product_id;
+    return (x > y) - (x < y);
+}
+
+int store_reserve(int64_t order_id, resv_line *req, int n, reservation *out)
+{
+    memset(out, 0, sizeof *out);
+    int *order = malloc((n > 0 ? (size_t)n : 1) * sizeof *order);
+    if (!order)
+        return DB_ERROR;
+    for (int i = 0; i < n; i++)
+        order[i] = i;
+    sort_base = req;
+    qsort(order, (size_t)n, sizeof *order, cmp_by_product);
+    struct reserve_tx t = {order_id, req, n, order, out};
+    int rc = db_tx(reserve_fn, &t);
+    free(order);
+    if (rc != DB_OK)
+        reservation_free(out);
+    return rc;
+}
+
+static int confirm_fn(void *arg)
+{
+    int64_t order_id = *(int64_t *)arg;
+    char status[10];
+    int rc = lock_reservation(order_id, status, sizeof status);
+    if (rc <= 0)
+        return rc == 0 ? STORE_NOT_FOUND : rc;
+    if (strcmp(status, "released") == 0)
+        return STORE_INVALID_STATE;
+    if (strcmp(status, "confirmed") == 0)
+        return DB_OK;
+    if (db_exec("UPDATE reservations SET status = 'confirmed', updated_at = UTC_TIMESTAMP(3)"
+                " WHERE order_id = ?", "i", order_id) < 0)
+        return DB_ERROR;
+    return DB_OK;
+}
+
+int store_confirm(int64_t order_id)
+{
+    return db_tx(confirm_fn, &order_id);
+}
+
+/* Gives back every line's quantity, locking products in ascending id order. */
+static int return_stock(int64_t order_id)
+{
+    db_res *r = db_query("SELECT product_id, quantity FROM reservation_items"
+                         " WHERE order_id = ? ORDER BY product_id", "i", order_id);
+    if (!r)
+        return DB_ERROR;
+    int rc = DB_OK;
+    for (int i = 0; rc == DB_OK && i < db_rows(r); i++) {
+        int64_t pid = db_int(r, i, 0);
+        db_res *lock = db_query("SELECT id FROM products WHERE id = ? FOR UPDATE", "i", pid);
+        if (!lock) {
+            rc = DB_ERROR;
+            break;
+        }
+        db_free(lock);
+        if (db_exec("UPDATE products SET stock = stock + ?, version = version + 1,"
+                    " updated_at = UTC_TIMESTAMP(3) WHERE id = ?",
+                    "ii", db_int(r, i, 1), pid) < 0)
+            rc = DB_ERROR;
+    }
+    db_free(r);
+    return rc;
+}
+
+static int release_fn(void *arg)
+{
+    int64_t order_id = *(int64_t *)arg;
+    char status[10];
+    int rc = lock_reservation(order_id, status, sizeof status);
+    if (rc == 0) {
+        /* No reservation yet: leave a tombstone so a late reserve takes
+         * nothing.  A reserve racing us makes this insert wait and then
+         * conflict: the row is there now, so release it like any other. */
+        int64_t ins = db_exec("INSERT INTO reservations (order_id, status, created_at, updated_at)"
+                              " VALUES (?, 'released', UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
+                              "i", order_id);
+        if (ins >= 0)
+            return DB_OK;
+        if (ins != DB_CONFLICT)
+            return (int)ins;
+        rc = lock_reservation(order_id, status, sizeof status);
+        if (rc == 0)
+            return DB_ERROR;
+    }
+    if (rc < 0)
+        return rc;
+    if (strcmp(status, "released") == 0)
+        return DB_OK;
+    if ((rc = return_stock(order_id)) != DB_OK)
+        return rc;
+    if (db_exec("UPDATE reservations SET status = 'released', updated_at = UTC_TIMESTAMP(3)"
+                " WHERE order_id = ?", "i", order_id) < 0)
+        return DB_ERROR;
+    return DB_OK;
+}
+
+int store_release(int64_t order_id)
+{
+    return db_tx(release_fn, &order_id);
+}
+
+int store_reservation_status(int64_t order_id, char *status, size_t n)
+{
+    db_res *r = db_query("SELECT status FROM reservations WHERE order_id = ?", "i", order_id);
+    if (!r)
+        return db_retryable() ? DB_UNAVAILABLE : DB_ERROR;
+    int found = db_rows(r) > 0;
+    if (found)
+        copy_str(status, n, db_str(r, 0, 0));
+    db_free(r);
+    return found;
+}

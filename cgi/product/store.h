@@ -1,0 +1,167 @@
+/* store.h: the product service's whole database interface.  Every SQL
+ * statement of the service lives behind these functions (store.c); callers see
+ * plain structs and result codes, never SQL, and the store never sees HTTP.
+ *
+ * Writes that depend on the current row (edits, stock moves, reservations) run
+ * in one db_tx() under SELECT ... FOR UPDATE.  Authorization and preconditions
+ * are the caller's policy: the store hands the locked row to a guard callback
+ * and aborts the transaction when the guard says no. */
+#ifndef SHOP_PRODUCT_STORE_H
+#define SHOP_PRODUCT_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PRODUCT_SKU_MAX 64
+#define PRODUCT_NAME_MAX 200        /* characters */
+#define PRODUCT_DESC_MAX 5000       /* characters */
+#define PRODUCT_NAME_BYTES (PRODUCT_NAME_MAX * 4 + 1)
+
+/* Results besides the db.h codes (DB_OK, DB_ERROR, DB_UNAVAILABLE,
+ * DB_CONFLICT).  Guards return their own codes, which must be <= STORE_GUARD_MIN
+ * so they never collide with these. */
+enum {
+    STORE_NOT_FOUND = -10,
+    STORE_INSUFFICIENT = -11,   /* stock would go below zero */
+    STORE_UNAVAILABLE = -12,    /* reservation: a product missing or not active */
+    STORE_INVALID_STATE = -13,  /* reservation: released */
+    STORE_GUARD_MIN = -100,
+};
+
+typedef struct product {
+    int64_t id, price_cents, stock, seller_id, version;
+    char sku[PRODUCT_SKU_MAX + 1];
+    char name[PRODUCT_NAME_BYTES];
+    char *description;              /* malloc'd; product_clear() frees it */
+    char currency[4];
+    char status[9];                 /* active | draft | archived */
+    char created_at[32], updated_at[32];   /* RFC 3339 UTC, "...T...Z" */
+} product;
+
+void product_clear(product *p);
+
+/* ------------------------------------------------------------ reads */
+
+/* Loads product `id` into *out.  Returns 1 found, 0 absent, or a db.h code. */
+int store_product_get(int64_t id, product *out);
+
+/* Which rows a list may show.  The caller decides it from the viewer's role. */
+typedef enum {
+    VIS_ACTIVE,   /* status = active only (anonymous, customers, others' lists) */
+    VIS_OWN,      /* active, plus every status of viewer_id's own products */
+    VIS_ALL,      /* everything (admins, or a seller's own rows) */
+} product_vis;
+
+typedef struct product_query {
+    int64_t after_id;      /* keyset cursor: only ids greater than this */
+    int limit;             /* page size 1..100 */
+    product_vis vis;
+    int64_t viewer_id;     /* for VIS_OWN */
+    const char *status;    /* NULL: any status the visibility allows */
+    int64_t seller_id;     /* 0: any seller */
+    const char *q;         /* NULL: any name; else case-insensitive substring */
+} product_query;
+
+typedef struct product_page {
+    product *items;
+    int n;
+    bool more;             /* a row exists after the last item */
+} product_page;
+
+/* One page of products in ascending id order.  Returns DB_OK or a db.h code. */
+int store_product_list(const product_query *q, product_page *out);
+void product_page_free(product_page *p);
+
+/* The list statement for these query flags (tests EXPLAIN the same shape). */
+const char *store_list_sql(product_vis vis, bool status, bool seller, bool q);
+
+/* Escapes LIKE wildcards (% _ and the escape character !) in s and wraps it
+ * in % ... %.  Returns a malloc'd string or NULL. */
+char *store_like_pattern(const char *s);
+
+/* "2026-11-24 19:30:00.123" (DATETIME as text) -> "2026-11-24T19:30:00.123Z". */
+void store_format_time(const char *dbtime, char *buf, size_t n);
+
+/* ------------------------------------------------------------ writes */
+
+typedef struct product_fields {
+    const char *sku, *name, *description, *currency, *status;
+    int64_t price_cents, stock, seller_id;
+} product_fields;
+
+/* Inserts a product (version 1) and loads it into *out.  Returns DB_OK,
+ * DB_CONFLICT when the sku is taken, or a db.h code. */
+int store_product_create(const product_fields *f, product *out);
+
+/* Called inside the transaction with the locked current row.  Returns 0 to go
+ * on, or a code <= STORE_GUARD_MIN to roll back and make the store function
+ * return that code. */
+typedef int (*store_guard)(const product *cur, void *ctx);
+
+/* An edit: NULL fields keep their current value (PATCH); PUT sets them all. */
+typedef struct product_edit {
+    const char *name, *description, *currency, *status;
+    bool has_price;
+    int64_t price_cents;
+} product_edit;
+
+/* Locks product `id`, runs guard, applies the edit, bumps version and
+ * updated_at, and loads the new row into *out.  Returns DB_OK,
+ * STORE_NOT_FOUND, a guard code, or a db.h code. */
+int store_product_update(int64_t id, const product_edit *e, store_guard guard,
+                         void *ctx, product *out);
+
+/* Archives product `id` (a no-op when it already is).  Same contract. */
+int store_product_archive(int64_t id, store_guard guard, void *ctx, product *out);
+
+/* Adds delta to the stock under the row lock and bumps version.  Returns DB_OK,
+ * STORE_INSUFFICIENT (with *out the unchanged row), STORE_NOT_FOUND, a guard
+ * code, or a db.h code. */
+int store_product_add_stock(int64_t id, int64_t delta, store_guard guard,
+                            void *ctx, product *out);
+
+/* ------------------------------------------------------------ reservations */
+
+typedef struct resv_line {
+    int64_t product_id, quantity;
+    /* filled by the store: */
+    char sku[PRODUCT_SKU_MAX + 1];
+    char name[PRODUCT_NAME_BYTES];
+    int64_t unit_price_cents;
+    char currency[4];
+    int64_t available;   /* stock seen when short */
+    bool bad;            /* unavailable or short, per the result code */
+} resv_line;
+
+typedef struct reservation {
+    int64_t order_id;
+    char status[10];     /* held | confirmed | released */
+    resv_line *lines;    /* malloc'd, in request order */
+    int n;
+} reservation;
+
+void reservation_free(reservation *r);
+
+/* Reserves every line for order_id, all or nothing (see COMMON.md).  `req`
+ * lines carry product_id and quantity (distinct product ids).  On DB_OK *out
+ * holds the reservation (the stored one when order_id was reserved before).
+ * STORE_UNAVAILABLE / STORE_INSUFFICIENT mark the failing lines of `req`
+ * (bad, available).  STORE_INVALID_STATE when order_id was released. */
+int store_reserve(int64_t order_id, resv_line *req, int n, reservation *out);
+
+/* held -> confirmed (idempotent).  Returns DB_OK, STORE_NOT_FOUND,
+ * STORE_INVALID_STATE (released) or a db.h code. */
+int store_confirm(int64_t order_id);
+
+/* Returns the stock of a held/confirmed reservation and marks it released;
+ * records a released tombstone when none exists.  Idempotent. */
+int store_release(int64_t order_id);
+
+/* Copies the status into status (>= 10 bytes).  Returns 1, 0 absent, or a db.h code. */
+int store_reservation_status(int64_t order_id, char *status, size_t n);
+
+/* True when the database answers (health). */
+bool store_healthy(void);
+
+#endif
