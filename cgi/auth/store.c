@@ -1,0 +1,332 @@
+/* store.c: all of the auth service's SQL (database shop_auth).  Every public
+ * function runs inside db_tx(), so a lost connection, a Galera node going
+ * away or a certification conflict is retried as a whole instead of failing
+ * the request.  Timestamps are written as UTC_TIMESTAMP() so they do not
+ * depend on any session or server time zone. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sodium.h>
+
+#include "db.h"
+#include "log.h"
+#include "store.h"
+#include "token.h"
+
+#define STORE_HASH_LEN crypto_hash_sha256_BYTES   /* 32: refresh_tokens.token_hash */
+#define STORE_FAMILY_LEN 16                        /* refresh_tokens.family_id */
+#define STORE_TOKEN_BYTES 32                       /* 256-bit refresh tokens */
+
+/* Each statement lives in one place: db.c caches prepared statements by
+ * the address of their text. */
+static const char SQL_USER_BY_ID[] =
+    "SELECT id, email, name, role, created_at, password_hash FROM users WHERE id = ?";
+static const char SQL_USER_BY_EMAIL[] =
+    "SELECT id, email, name, role, created_at, password_hash FROM users WHERE email_norm = ?";
+static const char SQL_USER_INSERT[] =
+    "INSERT INTO users (email, email_norm, name, role, password_hash, created_at) "
+    "VALUES (?, ?, ?, ?, ?, UTC_TIMESTAMP(3))";
+static const char SQL_USER_ID_FOR_UPDATE[] =
+    "SELECT id FROM users WHERE email_norm = ? FOR UPDATE";
+static const char SQL_USER_RESET[] =
+    "UPDATE users SET role = ?, password_hash = ?, name = COALESCE(?, name) WHERE id = ?";
+static const char SQL_USER_SET_ROLE[] =
+    "UPDATE users SET role = ? WHERE id = ?";
+static const char SQL_USER_REHASH[] =
+    "UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?";
+static const char SQL_REFRESH_INSERT[] =
+    "INSERT INTO refresh_tokens (token_hash, family_id, user_id, status, expires_at, created_at) "
+    "VALUES (?, ?, ?, 'active', UTC_TIMESTAMP(3) + INTERVAL ? SECOND, UTC_TIMESTAMP(3))";
+static const char SQL_REFRESH_LOCK[] =
+    "SELECT id, family_id, user_id, status, expires_at <= UTC_TIMESTAMP(3) "
+    "FROM refresh_tokens WHERE token_hash = ? FOR UPDATE";
+static const char SQL_REFRESH_SPEND[] =
+    "UPDATE refresh_tokens SET status = 'used' WHERE id = ?";
+static const char SQL_REFRESH_REVOKE_FAMILY[] =
+    "UPDATE refresh_tokens SET status = 'revoked' WHERE family_id = ? AND status = 'active'";
+static const char SQL_REFRESH_REVOKE_BY_TOKEN[] =
+    "UPDATE refresh_tokens t JOIN refresh_tokens s ON s.family_id = t.family_id "
+    "SET t.status = 'revoked' WHERE s.token_hash = ? AND t.status = 'active'";
+static const char SQL_REFRESH_REVOKE_USER[] =
+    "UPDATE refresh_tokens SET status = 'revoked' WHERE user_id = ? AND status = 'active'";
+
+/* ------------------------------------------------------------ helpers */
+
+/* Copies a DB text column into dst (size n); NULL becomes "". */
+static void store_copy(char *dst, size_t n, const db_res *r, int col)
+{
+    const char *s = db_str(r, 0, col);
+    size_t len = s ? db_len(r, 0, col) : 0;
+    if (len >= n)
+        len = n - 1;
+    if (len)
+        memcpy(dst, s, len);
+    dst[len] = '\0';
+}
+
+/* "2026-11-24 19:30:00.123" (stored as UTC) -> "2026-11-24T19:30:00.123Z". */
+static void store_format_time(const char *db, char *out, size_t n)
+{
+    snprintf(out, n, "%sZ", db ? db : "1970-01-01 00:00:00");
+    char *sp = strchr(out, ' ');
+    if (sp)
+        *sp = 'T';
+}
+
+/* Runs a users SELECT (id or email_norm parameter) and fills *out.
+ * Returns 0, STORE_NOT_FOUND or DB_ERROR. */
+static int store_user_fetch(const char *sql, int64_t id, const char *email_norm, auth_user *out)
+{
+    db_res *r = email_norm ? db_query(sql, "s", email_norm) : db_query(sql, "i", id);
+    if (!r)
+        return DB_ERROR;
+    if (db_rows(r) == 0) {
+        db_free(r);
+        return STORE_NOT_FOUND;
+    }
+    memset(out, 0, sizeof *out);
+    out->id = db_int(r, 0, 0);
+    store_copy(out->email, sizeof out->email, r, 1);
+    out->has_name = !db_null(r, 0, 2);
+    store_copy(out->name, sizeof out->name, r, 2);
+    out->role = token_role_parse(db_str(r, 0, 3));
+    store_format_time(db_str(r, 0, 4), out->created_at, sizeof out->created_at);
+    store_copy(out->password_hash, sizeof out->password_hash, r, 5);
+    db_free(r);
+    return 0;
+}
+
+/* Hashes a client's refresh token.  Returns 0, or -1 when it is not the
+ * base64url form of 32 bytes (then it cannot be one of ours). */
+static int store_token_hash(const char *token, unsigned char hash[STORE_HASH_LEN])
+{
+    unsigned char raw[STORE_TOKEN_BYTES];
+    size_t len = 0;
+    if (!token || strlen(token) != STORE_REFRESH_LEN ||
+        sodium_base642bin(raw, sizeof raw, token, STORE_REFRESH_LEN, NULL, &len, NULL,
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+        len != sizeof raw)
+        return -1;
+    crypto_hash_sha256(hash, raw, sizeof raw);
+    sodium_memzero(raw, sizeof raw);
+    return 0;
+}
+
+/* Makes a fresh token in `token` and records it (family, user, ttl).
+ * Returns 0 or a db.h error (inside a transaction). */
+static int store_token_insert(const unsigned char family[STORE_FAMILY_LEN], int64_t user_id,
+                              long ttl, char token[STORE_REFRESH_LEN + 1])
+{
+    unsigned char raw[STORE_TOKEN_BYTES], hash[STORE_HASH_LEN];
+    randombytes_buf(raw, sizeof raw);
+    sodium_bin2base64(token, STORE_REFRESH_LEN + 1, raw, sizeof raw,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    crypto_hash_sha256(hash, raw, sizeof raw);
+    sodium_memzero(raw, sizeof raw);
+    int64_t rc = db_exec(SQL_REFRESH_INSERT, "bbii", hash, sizeof hash, family,
+                         (size_t)STORE_FAMILY_LEN, user_id, (int64_t)ttl);
+    return rc == 1 ? 0 : rc < 0 ? (int)rc : DB_ERROR;
+}
+
+/* ------------------------------------------------------------ users */
+
+typedef struct user_args {
+    const char *email, *email_norm, *name, *hash, *old_hash;
+    user_role role;
+    int64_t id;
+    auth_user *out;
+} user_args;
+
+static int store_user_create_tx(void *arg)
+{
+    user_args *a = arg;
+    int64_t rc = db_exec(SQL_USER_INSERT, "sssss", a->email, a->email_norm, a->name,
+                         token_role_name(USER_CUSTOMER), a->hash);
+    if (rc < 0)
+        return (int)rc;          /* DB_CONFLICT rolls back and comes out as is */
+    int64_t id = db_last_id();
+    rc = store_user_fetch(SQL_USER_BY_ID, id, NULL, a->out);
+    return rc == STORE_NOT_FOUND ? DB_ERROR : (int)rc;
+}
+
+int store_user_create(const char *email, const char *email_norm, const char *name,
+                      const char *password_hash, auth_user *out)
+{
+    user_args a = {.email = email, .email_norm = email_norm, .name = name,
+                   .hash = password_hash, .out = out};
+    return db_tx(store_user_create_tx, &a);
+}
+
+static int store_user_upsert_tx(void *arg)
+{
+    user_args *a = arg;
+    db_res *r = db_query(SQL_USER_ID_FOR_UPDATE, "s", a->email_norm);
+    if (!r)
+        return DB_ERROR;
+    int64_t id = db_rows(r) ? db_int(r, 0, 0) : 0;
+    db_free(r);
+    const char *role = token_role_name(a->role);
+    if (id) {
+        if (db_exec(SQL_USER_RESET, "sssi", role, a->hash, a->name, id) < 0 ||
+            db_exec(SQL_REFRESH_REVOKE_USER, "i", id) < 0)
+            return DB_ERROR;
+    } else {
+        int64_t rc = db_exec(SQL_USER_INSERT, "sssss", a->email, a->email_norm, a->name,
+                             role, a->hash);
+        if (rc < 0)
+            return rc == DB_CONFLICT ? DB_ERROR : (int)rc;
+        id = db_last_id();
+    }
+    a->id = id;
+    return 0;
+}
+
+int64_t store_user_upsert(const char *email, const char *email_norm, const char *name,
+                          user_role role, const char *password_hash)
+{
+    user_args a = {.email = email, .email_norm = email_norm, .name = name,
+                   .hash = password_hash, .role = role};
+    int rc = db_tx(store_user_upsert_tx, &a);
+    return rc < 0 ? rc : a.id;
+}
+
+static int store_user_by_email_tx(void *arg)
+{
+    user_args *a = arg;
+    return store_user_fetch(SQL_USER_BY_EMAIL, 0, a->email_norm, a->out);
+}
+
+int store_user_by_email(const char *email_norm, auth_user *out)
+{
+    user_args a = {.email_norm = email_norm, .out = out};
+    return db_tx(store_user_by_email_tx, &a);
+}
+
+static int store_user_by_id_tx(void *arg)
+{
+    user_args *a = arg;
+    return store_user_fetch(SQL_USER_BY_ID, a->id, NULL, a->out);
+}
+
+int store_user_by_id(int64_t id, auth_user *out)
+{
+    user_args a = {.id = id, .out = out};
+    return db_tx(store_user_by_id_tx, &a);
+}
+
+static int store_user_set_role_tx(void *arg)
+{
+    user_args *a = arg;
+    if (db_exec(SQL_USER_SET_ROLE, "si", token_role_name(a->role), a->id) < 0)
+        return DB_ERROR;
+    return store_user_fetch(SQL_USER_BY_ID, a->id, NULL, a->out);
+}
+
+int store_user_set_role(int64_t id, user_role role, auth_user *out)
+{
+    user_args a = {.id = id, .role = role, .out = out};
+    return db_tx(store_user_set_role_tx, &a);
+}
+
+static int store_user_rehash_tx(void *arg)
+{
+    user_args *a = arg;
+    return db_exec(SQL_USER_REHASH, "sis", a->hash, a->id, a->old_hash) < 0 ? DB_ERROR : 0;
+}
+
+int store_user_rehash(int64_t id, const char *old_hash, const char *new_hash)
+{
+    user_args a = {.id = id, .hash = new_hash, .old_hash = old_hash};
+    return db_tx(store_user_rehash_tx, &a);
+}
+
+/* ------------------------------------------------------------ refresh tokens */
+
+typedef struct refresh_args {
+    const unsigned char *hash;   /* presented token's hash (rotate, revoke) */
+    int64_t user_id;
+    long ttl;
+    char *next;                  /* the token issued */
+    auth_user *user;
+} refresh_args;
+
+static int store_refresh_issue_tx(void *arg)
+{
+    refresh_args *a = arg;
+    unsigned char family[STORE_FAMILY_LEN];
+    randombytes_buf(family, sizeof family);
+    return store_token_insert(family, a->user_id, a->ttl, a->next);
+}
+
+int store_refresh_issue(int64_t user_id, long ttl, char token[STORE_REFRESH_LEN + 1])
+{
+    refresh_args a = {.user_id = user_id, .ttl = ttl, .next = token};
+    return db_tx(store_refresh_issue_tx, &a);
+}
+
+enum { ROTATE_OK = 0, ROTATE_REUSED = 1 };
+
+/* Under the row lock: a spent or revoked token is a replay (possibly of a
+ * stolen token), so every active token of its family dies with it, and that
+ * revocation must commit; the caller still answers 401. */
+static int store_refresh_rotate_tx(void *arg)
+{
+    refresh_args *a = arg;
+    db_res *r = db_query(SQL_REFRESH_LOCK, "b", a->hash, (size_t)STORE_HASH_LEN);
+    if (!r)
+        return DB_ERROR;
+    if (db_rows(r) == 0 || db_len(r, 0, 1) != STORE_FAMILY_LEN) {
+        db_free(r);
+        return STORE_REJECTED;
+    }
+    int64_t id = db_int(r, 0, 0);
+    unsigned char family[STORE_FAMILY_LEN];
+    memcpy(family, db_str(r, 0, 1), STORE_FAMILY_LEN);
+    int64_t user_id = db_int(r, 0, 2);
+    bool active = strcmp(db_str(r, 0, 3) ? db_str(r, 0, 3) : "", "active") == 0;
+    bool expired = db_int(r, 0, 4) != 0;
+    db_free(r);
+
+    if (!active) {
+        log_warn("refresh token reused: revoking its family (user %lld)", (long long)user_id);
+        if (db_exec(SQL_REFRESH_REVOKE_FAMILY, "b", family, (size_t)STORE_FAMILY_LEN) < 0)
+            return DB_ERROR;
+        return ROTATE_REUSED;
+    }
+    if (expired)
+        return STORE_REJECTED;
+    if (db_exec(SQL_REFRESH_SPEND, "i", id) != 1)
+        return DB_ERROR;
+    int rc = store_token_insert(family, user_id, a->ttl, a->next);
+    if (rc != 0)
+        return rc;
+    rc = store_user_fetch(SQL_USER_BY_ID, user_id, NULL, a->user);
+    return rc == STORE_NOT_FOUND ? STORE_REJECTED : rc;
+}
+
+int store_refresh_rotate(const char *presented, long ttl, char next[STORE_REFRESH_LEN + 1],
+                         auth_user *user)
+{
+    unsigned char hash[STORE_HASH_LEN];
+    if (store_token_hash(presented, hash) != 0)
+        return STORE_REJECTED;
+    refresh_args a = {.hash = hash, .ttl = ttl, .next = next, .user = user};
+    int rc = db_tx(store_refresh_rotate_tx, &a);
+    return rc == ROTATE_REUSED ? STORE_REJECTED : rc;
+}
+
+static int store_refresh_revoke_tx(void *arg)
+{
+    refresh_args *a = arg;
+    return db_exec(SQL_REFRESH_REVOKE_BY_TOKEN, "b", a->hash, (size_t)STORE_HASH_LEN) < 0
+               ? DB_ERROR : 0;
+}
+
+int store_refresh_revoke(const char *presented)
+{
+    unsigned char hash[STORE_HASH_LEN];
+    if (store_token_hash(presented, hash) != 0)
+        return 0;
+    refresh_args a = {.hash = hash};
+    return db_tx(store_refresh_revoke_tx, &a);
+}

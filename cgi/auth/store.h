@@ -1,0 +1,77 @@
+/* store.h: the auth service's data (shop_auth): users and refresh tokens.
+ * All SQL lives behind this interface; callers never see HTTP here, and the
+ * store never sees a request.  Results are the db.h codes (DB_UNAVAILABLE,
+ * DB_ERROR, DB_CONFLICT) or the STORE_* outcomes below.
+ *
+ * Refresh tokens are 256-bit random values handed to the client as
+ * base64url; only their SHA-256 is stored.  Every token descends from one
+ * login (its family); a refresh spends the presented token and issues its
+ * successor in the same family. */
+#ifndef AUTH_STORE_H
+#define AUTH_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "http.h"
+
+#define STORE_EMAIL_MAX 254          /* characters */
+#define STORE_NAME_MAX 200           /* characters */
+#define STORE_REFRESH_LEN 43         /* base64url of 32 bytes, no padding */
+
+enum {
+    STORE_NOT_FOUND = -10,           /* no such user / unknown refresh token */
+    STORE_REJECTED = -11,            /* refresh token expired, spent or revoked */
+};
+
+typedef struct auth_user {
+    int64_t id;
+    char email[STORE_EMAIL_MAX * 4 + 1];
+    char name[STORE_NAME_MAX * 4 + 1];
+    bool has_name;                   /* false: name is JSON null */
+    user_role role;
+    char created_at[32];             /* RFC 3339 UTC, "2026-11-24T19:30:00.123Z" */
+    char password_hash[256];         /* Argon2id string; never leaves the service */
+} auth_user;
+
+/* Inserts a customer.  email_norm is the case-folded identity (unique); name
+ * may be NULL.  Returns 0 and fills *out, DB_CONFLICT when the email is
+ * taken, or a DB error. */
+int store_user_create(const char *email, const char *email_norm, const char *name,
+                      const char *password_hash, auth_user *out);
+
+/* Creates the user with `role`, or when email_norm exists sets its role and
+ * password (and name when not NULL) and revokes its refresh tokens.  For the
+ * --create-user CLI.  Returns the user id (> 0) or a DB error. */
+int64_t store_user_upsert(const char *email, const char *email_norm, const char *name,
+                          user_role role, const char *password_hash);
+
+/* Looks a user up.  Returns 0 and fills *out, STORE_NOT_FOUND, or a DB error. */
+int store_user_by_email(const char *email_norm, auth_user *out);
+int store_user_by_id(int64_t id, auth_user *out);
+
+/* Sets a user's role.  Returns 0 and fills *out, STORE_NOT_FOUND, or a DB error. */
+int store_user_set_role(int64_t id, user_role role, auth_user *out);
+
+/* Replaces the password hash if it is still `old_hash` (login rehash: a
+ * concurrent password change wins).  Returns 0 or a DB error. */
+int store_user_rehash(int64_t id, const char *old_hash, const char *new_hash);
+
+/* Starts a new family for user_id and issues its first refresh token, valid
+ * ttl seconds, into token (STORE_REFRESH_LEN + 1 bytes).  Returns 0 or a DB
+ * error. */
+int store_refresh_issue(int64_t user_id, long ttl, char token[STORE_REFRESH_LEN + 1]);
+
+/* Spends `presented` and issues its successor (same family, ttl seconds)
+ * into next, in one transaction under a row lock, and reads the owner into
+ * *user (its current role goes into the new access token).  A spent or
+ * revoked token revokes its whole family.  Returns 0, STORE_REJECTED
+ * (unknown, malformed, expired, spent, revoked: all look the same to the
+ * client), or a DB error. */
+int store_refresh_rotate(const char *presented, long ttl, char next[STORE_REFRESH_LEN + 1],
+                         auth_user *user);
+
+/* Revokes the family of `presented` (logout).  Unknown or malformed tokens
+ * are a no-op.  Returns 0 or a DB error. */
+int store_refresh_revoke(const char *presented);
+
+#endif
