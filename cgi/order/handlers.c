@@ -1,0 +1,664 @@
+/* handlers.c: the order service's endpoints, one function each: parse,
+ * authorize, call the store and the product service, answer.
+ *
+ * Placing an order is a small saga (DESIGN.md "Placing an order"):
+ *   1. claim the Idempotency-Key (if any) and insert the order as pending, in
+ *      one transaction; the key's primary key settles races between repeats;
+ *   2. ask product to reserve the stock for that order id (idempotent there);
+ *   3. on success, one transaction confirms the order (only if still pending:
+ *      the sweep may have failed it meanwhile), copies prices and names,
+ *      writes the outbox event and the key's stored reply; then confirm the
+ *      reservation;
+ *   4. on refusal or failure, fail the order (again only if pending), store or
+ *      drop the key's reply, and release whatever may have been reserved.
+ * Every step is safe to interrupt: the sweep (sweep.c) finishes the job. */
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sodium.h>
+
+#include "client.h"
+#include "config.h"
+#include "db.h"
+#include "json.h"
+#include "log.h"
+#include "order.h"
+#include "problem.h"
+#include "store.h"
+
+/* ---------------------------------------------------------------- request helpers */
+
+/* Moves every {"field","message"} of tmp into errs with the field prefixed
+ * ("quantity" -> "items[2].quantity"), since json.h names bare members. */
+static void order_move_errors(json_object *tmp, const char *prefix, json_object *errs)
+{
+    size_t n = json_object_array_length(tmp);
+    for (size_t i = 0; i < n; i++) {
+        json_object *e = json_object_array_get_idx(tmp, i), *f, *m;
+        const char *field = json_object_object_get_ex(e, "field", &f) ? json_object_get_string(f) : "";
+        const char *msg = json_object_object_get_ex(e, "message", &m) ? json_object_get_string(m) : "invalid";
+        char name[96];
+        snprintf(name, sizeof name, "%s.%s", prefix, field);
+        json_add_error(errs, name, msg);
+    }
+}
+
+void order_parse_lines(json_object *body, order_line *lines, size_t *n, json_object *errs)
+{
+    static const char *const allowed[] = { "items", NULL };
+    static const char *const line_fields[] = { "product_id", "quantity", NULL };
+    *n = 0;
+    json_check_fields(body, allowed, errs);
+    json_object *items = NULL;
+    if (!json_object_object_get_ex(body, "items", &items) || !items) {
+        json_add_error(errs, "items", "is required");
+        return;
+    }
+    if (!json_object_is_type(items, json_type_array)) {
+        json_add_error(errs, "items", "must be an array");
+        return;
+    }
+    size_t len = json_object_array_length(items);
+    if (len < 1 || len > ORDER_MAX_LINES) {
+        json_add_error(errs, "items", "must have 1 to 50 lines");
+        return;
+    }
+    for (size_t i = 0; i < len; i++) {
+        json_object *el = json_object_array_get_idx(items, i);
+        char prefix[32];
+        snprintf(prefix, sizeof prefix, "items[%zu]", i);
+        if (!json_object_is_type(el, json_type_object)) {
+            json_add_error(errs, prefix, "must be an object");
+            continue;
+        }
+        json_object *tmp = json_object_new_array();
+        if (!tmp)
+            return;
+        int64_t pid = 0, qty = 0;
+        json_check_fields(el, line_fields, tmp);
+        int okp = json_get_int(el, "product_id", 1, INT64_MAX, true, &pid, tmp);
+        int okq = json_get_int(el, "quantity", 1, ORDER_MAX_QUANTITY, true, &qty, tmp);
+        order_move_errors(tmp, prefix, errs);
+        json_object_put(tmp);
+        if (okp != JSON_OK || okq != JSON_OK)
+            continue;
+        bool dup = false;
+        for (size_t j = 0; j < *n; j++)
+            dup = dup || lines[j].product_id == pid;
+        if (dup) {
+            char field[48];
+            snprintf(field, sizeof field, "%s.product_id", prefix);
+            json_add_error(errs, field, "duplicate product_id: one line per product");
+            continue;
+        }
+        lines[*n].product_id = pid;
+        lines[*n].quantity = qty;
+        (*n)++;
+    }
+}
+
+bool order_idem_key_valid(const char *k)
+{
+    size_t len = strlen(k);
+    if (len < 1 || len > 255)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)k[i] < 0x21 || (unsigned char)k[i] > 0x7e)
+            return false;
+    return true;
+}
+
+static int order_line_cmp(const void *a, const void *b)
+{
+    const order_line *x = a, *y = b;
+    return (x->product_id > y->product_id) - (x->product_id < y->product_id);
+}
+
+void order_request_hash(const order_line *lines, size_t n, unsigned char out[32])
+{
+    order_line sorted[ORDER_MAX_LINES];
+    if (n > ORDER_MAX_LINES)
+        n = ORDER_MAX_LINES;
+    memcpy(sorted, lines, n * sizeof *lines);
+    qsort(sorted, n, sizeof *sorted, order_line_cmp);
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    for (size_t i = 0; i < n; i++) {
+        char buf[64];
+        int len = snprintf(buf, sizeof buf, "%" PRId64 "x%" PRId64 ";",
+                           sorted[i].product_id, sorted[i].quantity);
+        crypto_hash_sha256_update(&st, (const unsigned char *)buf, (unsigned long long)len);
+    }
+    crypto_hash_sha256_final(&st, out);
+}
+
+#define CURSOR_PREFIX "o1:"
+
+void order_cursor_encode(int64_t before_id, char *buf, size_t n)
+{
+    char raw[40];
+    int len = snprintf(raw, sizeof raw, CURSOR_PREFIX "%" PRId64, before_id);
+    sodium_bin2base64(buf, n, (const unsigned char *)raw, (size_t)len,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+bool order_cursor_decode(const char *cursor, int64_t *before_id)
+{
+    unsigned char raw[40];
+    size_t len = 0;
+    if (strlen(cursor) > 52 ||
+        sodium_base642bin(raw, sizeof raw - 1, cursor, strlen(cursor), NULL, &len, NULL,
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
+        return false;
+    raw[len] = '\0';
+    const char *digits = (const char *)raw + strlen(CURSOR_PREFIX);
+    if (len <= strlen(CURSOR_PREFIX) || memcmp(raw, CURSOR_PREFIX, strlen(CURSOR_PREFIX)) != 0 ||
+        strlen(digits) > 18 || digits[0] == '0')
+        return false;
+    for (const char *p = digits; *p; p++)
+        if (!isdigit((unsigned char)*p))
+            return false;
+    *before_id = strtoll(digits, NULL, 10);
+    return *before_id > 0;
+}
+
+/* ---------------------------------------------------------------- rendering */
+
+/* "2026-11-24 19:30:00.123" (DATETIME(3), UTC) -> "2026-11-24T19:30:00.123Z". */
+static void order_time(const char *db, char *out, size_t n)
+{
+    snprintf(out, n, "%sZ", db);
+    char *sp = strchr(out, ' ');
+    if (sp)
+        *sp = 'T';
+}
+
+static json_object *order_to_json(const store_order *o)
+{
+    json_object *j = json_object_new_object(), *items = json_object_new_array();
+    char t[40];
+    json_set_int(j, "id", o->id);
+    json_set_int(j, "user_id", o->user_id);
+    json_set_str(j, "status", o->status);
+    for (size_t i = 0; i < o->n_items; i++) {
+        const store_item *it = &o->items[i];
+        json_object *line = json_object_new_object();
+        json_set_int(line, "product_id", it->product_id);
+        json_set_str(line, "sku", it->sku);
+        json_set_str(line, "name", it->name);
+        json_set_int(line, "unit_price_cents", it->unit_price_cents);
+        json_set_int(line, "quantity", it->quantity);
+        json_set_int(line, "line_total_cents", it->line_total_cents);
+        json_object_array_add(items, line);
+    }
+    json_object_object_add(j, "items", items);
+    json_set_int(j, "total_cents", o->total_cents);
+    json_set_str(j, "currency", o->currency);
+    order_time(o->created_at, t, sizeof t);
+    json_set_str(j, "created_at", t);
+    order_time(o->updated_at, t, sizeof t);
+    json_set_str(j, "updated_at", t);
+    return j;
+}
+
+/* store_render_fn: the 201 body as text, stored with the order. */
+static char *order_render(const store_order *o)
+{
+    json_object *j = order_to_json(o);
+    char *s = strdup(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
+    json_object_put(j);
+    return s;
+}
+
+/* Pending and failed orders are internal; others' orders are invisible
+ * unless the caller is an admin. */
+static bool order_visible(const store_order *o, const http_auth *who)
+{
+    if (strcmp(o->status, "confirmed") != 0 && strcmp(o->status, "cancelled") != 0)
+        return false;
+    return who->role == USER_ADMIN || o->user_id == who->user_id;
+}
+
+/* ---------------------------------------------------------------- placing */
+
+typedef struct placing {
+    http_req *req;
+    int64_t user_id;
+    const char *key;              /* Idempotency-Key or NULL */
+    const order_line *lines;
+    size_t n;
+    int64_t order_id;
+} placing;
+
+/* Test-only fault switch: a worker that dies right after product took the
+ * stock, before the order is confirmed, is the crash the sweep must repair.
+ * FAULT_AFTER_RESERVE=1 does it to every order; the X-Fault-Inject header
+ * only when the stack was started with ALLOW_FAULT_INJECTION=1.  Both are off
+ * by default and must stay off in production. */
+static bool order_fault_after_reserve(const http_req *req)
+{
+    if (config_int("FAULT_AFTER_RESERVE", 0) == 1)
+        return true;
+    if (config_int("ALLOW_FAULT_INJECTION", 0) != 1)
+        return false;
+    const char *h = http_header(req, "X-Fault-Inject");
+    return h && strcmp(h, "after-reserve") == 0;
+}
+
+/* Gives up on the order after a failure (dependency down, surprise reply):
+ * fails it, drops the key row so a retry can run, releases anything product
+ * may hold (safe: nobody but this request can confirm this order), answers
+ * 503 (status 503) or 500. */
+static int order_abandon(placing *p, int status, const char *why)
+{
+    int rc = store_fail_order(p->order_id, p->user_id, false, p->key, 0, NULL);
+    if (rc < 0)
+        log_warn("order %" PRId64 ": could not mark failed (%d); the sweep will", p->order_id, rc);
+    reservation_release(p->order_id);
+    if (status == 503)
+        return problem_unavailable(p->req, why);
+    return problem_internal(p->req, why);
+}
+
+/* Stores a final refusal with the key row (so a repeat replays it), fails
+ * the order and answers the problem.  extra (owned) holds the members beyond
+ * status/code/detail. */
+static int order_refuse(placing *p, int status, const char *code, const char *detail,
+                        json_object *extra, bool nothing_held)
+{
+    json_object *stored = json_object_new_object();
+    json_object_object_foreach(extra, k, v)
+        json_object_object_add(stored, k, json_object_get(v));
+    json_set_str(stored, "code", code);
+    json_set_str(stored, "detail", detail);
+    int rc = store_fail_order(p->order_id, p->user_id, nothing_held, p->key, status,
+                              json_object_to_json_string_ext(stored, JSON_C_TO_STRING_PLAIN));
+    json_object_put(stored);
+    if (rc < 0)
+        log_warn("order %" PRId64 ": could not mark failed (%d); the sweep will", p->order_id, rc);
+    if (!nothing_held)
+        reservation_release(p->order_id);
+    return problem_send_extra(p->req, status, code, detail, extra);
+}
+
+/* Finds the line for product_id in the "items" of a product reply. */
+static json_object *order_reply_line(json_object *reply_items, int64_t product_id)
+{
+    size_t n = json_object_array_length(reply_items);
+    for (size_t i = 0; i < n; i++) {
+        json_object *el = json_object_array_get_idx(reply_items, i), *v;
+        if (json_object_object_get_ex(el, "product_id", &v) &&
+            json_object_is_type(v, json_type_int) && json_object_get_int64(v) == product_id)
+            return el;
+    }
+    return NULL;
+}
+
+/* Reads one reservation line into it.  Returns false when it is malformed. */
+static bool order_copy_line(json_object *line, int64_t quantity, store_item *it, char currency[4])
+{
+    json_object *sku, *name, *price, *cur, *qty;
+    if (!line || !json_object_object_get_ex(line, "sku", &sku) ||
+        !json_object_object_get_ex(line, "name", &name) ||
+        !json_object_object_get_ex(line, "unit_price_cents", &price) ||
+        !json_object_object_get_ex(line, "currency", &cur) ||
+        !json_object_object_get_ex(line, "quantity", &qty) ||
+        !json_object_is_type(sku, json_type_string) || !json_object_is_type(name, json_type_string) ||
+        !json_object_is_type(price, json_type_int) || !json_object_is_type(cur, json_type_string) ||
+        !json_object_is_type(qty, json_type_int) || json_object_get_int64(qty) != quantity ||
+        json_object_get_string_len(cur) != 3 || json_object_get_string_len(sku) > STORE_SKU_MAX ||
+        json_object_get_string_len(name) > STORE_NAME_MAX)
+        return false;
+    snprintf(it->sku, sizeof it->sku, "%s", json_object_get_string(sku));
+    snprintf(it->name, sizeof it->name, "%s", json_object_get_string(name));
+    it->unit_price_cents = json_object_get_int64(price);
+    it->quantity = quantity;
+    it->line_total_cents = it->unit_price_cents * quantity;
+    memcpy(currency, json_object_get_string(cur), 4);
+    return it->unit_price_cents >= 0;
+}
+
+/* Step 3: product holds the stock; confirm the order. */
+static int order_complete(placing *p, json_object *reply)
+{
+    json_object *reply_items;
+    store_item items[ORDER_MAX_LINES];
+    char currency[4] = "", cur[4];
+    bool mixed = false;
+    if (!reply || !json_object_object_get_ex(reply, "items", &reply_items) ||
+        !json_object_is_type(reply_items, json_type_array))
+        return order_abandon(p, 500, "reservation reply without items");
+    for (size_t i = 0; i < p->n; i++) {
+        items[i].product_id = p->lines[i].product_id;
+        if (!order_copy_line(order_reply_line(reply_items, p->lines[i].product_id),
+                             p->lines[i].quantity, &items[i], cur))
+            return order_abandon(p, 500, "reservation reply line malformed");
+        if (i == 0)
+            memcpy(currency, cur, 4);
+        else if (strcmp(cur, currency) != 0)
+            mixed = true;
+    }
+    if (mixed) {
+        json_object *extra = json_object_new_object(), *errs = json_object_new_array();
+        json_add_error(errs, "items", "all products of an order must have the same currency");
+        json_object_object_add(extra, "errors", errs);
+        return order_refuse(p, 422, "validation_failed",
+                            "the products are priced in different currencies", extra, false);
+    }
+
+    char *text = NULL;
+    int rc = store_confirm_order(p->order_id, p->user_id, items, p->n, currency, p->key,
+                                 order_render, &text);
+    if (rc == 0)        /* the sweep failed it while we waited: give it all back */
+        return order_abandon(p, 503, "the order timed out; please retry");
+    if (rc < 0) {
+        /* Maybe committed, maybe not (a lost COMMIT reply).  Only when our
+         * own pending -> failed wins is it certain nothing stands, so only
+         * then release; otherwise the sweep settles it either way. */
+        int f = store_fail_order(p->order_id, p->user_id, false, p->key, 0, NULL);
+        if (f == 1)
+            reservation_release(p->order_id);
+        if (rc == STORE_FAILED)
+            return problem_internal(p->req, "could not render the confirmed order");
+        return problem_db(p->req, rc);
+    }
+    reservation_confirm(p->order_id);   /* if it fails, the sweep confirms it */
+    json_object *body = json_tokener_parse(text);
+    free(text);
+    if (!body)
+        return problem_internal(p->req, "stored order reply does not parse");
+    http_add_header(p->req, "Location", "/orders/%" PRId64, p->order_id);
+    return http_reply_json(p->req, 201, body);
+}
+
+/* Adds errors naming the lines product refused ("items[i].product_id"),
+ * from the product reply's items. */
+static json_object *order_unavailable_errors(const placing *p, json_object *reply_items)
+{
+    json_object *errs = json_object_new_array();
+    for (size_t i = 0; i < p->n; i++) {
+        if (reply_items && !order_reply_line(reply_items, p->lines[i].product_id))
+            continue;
+        char field[48];
+        snprintf(field, sizeof field, "items[%zu].product_id", i);
+        json_add_error(errs, field, "no such product, or it is not for sale");
+    }
+    return errs;
+}
+
+/* Steps 2-4 once the order exists as pending. */
+static int order_place(placing *p)
+{
+    json_object *body = json_object_new_object(), *items = json_object_new_array();
+    json_set_int(body, "order_id", p->order_id);
+    for (size_t i = 0; i < p->n; i++) {
+        json_object *l = json_object_new_object();
+        json_set_int(l, "product_id", p->lines[i].product_id);
+        json_set_int(l, "quantity", p->lines[i].quantity);
+        json_object_array_add(items, l);
+    }
+    json_object_object_add(body, "items", items);
+    client_resp r;
+    int rc = client_call("POST", config_get("PRODUCT_URL", ""), "/internal/reservations",
+                         body, &r);
+    json_object_put(body);
+    if (rc < 0 || r.status >= 500) {
+        client_free(&r);
+        return order_abandon(p, 503, "the product service is unavailable; please retry");
+    }
+
+    json_object *v, *reply_items = NULL;
+    const char *code = "";
+    if (r.body && json_object_object_get_ex(r.body, "code", &v))
+        code = json_object_get_string(v);
+    if (r.body && json_object_object_get_ex(r.body, "items", &v) &&
+        json_object_is_type(v, json_type_array))
+        reply_items = v;
+
+    int status;
+    if (r.status == 200) {
+        if (order_fault_after_reserve(p->req)) {
+            log_warn("fault injection: exiting after reserving order %" PRId64, p->order_id);
+            _exit(1);
+        }
+        status = order_complete(p, r.body);
+    } else if (r.status == 409 && strcmp(code, "insufficient_stock") == 0) {
+        json_object *extra = json_object_new_object();
+        json_object_object_add(extra, "items",
+                               reply_items ? json_object_get(reply_items) : json_object_new_array());
+        status = order_refuse(p, 409, "insufficient_stock",
+                              "not enough stock for some lines; nothing was reserved", extra, true);
+    } else if (r.status == 422 && strcmp(code, "product_unavailable") == 0) {
+        json_object *extra = json_object_new_object();
+        json_object_object_add(extra, "items",
+                               reply_items ? json_object_get(reply_items) : json_object_new_array());
+        json_object_object_add(extra, "errors", order_unavailable_errors(p, reply_items));
+        status = order_refuse(p, 422, "product_unavailable",
+                              "some products do not exist or are not for sale", extra, true);
+    } else if (r.status == 409 && strcmp(code, "invalid_state") == 0) {
+        /* The sweep released this order id before our reserve arrived. */
+        status = order_abandon(p, 503, "the order timed out; please retry");
+    } else {
+        log_error("reserve for order %" PRId64 ": unexpected status %d code %s",
+                  p->order_id, r.status, code);
+        status = order_abandon(p, 500, "unexpected reply from the product service");
+    }
+    client_free(&r);
+    return status;
+}
+
+/* Answers a repeat of an Idempotency-Key.  Returns the status sent, or 0
+ * when the key row vanished meanwhile (its first request gave up: retry). */
+static int order_replay(http_req *req, int64_t user_id, const char *key,
+                        const unsigned char hash[32])
+{
+    store_idem k;
+    int rc = store_get_idem(user_id, key, &k);
+    if (rc < 0)
+        return problem_db(req, rc);
+    if (rc == 0)
+        return 0;
+    if (sodium_memcmp(k.hash, hash, sizeof k.hash) != 0) {
+        store_idem_free(&k);
+        json_object *extra = json_object_new_object(), *errs = json_object_new_array();
+        json_add_error(errs, "Idempotency-Key", "already used with a different request body");
+        json_object_object_add(extra, "errors", errs);
+        return problem_send_extra(req, 422, "idempotency_key_reused",
+                                  "this Idempotency-Key was used with another request", extra);
+    }
+    if (!k.done) {
+        store_idem_free(&k);
+        return problem_send(req, 409, "idempotency_in_progress",
+                            "a request with this Idempotency-Key is still running");
+    }
+    json_object *body = k.response_body ? json_tokener_parse(k.response_body) : NULL;
+    int status = k.response_status;
+    int64_t order_id = k.order_id;
+    store_idem_free(&k);
+    if (!body || !json_object_is_type(body, json_type_object)) {
+        json_object_put(body);
+        return problem_internal(req, "stored idempotent reply does not parse");
+    }
+    if (status == 201) {
+        http_add_header(req, "Location", "/orders/%" PRId64, order_id);
+        return http_reply_json(req, 201, body);
+    }
+    /* A stored refusal: {"code","detail", extra members...}. */
+    json_object *v;
+    char code[64] = "internal", detail[256] = "";
+    if (json_object_object_get_ex(body, "code", &v))
+        snprintf(code, sizeof code, "%s", json_object_get_string(v));
+    if (json_object_object_get_ex(body, "detail", &v))
+        snprintf(detail, sizeof detail, "%s", json_object_get_string(v));
+    json_object_object_del(body, "code");
+    json_object_object_del(body, "detail");
+    return problem_send_extra(req, status, code, detail[0] ? detail : NULL, body);
+}
+
+int order_create(http_req *req)
+{
+    order_line lines[ORDER_MAX_LINES];
+    size_t n = 0;
+    json_object *errs = json_object_new_array();
+    order_parse_lines(req->json, lines, &n, errs);
+    if (json_object_array_length(errs) > 0)
+        return problem_invalid(req, errs);
+    json_object_put(errs);
+
+    const char *key = http_header(req, "Idempotency-Key");
+    if (key && !order_idem_key_valid(key))
+        return problem_send(req, 400, "bad_request",
+                            "Idempotency-Key must be 1 to 255 visible ASCII characters");
+    unsigned char hash[32];
+    order_request_hash(lines, n, hash);
+
+    placing p = { req, req->auth.user_id, key, lines, n, 0 };
+    for (int attempt = 0; attempt < 3; attempt++) {
+        int rc = store_begin_order(p.user_id, key, hash, &p.order_id);
+        if (rc == 0)
+            return order_place(&p);
+        if (rc != DB_CONFLICT)
+            return problem_db(req, rc);
+        rc = order_replay(req, p.user_id, key, hash);
+        if (rc != 0)
+            return rc;
+    }
+    return problem_send(req, 409, "idempotency_in_progress",
+                        "a request with this Idempotency-Key is still running");
+}
+
+/* ---------------------------------------------------------------- reading */
+
+/* Parses a decimal integer in [min, max] with nothing around it. */
+static bool order_parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    if (!*s || strlen(s) > 18)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!isdigit((unsigned char)*p))
+            return false;
+    long long v = strtoll(s, NULL, 10);
+    if (v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+int order_list(http_req *req)
+{
+    char buf[160];
+    int64_t limit = 20, before = 0, user_filter = 0;
+    bool admin = req->auth.role == USER_ADMIN;
+
+    int has_user = http_query(req, "user_id", buf, sizeof buf);
+    if (has_user != 0 && !admin)
+        return problem_send(req, 403, "forbidden", "only admins may list other users' orders");
+    json_object *errs = json_object_new_array();
+    if (has_user != 0 && (has_user < 0 || !order_parse_int(buf, 1, INT64_MAX, &user_filter)))
+        json_add_error(errs, "user_id", "must be a positive integer");
+    int has_limit = http_query(req, "limit", buf, sizeof buf);
+    if (has_limit != 0 && (has_limit < 0 || !order_parse_int(buf, 1, 100, &limit)))
+        json_add_error(errs, "limit", "must be an integer from 1 to 100");
+    int has_cursor = http_query(req, "cursor", buf, sizeof buf);
+    if (has_cursor < 0 || (has_cursor == 1 && buf[0] && !order_cursor_decode(buf, &before))) {
+        json_object_put(errs);
+        return problem_send(req, 400, "invalid_cursor", "the cursor is not one this API gave out");
+    }
+    if (json_object_array_length(errs) > 0)
+        return problem_invalid(req, errs);
+    json_object_put(errs);
+    if (!admin)
+        user_filter = req->auth.user_id;
+
+    store_order *page = calloc((size_t)limit, sizeof *page);
+    if (!page)
+        return problem_internal(req, "out of memory");
+    bool more = false;
+    int n = store_list_orders(user_filter, before, (int)limit, page, &more);
+    if (n < 0) {
+        free(page);
+        return problem_db(req, n);
+    }
+    json_object *body = json_object_new_object(), *items = json_object_new_array();
+    for (int i = 0; i < n; i++) {
+        json_object_array_add(items, order_to_json(&page[i]));
+        store_order_free(&page[i]);
+    }
+    json_object_object_add(body, "items", items);
+    if (more && n > 0) {
+        char cursor[64];
+        order_cursor_encode(page[n - 1].id, cursor, sizeof cursor);
+        json_set_str(body, "next_cursor", cursor);
+    } else {
+        json_set_str(body, "next_cursor", NULL);
+    }
+    free(page);
+    return http_reply_json(req, 200, body);
+}
+
+/* Loads the order of the {id} path parameter if the caller may see it.
+ * Returns 1 (found, *o filled), or the status of the reply already sent. */
+static int order_load_visible(http_req *req, store_order *o)
+{
+    int rc = store_get_order(req->id, o);
+    if (rc < 0)
+        return problem_db(req, rc);
+    if (rc == 0 || !order_visible(o, &req->auth)) {
+        store_order_free(o);
+        return problem_send(req, 404, "not_found", "no such order");
+    }
+    return 1;
+}
+
+int order_get(http_req *req)
+{
+    store_order o;
+    int rc = order_load_visible(req, &o);
+    if (rc != 1)
+        return rc;
+    json_object *body = order_to_json(&o);
+    store_order_free(&o);
+    return http_reply_json(req, 200, body);
+}
+
+/* Cancelling records the decision first (confirmed -> cancelled), then gives
+ * the stock back; if product is unreachable the sweep releases it later, so
+ * the client still gets its 200.  A repeat releases again if that has not
+ * been recorded yet (release is idempotent), then answers the same. */
+int order_cancel(http_req *req)
+{
+    store_order o;
+    int rc = order_load_visible(req, &o);
+    if (rc != 1)
+        return rc;
+    if (strcmp(o.status, "confirmed") == 0) {
+        rc = store_cancel_order(o.id);
+        store_order_free(&o);
+        if (rc < 0)
+            return problem_db(req, rc);
+        rc = store_get_order(req->id, &o);   /* ours or a concurrent cancel's */
+        if (rc <= 0)
+            return rc < 0 ? problem_db(req, rc) : problem_internal(req, "order vanished");
+    }
+    if (strcmp(o.stock_state, "released") != 0 && reservation_release(o.id))
+        snprintf(o.stock_state, sizeof o.stock_state, "released");
+    json_object *body = order_to_json(&o);
+    store_order_free(&o);
+    return http_reply_json(req, 200, body);
+}
+
+int order_health(http_req *req)
+{
+    json_object *body = json_object_new_object();
+    if (!db_ping()) {
+        json_set_str(body, "db", "down");
+        http_add_header(req, "Retry-After", "5");
+        return problem_send_extra(req, 503, "unavailable", "database unavailable", body);
+    }
+    json_set_str(body, "status", "ok");
+    json_set_str(body, "db", "ok");
+    return http_reply_json(req, 200, body);
+}
