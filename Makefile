@@ -2,7 +2,9 @@
 # Targets: all deps up down status check check-unit check-asan check-integration
 #          install clean fuzz bench
 
-CC      ?= gcc
+ifeq ($(origin CC),default)
+CC = gcc
+endif
 PREFIX  ?= /usr/local
 DESTDIR ?=
 PKGS     = libmariadb json-c libjwt libsodium libcurl
@@ -80,10 +82,11 @@ check: deps
 	$(MAKE) check-integration
 
 check-unit: $(TESTS)
-	scripts/run-unit $(TESTS)
+	scripts/with-test-db scripts/run-unit $(TESTS)
 
 check-asan: $(ASAN_TESTS)
-	ASAN_OPTIONS=detect_leaks=1 scripts/run-unit $(ASAN_TESTS)
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    scripts/with-test-db scripts/run-unit $(ASAN_TESTS)
 
 check-integration: $(BINS)
 	python3 tests/integration/run.py

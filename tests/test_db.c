@@ -1,0 +1,178 @@
+/* test_db.c: the DB layer against a real MariaDB (scripts/with-test-db gives
+ * one): typed parameters, buffered results, duplicate keys, and db_tx's
+ * contract: commit on success, rollback on a business outcome, whole-
+ * transaction retry on deadlock and on a lost connection. */
+#include <stdlib.h>
+#include <string.h>
+#include <CUnit/Basic.h>
+#include "db.h"
+
+static int setup(void)
+{
+    const char *sock = getenv("SHOP_TEST_DB_SOCKET");
+    if (!sock)
+        return -1;
+    setenv("SHOP_DB_SOCKET", sock, 1);
+    setenv("SHOP_DB_HOST", "localhost", 1);
+    setenv("SHOP_DB_USER", "tester", 1);
+    setenv("SHOP_DB_PASSWORD", "tester-pw", 1);
+    setenv("SHOP_DB_NAME", "shop_test", 1);
+    db_init();
+    if (db_exec("CREATE TABLE IF NOT EXISTS t (id BIGINT PRIMARY KEY, name VARCHAR(20) UNIQUE, "
+                "bin VARBINARY(16), n BIGINT)", NULL) < 0)
+        return -1;
+    if (db_exec("CREATE OR REPLACE PROCEDURE fail_deadlock() SIGNAL SQLSTATE '40001' "
+                "SET MYSQL_ERRNO = 1213, MESSAGE_TEXT = 'simulated deadlock'", NULL) < 0)
+        return -1;
+    return 0;
+}
+
+static int teardown(void)
+{
+    db_exec("DROP TABLE IF EXISTS t", NULL);
+    db_close();
+    return 0;
+}
+
+static void test_exec_and_query_roundtrip(void)
+{
+    const unsigned char bin[4] = {0, 1, 0xff, 0};
+    CU_ASSERT_EQUAL(db_exec("DELETE FROM t", NULL) >= 0, 1);
+    CU_ASSERT_EQUAL(db_exec("INSERT INTO t (id, name, bin, n) VALUES (?, ?, ?, ?)", "isbi",
+                            (int64_t)1, "caf\xc3\xa9", bin, sizeof bin, (int64_t)-5), 1);
+    CU_ASSERT_EQUAL(db_exec("INSERT INTO t (id, name, bin, n) VALUES (?, ?, ?, ?)", "isbi",
+                            (int64_t)2, NULL, bin, (size_t)0, (int64_t)9000000000LL), 1);
+    db_res *r = db_query("SELECT id, name, bin, n FROM t WHERE id >= ? ORDER BY id", "i", (int64_t)1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_EQUAL(db_rows(r), 2);
+    CU_ASSERT_EQUAL(db_int(r, 0, 0), 1);
+    CU_ASSERT_STRING_EQUAL(db_str(r, 0, 1), "caf\xc3\xa9");
+    CU_ASSERT_EQUAL(db_len(r, 0, 2), 4);
+    CU_ASSERT_EQUAL(memcmp(db_str(r, 0, 2), bin, 4), 0);
+    CU_ASSERT_EQUAL(db_int(r, 0, 3), -5);
+    CU_ASSERT_TRUE(db_null(r, 1, 1));
+    CU_ASSERT_EQUAL(db_int(r, 1, 3), 9000000000LL);
+    CU_ASSERT_PTR_NULL(db_str(r, 5, 0));      /* out of range is NULL, not a crash */
+    db_free(r);
+}
+
+static void test_duplicate_key_is_conflict(void)
+{
+    CU_ASSERT_EQUAL(db_exec("INSERT INTO t (id, name) VALUES (?, ?)", "is", (int64_t)10, "dup"), 1);
+    CU_ASSERT_EQUAL(db_exec("INSERT INTO t (id, name) VALUES (?, ?)", "is", (int64_t)11, "dup"), DB_CONFLICT);
+    CU_ASSERT_EQUAL(db_errno(), 1062);
+    CU_ASSERT_FALSE(db_retryable());
+}
+
+static void test_bad_parameter_count_fails(void)
+{
+    CU_ASSERT_EQUAL(db_exec("UPDATE t SET n = ? WHERE id = ?", "i", (int64_t)1), DB_ERROR);
+    CU_ASSERT_PTR_NULL(db_query("SELECT no_such_column FROM t", NULL));
+}
+
+static int attempts;
+
+static int tx_insert_then(void *arg)
+{
+    int outcome = *(int *)arg;
+    attempts++;
+    if (db_exec("INSERT INTO t (id, name) VALUES (?, ?)", "is", (int64_t)100, "tx") < 0)
+        return DB_ERROR;
+    if (outcome == 1 && attempts == 1 && db_exec("CALL fail_deadlock()", NULL) < 0)
+        return DB_ERROR;                       /* retried: the insert is rolled back */
+    if (outcome == 2 && attempts == 1) {
+        db_exec("KILL CONNECTION_ID()", NULL); /* the connection dies mid-transaction */
+        return DB_ERROR;
+    }
+    if (outcome == -10)
+        return -10;                            /* a business "no": roll back */
+    return 7;
+}
+
+static int64_t count_tx_rows(void)
+{
+    db_res *r = db_query("SELECT COUNT(*) FROM t WHERE id = 100", NULL);
+    int64_t n = r ? db_int(r, 0, 0) : -1;
+    db_free(r);
+    return n;
+}
+
+static void test_tx_commits(void)
+{
+    int outcome = 0;
+    db_exec("DELETE FROM t WHERE id = 100", NULL);
+    attempts = 0;
+    CU_ASSERT_EQUAL(db_tx(tx_insert_then, &outcome), 7);
+    CU_ASSERT_EQUAL(attempts, 1);
+    CU_ASSERT_EQUAL(count_tx_rows(), 1);
+}
+
+static void test_tx_business_outcome_rolls_back(void)
+{
+    int outcome = -10;
+    db_exec("DELETE FROM t WHERE id = 100", NULL);
+    attempts = 0;
+    CU_ASSERT_EQUAL(db_tx(tx_insert_then, &outcome), -10);
+    CU_ASSERT_EQUAL(attempts, 1);
+    CU_ASSERT_EQUAL(count_tx_rows(), 0);
+}
+
+static void test_tx_retries_whole_transaction_on_deadlock(void)
+{
+    int outcome = 1;
+    db_exec("DELETE FROM t WHERE id = 100", NULL);
+    attempts = 0;
+    uint64_t before = db_retry_count();
+    CU_ASSERT_EQUAL(db_tx(tx_insert_then, &outcome), 7);
+    CU_ASSERT_EQUAL(attempts, 2);
+    CU_ASSERT_EQUAL(db_retry_count(), before + 1);
+    CU_ASSERT_EQUAL(count_tx_rows(), 1);       /* exactly once, not twice */
+}
+
+static void test_tx_retries_after_lost_connection(void)
+{
+    int outcome = 2;
+    db_exec("DELETE FROM t WHERE id = 100", NULL);
+    attempts = 0;
+    CU_ASSERT_EQUAL(db_tx(tx_insert_then, &outcome), 7);
+    CU_ASSERT_EQUAL(attempts, 2);
+    CU_ASSERT_EQUAL(count_tx_rows(), 1);
+    CU_ASSERT_TRUE(db_ping());
+}
+
+static void test_unreachable_is_unavailable(void)
+{
+    int outcome = 0;
+    db_close();
+    setenv("SHOP_DB_SOCKET", "/nonexistent/socket", 1);
+    attempts = 0;
+    CU_ASSERT_EQUAL(db_tx(tx_insert_then, &outcome), DB_UNAVAILABLE);
+    CU_ASSERT_EQUAL(attempts, 0);
+    CU_ASSERT_FALSE(db_ping());
+    setenv("SHOP_DB_SOCKET", getenv("SHOP_TEST_DB_SOCKET"), 1);
+    CU_ASSERT_TRUE(db_ping());
+}
+
+int main(void)
+{
+    if (!getenv("SHOP_TEST_DB_SOCKET")) {
+        fprintf(stderr, "test_db needs a database: run it under scripts/with-test-db\n");
+        return 1;
+    }
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 1;
+    CU_pSuite s = CU_add_suite("db", setup, teardown);
+    CU_add_test(s, "exec and query roundtrip", test_exec_and_query_roundtrip);
+    CU_add_test(s, "duplicate key is conflict", test_duplicate_key_is_conflict);
+    CU_add_test(s, "bad parameter count fails", test_bad_parameter_count_fails);
+    CU_add_test(s, "tx commits", test_tx_commits);
+    CU_add_test(s, "tx business outcome rolls back", test_tx_business_outcome_rolls_back);
+    CU_add_test(s, "tx retries whole transaction on deadlock", test_tx_retries_whole_transaction_on_deadlock);
+    CU_add_test(s, "tx retries after lost connection", test_tx_retries_after_lost_connection);
+    CU_add_test(s, "unreachable is unavailable", test_unreachable_is_unavailable);
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
+    CU_cleanup_registry();
+    return failed ? 1 : 0;
+}
