@@ -19,6 +19,7 @@
 #include "config.h"
 #include "db.h"
 #include "log.h"
+#include "metrics.h"
 
 #define DB_CACHE_MAX 96
 #define DB_MAX_PARAMS 32
@@ -466,6 +467,7 @@ int db_tx(db_tx_fn fn, void *arg)
     for (int attempt = 0; attempt < DB_TX_ATTEMPTS; attempt++) {
         if (attempt) {
             db_retries++;
+            metrics_inc(METRIC_DB_RETRIES, 1);
             if (db_now_ms() - start > DB_TX_BUDGET_MS)
                 break;
             db_backoff(base);

@@ -39,6 +39,7 @@ typedef struct http_req {
     size_t body_len;
     json_object *json;          /* parsed body for routes that take one */
     int64_t id;                 /* the {id} path parameter, 0 when none */
+    size_t route_index;         /* matched row of the route table (metrics) */
     http_auth auth;
     struct timespec started;
     int status;                 /* status sent, 0 until a reply is written */

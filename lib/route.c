@@ -145,6 +145,8 @@ int route_dispatch(const route *table, size_t n, http_req *req)
     char allow[64] = "";
     bool head = strcmp(req->method, "HEAD") == 0;
 
+    req->route_index = n;
+
     for (size_t i = 0; i < n; i++) {
         int64_t id = 0;
         if (!route_match(table[i].pattern, req->path, &id))
@@ -157,6 +159,7 @@ int route_dispatch(const route *table, size_t n, http_req *req)
                      (head && strcmp(table[i].method, "GET") == 0))) {
             hit = &table[i];
             req->id = id;
+            req->route_index = i;
         }
     }
     if (!allow[0])

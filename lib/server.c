@@ -12,6 +12,7 @@
 #include "config.h"
 #include "db.h"
 #include "log.h"
+#include "metrics.h"
 #include "problem.h"
 #include "server.h"
 #include "token.h"
@@ -47,6 +48,22 @@ static int server_read_body(http_req *req, FCGX_Request *f)
     return 0;
 }
 
+/* The pool's metrics, on a path the edge does not publish: Prometheus
+ * scrapes each host's lighttpd directly. */
+static char server_metrics_path[64];
+
+static void server_metrics(http_req *req)
+{
+    size_t len = 0;
+    char *text = metrics_render(&len);
+    if (!text) {
+        problem_internal(req, "metrics: out of memory");
+        return;
+    }
+    http_reply_raw(req, 200, "text/plain; version=0.0.4", text, len);
+    free(text);
+}
+
 static void server_handle(const route *table, size_t n, FCGX_Request *f)
 {
     http_req req;
@@ -72,12 +89,16 @@ static void server_handle(const route *table, size_t n, FCGX_Request *f)
     } else if (http_decode_path(uri, plen, req.path, plen + 1) != 0) {
         req.path[0] = '\0';
         problem_send(&req, 400, "bad_request", "The request path is not valid.");
+    } else if (strcmp(req.path, server_metrics_path) == 0 && strcmp(req.method, "GET") == 0) {
+        req.route_index = n;
+        server_metrics(&req);
     } else {
         route_dispatch(table, n, &req);
     }
     if (!req.status)
         problem_internal(&req, "handler returned without a reply");
 
+    metrics_observe(req.route_index, req.status, http_elapsed_ms(&req));
     log_request(&req);
     log_set_request(NULL);
     json_object_put(req.json);
@@ -99,6 +120,9 @@ int server_run(const char *service, const route *table, size_t n, int (*init)(vo
     }
     signal(SIGPIPE, SIG_IGN);
     db_init();
+    snprintf(server_metrics_path, sizeof server_metrics_path, "/%s/metrics",
+             strcmp(service, "auth") == 0 ? "auth" : strcmp(service, "product") == 0 ? "products" : "orders");
+    metrics_init(service, table, n);
     const char *dir = config_get("JWT_PUBLIC_DIR", NULL);
     if (!dir || token_load_public_dir(dir) <= 0)
         log_error("no token verification keys loaded (JWT_PUBLIC_DIR=%s): every token will be refused",

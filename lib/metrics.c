@@ -1,0 +1,221 @@
+/* metrics.c: see metrics.h.  Layout of the shared region: for each route
+ * (plus one slot for unmatched paths) a request count per status code slot
+ * and a cumulative latency histogram; then the named counters.  Everything
+ * is a uint64_t updated with __atomic_fetch_add, so no lock is needed and a
+ * crashed worker cannot leave the region inconsistent. */
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "metrics.h"
+
+#define METRICS_ROUTES 40
+static const int metrics_statuses[] = {200, 201, 204, 304, 400, 401, 403, 404, 405, 409, 412,
+                                       413, 415, 422, 428, 429, 500, 502, 503, 0 /* other */};
+#define METRICS_NSTATUS (sizeof metrics_statuses / sizeof metrics_statuses[0])
+static const double metrics_buckets[] = {1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000};
+#define METRICS_NBUCKET (sizeof metrics_buckets / sizeof metrics_buckets[0])
+
+static const char *const counter_names[METRIC_COUNT] = {
+    "shop_db_tx_retries_total",       "shop_reservations_total",
+    "shop_reservations_short_total",  "shop_orders_placed_total",
+    "shop_orders_cancelled_total",    "shop_orders_rejected_stock_total",
+    "shop_sweep_repairs_total",       "shop_logins_failed_total",
+};
+
+typedef struct metrics_route {
+    uint64_t by_status[METRICS_NSTATUS];
+    uint64_t bucket[METRICS_NBUCKET];   /* observations <= bound (non-cumulative here) */
+    uint64_t count;
+    uint64_t sum_us;
+} metrics_route;
+
+typedef struct metrics_region {
+    uint64_t magic;
+    metrics_route routes[METRICS_ROUTES + 1];
+    uint64_t counters[METRIC_COUNT];
+} metrics_region;
+
+#define METRICS_MAGIC 0x73686f706d657472ULL
+
+static metrics_region local_region;
+static metrics_region *region = &local_region;
+static const route *metrics_table;
+static size_t metrics_n;
+static const char *metrics_service = "shop";
+
+int metrics_init(const char *service, const route *table, size_t n)
+{
+    metrics_service = service;
+    metrics_table = table;
+    metrics_n = n < METRICS_ROUTES ? n : METRICS_ROUTES;
+    const char *path = config_get("METRICS_FILE", NULL);
+    if (!path || !*path)
+        return 0;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        log_error("metrics: cannot open %s", path);
+        return -1;
+    }
+    /* Growing a file is idempotent, so racing workers agree on its size. */
+    struct stat st;
+    if (fstat(fd, &st) != 0 || ((size_t)st.st_size < sizeof(metrics_region) &&
+                                ftruncate(fd, sizeof(metrics_region)) != 0)) {
+        log_error("metrics: cannot size %s", path);
+        close(fd);
+        return -1;
+    }
+    void *m = mmap(NULL, sizeof(metrics_region), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED) {
+        log_error("metrics: cannot map %s", path);
+        return -1;
+    }
+    region = m;
+    uint64_t zero = 0;
+    __atomic_compare_exchange_n(&region->magic, &zero, METRICS_MAGIC, false, __ATOMIC_SEQ_CST,
+                                __ATOMIC_SEQ_CST);
+    return 0;
+}
+
+static void add(uint64_t *p, uint64_t v)
+{
+    __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
+}
+
+void metrics_observe(size_t route_index, int status, double ms)
+{
+    if (route_index > metrics_n)
+        route_index = metrics_n;
+    metrics_route *r = &region->routes[route_index];
+    size_t s = METRICS_NSTATUS - 1;
+    for (size_t i = 0; i < METRICS_NSTATUS - 1; i++)
+        if (metrics_statuses[i] == status) {
+            s = i;
+            break;
+        }
+    add(&r->by_status[s], 1);
+    for (size_t b = 0; b < METRICS_NBUCKET; b++)
+        if (ms <= metrics_buckets[b]) {
+            add(&r->bucket[b], 1);
+            break;
+        }
+    add(&r->count, 1);
+    add(&r->sum_us, ms > 0 ? (uint64_t)(ms * 1000) : 0);
+}
+
+void metrics_inc(metric_counter c, unsigned long long by)
+{
+    if (c < METRIC_COUNT)
+        add(&region->counters[c], by);
+}
+
+static uint64_t get(const uint64_t *p)
+{
+    return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+/* A growing text buffer; on allocation failure it stops growing. */
+typedef struct buf {
+    char *s;
+    size_t len, cap;
+    bool failed;
+} buf;
+
+__attribute__((format(printf, 2, 3))) static void put(buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    for (;;) {
+        if (b->failed)
+            return;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->failed = true;
+            return;
+        }
+        if (b->s && b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = (b->cap ? b->cap * 2 : 8192) + (size_t)n;
+        char *s = realloc(b->s, cap);
+        if (!s) {
+            b->failed = true;
+            return;
+        }
+        b->s = s;
+        b->cap = cap;
+    }
+}
+
+static void route_labels(size_t i, char *out, size_t n)
+{
+    if (i < metrics_n)
+        snprintf(out, n, "service=\"%s\",method=\"%s\",route=\"%s\"", metrics_service,
+                 metrics_table[i].method, metrics_table[i].pattern);
+    else
+        snprintf(out, n, "service=\"%s\",method=\"\",route=\"unmatched\"", metrics_service);
+}
+
+char *metrics_render(size_t *len)
+{
+    buf b = {0};
+    char labels[256];
+    put(&b, "# HELP shop_http_requests_total Requests answered, by route and status.\n"
+            "# TYPE shop_http_requests_total counter\n");
+    for (size_t i = 0; i <= metrics_n; i++) {
+        route_labels(i, labels, sizeof labels);
+        for (size_t s = 0; s < METRICS_NSTATUS; s++) {
+            uint64_t v = get(&region->routes[i].by_status[s]);
+            if (v == 0)
+                continue;
+            if (metrics_statuses[s])
+                put(&b, "shop_http_requests_total{%s,status=\"%d\"} %llu\n", labels,
+                    metrics_statuses[s], (unsigned long long)v);
+            else
+                put(&b, "shop_http_requests_total{%s,status=\"other\"} %llu\n", labels,
+                    (unsigned long long)v);
+        }
+    }
+    put(&b, "# HELP shop_http_request_duration_seconds Time to answer, by route.\n"
+            "# TYPE shop_http_request_duration_seconds histogram\n");
+    for (size_t i = 0; i <= metrics_n; i++) {
+        metrics_route *r = &region->routes[i];
+        uint64_t count = get(&r->count);
+        if (count == 0)
+            continue;
+        route_labels(i, labels, sizeof labels);
+        uint64_t cum = 0;
+        for (size_t k = 0; k < METRICS_NBUCKET; k++) {
+            cum += get(&r->bucket[k]);
+            put(&b, "shop_http_request_duration_seconds_bucket{%s,le=\"%g\"} %llu\n", labels,
+                metrics_buckets[k] / 1000.0, (unsigned long long)cum);
+        }
+        put(&b, "shop_http_request_duration_seconds_bucket{%s,le=\"+Inf\"} %llu\n", labels,
+            (unsigned long long)count);
+        put(&b, "shop_http_request_duration_seconds_sum{%s} %.6f\n", labels,
+            (double)get(&r->sum_us) / 1e6);
+        put(&b, "shop_http_request_duration_seconds_count{%s} %llu\n", labels,
+            (unsigned long long)count);
+    }
+    for (int c = 0; c < METRIC_COUNT; c++)
+        put(&b, "# TYPE %s counter\n%s{service=\"%s\"} %llu\n", counter_names[c], counter_names[c],
+            metrics_service, (unsigned long long)get(&region->counters[c]));
+    if (b.failed) {
+        free(b.s);
+        return NULL;
+    }
+    *len = b.len;
+    return b.s;
+}
