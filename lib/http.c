@@ -130,7 +130,8 @@ static int http_send(http_req *req, int status, const char *ctype, const char *b
     if (ctype)
         FCGX_FPrintF(f->out, "Content-Type: %s\r\n", ctype);
     if (status != 204 && status != 304)
-        FCGX_FPrintF(f->out, "Content-Length: %zu\r\n", len);
+        /* libfcgi's printf knows no %zu: it would print an empty value. */
+        FCGX_FPrintF(f->out, "Content-Length: %lu\r\n", (unsigned long)len);
     if (req->headers_len)
         FCGX_PutStr(req->headers, (int)req->headers_len, f->out);
     FCGX_PutStr("\r\n", 2, f->out);
