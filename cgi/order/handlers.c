@@ -50,6 +50,8 @@ void order_parse_lines(json_object *body, order_line *lines, size_t *n, json_obj
 {
     static const char *const allowed[] = { "items", NULL };
     static const char *const line_fields[] = { "product_id", "quantity", NULL };
+    int64_t seen[ORDER_MAX_LINES];  /* valid product ids so far, for duplicates */
+    size_t n_seen = 0;
     *n = 0;
     json_check_fields(body, allowed, errs);
     json_object *items = NULL;
@@ -83,17 +85,19 @@ void order_parse_lines(json_object *body, order_line *lines, size_t *n, json_obj
         int okq = json_get_int(el, "quantity", 1, ORDER_MAX_QUANTITY, true, &qty, tmp);
         order_move_errors(tmp, prefix, errs);
         json_object_put(tmp);
-        if (okp != JSON_OK || okq != JSON_OK)
+        if (okp != JSON_OK)
             continue;
         bool dup = false;
-        for (size_t j = 0; j < *n; j++)
-            dup = dup || lines[j].product_id == pid;
+        for (size_t j = 0; j < n_seen; j++)
+            dup = dup || seen[j] == pid;
+        seen[n_seen++] = pid;
         if (dup) {
             char field[48];
             snprintf(field, sizeof field, "%s.product_id", prefix);
             json_add_error(errs, field, "duplicate product_id: one line per product");
-            continue;
         }
+        if (dup || okq != JSON_OK || json_object_array_length(errs) > 0)
+            continue;       /* the body is invalid anyway: lines[] is moot */
         lines[*n].product_id = pid;
         lines[*n].quantity = qty;
         (*n)++;
@@ -161,8 +165,13 @@ bool order_cursor_decode(const char *cursor, int64_t *before_id)
     for (const char *p = digits; *p; p++)
         if (!isdigit((unsigned char)*p))
             return false;
-    *before_id = strtoll(digits, NULL, 10);
-    return *before_id > 0;
+    int64_t id = strtoll(digits, NULL, 10);
+    char again[64];
+    order_cursor_encode(id, again, sizeof again);   /* one spelling per cursor */
+    if (id <= 0 || strcmp(again, cursor) != 0)
+        return false;
+    *before_id = id;
+    return true;
 }
 
 /* ---------------------------------------------------------------- rendering */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <sodium.h>
 
 #include "config.h"
 #include "db.h"
@@ -90,6 +91,11 @@ int order_sweep_main(bool once)
         return 1;
     }
     log_init("order", log_level_parse(config_get("LOG_LEVEL", "info")));
+    if (sodium_init() < 0) {
+        log_error("sodium_init failed");
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);   /* a dropped product connection is an error, not death */
     db_init();
     int rc = 0;
     if (once) {

@@ -1,0 +1,422 @@
+"""test_order.py: the order service's contract, as a client sees it through
+the edge: placing (validation, stock, currencies, prices copied), reading and
+listing (visibility, pagination), cancelling, Idempotency-Key (replay, reuse,
+races), concurrency (never oversold, stock accounted for), and the crash after
+a reservation that the sweep must repair."""
+import os
+import random
+import subprocess
+import threading
+import time
+
+import shop
+
+_cache = {}
+_lock = threading.Lock()
+
+
+# ---------------------------------------------------------------- helpers
+
+def _seller():
+    if "seller" not in _cache:
+        _cache["seller"] = shop.new_user("seller")
+    return _cache["seller"][1]
+
+
+def _customers(n):
+    """n signed-in customers (cached across tests): [(user, token)]."""
+    have = _cache.setdefault("customers", [])
+    while len(have) < n:
+        have.extend(shop.parallel(min(8, n - len(have)), lambda i: shop.new_user()))
+    for u in have:
+        assert not isinstance(u, Exception), u
+    return have[:n]
+
+
+def _product(**fields):
+    return shop.new_product(_seller(), **fields)
+
+
+def _stock(pid):
+    r = shop.call("GET", "/products/%d" % pid, token=_seller())
+    assert r.status == 200, r
+    return r.json["stock"]
+
+
+def _order(token, items, headers=None):
+    return shop.call("POST", "/orders", {"items": items}, token=token, headers=headers)
+
+
+def _fields(r):
+    return sorted(e["field"] for e in r.json.get("errors", []))
+
+
+def _is_rfc3339_utc(s):
+    return isinstance(s, str) and len(s) >= 20 and s[10] == "T" and s.endswith("Z")
+
+
+# ---------------------------------------------------------------- placing and reading
+
+def test_order_place_read_and_list():
+    (user, tok), = _customers(1)
+    p = _product(price_cents=1250, stock=10, currency="EUR", name="Blue mug")
+    q = _product(price_cents=99, stock=3, currency="EUR")
+    r = _order(tok, [{"product_id": p["id"], "quantity": 2}, {"product_id": q["id"], "quantity": 3}])
+    assert r.status == 201, r
+    o = r.json
+    assert r.header("location") == "/orders/%d" % o["id"], r.headers
+    assert o["user_id"] == user["id"] and o["status"] == "confirmed"
+    assert o["currency"] == "EUR" and o["total_cents"] == 2 * 1250 + 3 * 99
+    assert o["items"] == [
+        {"product_id": p["id"], "sku": p["sku"], "name": "Blue mug", "unit_price_cents": 1250,
+         "quantity": 2, "line_total_cents": 2500},
+        {"product_id": q["id"], "sku": q["sku"], "name": q["name"], "unit_price_cents": 99,
+         "quantity": 3, "line_total_cents": 297}], o["items"]
+    assert _is_rfc3339_utc(o["created_at"]) and _is_rfc3339_utc(o["updated_at"]), o
+    assert set(o) == {"id", "user_id", "status", "items", "total_cents", "currency",
+                      "created_at", "updated_at"}, o
+    assert _stock(p["id"]) == 8 and _stock(q["id"]) == 0
+
+    g = shop.call("GET", "/orders/%d" % o["id"], token=tok)
+    assert g.status == 200 and g.json == o, (g, o)
+    lst = shop.call("GET", "/orders", token=tok)
+    assert lst.status == 200, lst
+    assert lst.json["items"][0] == o and "next_cursor" in lst.json
+
+
+def test_order_health():
+    r = shop.call("GET", "/orders/health")
+    assert r.status == 200 and r.json == {"status": "ok", "db": "ok"}, r
+
+
+def test_order_validation():
+    (_, tok), = _customers(1)
+    p = _product(stock=100)
+    pid = p["id"]
+    cases = [
+        ({}, ["items"]),
+        ({"items": []}, ["items"]),
+        ({"items": {"product_id": pid}}, ["items"]),
+        ({"items": [{"product_id": i + 1, "quantity": 1} for i in range(51)]}, ["items"]),
+        ({"items": [{"product_id": pid, "quantity": 1}], "note": "x"}, ["note"]),
+        ({"items": [{"product_id": pid, "quantity": 1, "price_cents": 1}]}, ["items[0].price_cents"]),
+        ({"items": [{"product_id": pid}]}, ["items[0].quantity"]),
+        ({"items": [{"quantity": 1}]}, ["items[0].product_id"]),
+        ({"items": [{"product_id": pid, "quantity": 0}]}, ["items[0].quantity"]),
+        ({"items": [{"product_id": pid, "quantity": 1001}]}, ["items[0].quantity"]),
+        ({"items": [{"product_id": pid, "quantity": 1.5}]}, ["items[0].quantity"]),
+        ({"items": [{"product_id": pid, "quantity": "1"}]}, ["items[0].quantity"]),
+        ({"items": [{"product_id": pid, "quantity": True}]}, ["items[0].quantity"]),
+        ({"items": [{"product_id": 0, "quantity": 1}]}, ["items[0].product_id"]),
+        ({"items": [{"product_id": -3, "quantity": 1}]}, ["items[0].product_id"]),
+        ({"items": [{"product_id": str(pid), "quantity": 1}]}, ["items[0].product_id"]),
+        ({"items": [7]}, ["items[0]"]),
+        ({"items": [{"product_id": pid, "quantity": 1}, {"product_id": pid + 1, "quantity": 1},
+                    {"product_id": pid, "quantity": 0}]}, ["items[2].quantity"]),
+        ({"items": [{"product_id": pid, "quantity": 1}, {"product_id": pid, "quantity": 2}]},
+         ["items[1].product_id"]),
+    ]
+    for body, fields in cases:
+        r = shop.call("POST", "/orders", body, token=tok)
+        shop.assert_problem(r, 422, "validation_failed")
+        assert _fields(r) == sorted(fields), (body, r)
+    r = shop.call("POST", "/orders", raw=b'{"items": [', token=tok,
+                  headers={"Content-Type": "application/json"})
+    shop.assert_problem(r, 400, "malformed_json")
+    r = shop.call("POST", "/orders", raw=b'{"items": []}', token=tok,
+                  headers={"Content-Type": "text/plain"})
+    shop.assert_problem(r, 415)
+    r = _order(None, [{"product_id": pid, "quantity": 1}])
+    shop.assert_problem(r, 401)
+    assert "bearer" in (r.header("www-authenticate") or "").lower(), r.headers
+    for key in ("has space", "x" * 256, "caf\u00e9"):
+        r = shop.call("POST", "/orders", {"items": [{"product_id": pid, "quantity": 1}]},
+                      token=tok, headers={"Idempotency-Key": key.encode("utf-8").decode("latin-1")})
+        shop.assert_problem(r, 400, "bad_request")
+    r = shop.call("DELETE", "/orders", token=tok)
+    shop.assert_problem(r, 405)
+    assert "POST" in (r.header("allow") or ""), r.headers
+    assert _stock(pid) == 100, "a rejected order took stock"
+
+
+def test_order_product_unavailable():
+    (_, tok), = _customers(1)
+    good = _product(stock=5)
+    draft = _product(stock=5, status="draft")
+    for bad in (draft["id"], 999999999999):
+        r = _order(tok, [{"product_id": good["id"], "quantity": 1}, {"product_id": bad, "quantity": 1}])
+        shop.assert_problem(r, 422, "product_unavailable")
+        assert [i["product_id"] for i in r.json["items"]] == [bad], r
+        assert "items[1].product_id" in _fields(r), r
+    assert _stock(good["id"]) == 5 and _stock(draft["id"]) == 5
+
+
+def test_order_insufficient_stock_takes_nothing():
+    (_, tok), = _customers(1)
+    a = _product(stock=5)
+    b = _product(stock=1)
+    r = _order(tok, [{"product_id": a["id"], "quantity": 3}, {"product_id": b["id"], "quantity": 2}])
+    shop.assert_problem(r, 409, "insufficient_stock")
+    assert r.json["items"] == [{"product_id": b["id"], "requested": 2, "available": 1}], r
+    assert _stock(a["id"]) == 5 and _stock(b["id"]) == 1
+
+
+def test_order_one_currency():
+    (_, tok), = _customers(1)
+    e = _product(stock=5, currency="EUR")
+    u = _product(stock=5, currency="USD")
+    r = _order(tok, [{"product_id": e["id"], "quantity": 1}, {"product_id": u["id"], "quantity": 1}])
+    shop.assert_problem(r, 422, "validation_failed")
+    assert r.json.get("errors"), r
+    # The reservation product took is given back.
+    deadline = time.time() + 10
+    while (_stock(e["id"]), _stock(u["id"])) != (5, 5) and time.time() < deadline:
+        time.sleep(0.5)
+    assert (_stock(e["id"]), _stock(u["id"])) == (5, 5)
+
+
+def test_order_prices_and_names_copied():
+    (_, tok), = _customers(1)
+    p = _product(price_cents=500, name="Old name", stock=5)
+    r = _order(tok, [{"product_id": p["id"], "quantity": 2}])
+    assert r.status == 201, r
+    before = r.json
+    g = shop.call("GET", "/products/%d" % p["id"], token=_seller())
+    e = shop.call("PATCH", "/products/%d" % p["id"], {"price_cents": 999, "name": "New name"},
+                  token=_seller(), headers={"If-Match": g.header("etag"),
+                                            "Content-Type": "application/merge-patch+json"})
+    assert e.status == 200 and e.json["price_cents"] == 999, e
+    after = shop.call("GET", "/orders/%d" % before["id"], token=tok)
+    assert after.status == 200 and after.json == before, (after, before)
+    assert after.json["items"][0]["name"] == "Old name"
+    assert after.json["total_cents"] == 1000
+
+
+# ---------------------------------------------------------------- who sees what
+
+def test_order_visibility_and_listing():
+    (a, ta), (b, tb) = _customers(2)
+    p = _product(stock=50)
+    ids = []
+    for _ in range(3):
+        r = _order(ta, [{"product_id": p["id"], "quantity": 1}])
+        assert r.status == 201, r
+        ids.append(r.json["id"])
+    oid = ids[-1]
+    # B can neither read, list nor cancel A's orders.
+    shop.assert_problem(shop.call("GET", "/orders/%d" % oid, token=tb), 404, "not_found")
+    shop.assert_problem(shop.call("POST", "/orders/%d/cancel" % oid, token=tb), 404, "not_found")
+    listed = shop.call("GET", "/orders?limit=100", token=tb)
+    assert listed.status == 200 and not {o["id"] for o in listed.json["items"]} & set(ids), listed
+    assert all(o["user_id"] == b["id"] for o in listed.json["items"])
+    shop.assert_problem(shop.call("GET", "/orders?user_id=%d" % a["id"], token=tb), 403, "forbidden")
+    shop.assert_problem(shop.call("GET", "/orders/99999999999", token=ta), 404)
+    shop.assert_problem(shop.call("GET", "/orders"), 401)
+    assert _stock(p["id"]) == 47
+
+    # Pagination: newest first, opaque cursor, page 2 ends the list.
+    page1 = shop.call("GET", "/orders?limit=2", token=ta)
+    assert page1.status == 200, page1
+    assert [o["id"] for o in page1.json["items"]] == [ids[2], ids[1]], page1
+    cur = page1.json["next_cursor"]
+    assert isinstance(cur, str) and cur, page1
+    page2 = shop.call("GET", "/orders?limit=2&cursor=" + cur, token=ta)
+    assert page2.status == 200, page2
+    got = [o["id"] for o in page2.json["items"]]
+    assert got[0] == ids[0], page2
+    for bad in ("limit=0", "limit=101", "limit=abc", "limit=1.5", "limit=-1", "limit="):
+        r = shop.call("GET", "/orders?" + bad, token=ta)
+        shop.assert_problem(r, 422, "validation_failed")
+        assert _fields(r) == ["limit"], r
+    for cur in ("garbage!", "AAAA", "bzE6MA", "bzE6LTU", "bzE6MTJh"):
+        shop.assert_problem(shop.call("GET", "/orders?cursor=" + cur, token=ta), 400, "invalid_cursor")
+
+    # Admins see everything and may filter by user.
+    adm = shop.admin_token()
+    g = shop.call("GET", "/orders/%d" % oid, token=adm)
+    assert g.status == 200 and g.json["user_id"] == a["id"], g
+    f = shop.call("GET", "/orders?user_id=%d&limit=100" % a["id"], token=adm)
+    assert f.status == 200 and {o["id"] for o in f.json["items"]} >= set(ids), f
+    assert all(o["user_id"] == a["id"] for o in f.json["items"]), f
+    r = shop.call("GET", "/orders?user_id=abc", token=adm)
+    shop.assert_problem(r, 422, "validation_failed")
+    everyone = shop.call("GET", "/orders?limit=100", token=adm)
+    assert everyone.status == 200 and len({o["user_id"] for o in everyone.json["items"]}) >= 1
+
+
+def test_order_cancel_returns_stock():
+    (_, tok), (_, other) = _customers(2)
+    p = _product(stock=10)
+    r = _order(tok, [{"product_id": p["id"], "quantity": 3}])
+    assert r.status == 201 and _stock(p["id"]) == 7, r
+    oid = r.json["id"]
+    c = shop.call("POST", "/orders/%d/cancel" % oid, token=tok)
+    assert c.status == 200 and c.json["status"] == "cancelled" and c.json["id"] == oid, c
+    assert c.json["items"] == r.json["items"]
+    assert _stock(p["id"]) == 10
+    again = shop.call("POST", "/orders/%d/cancel" % oid, token=tok)
+    assert again.status == 200 and again.json["status"] == "cancelled", again
+    assert _stock(p["id"]) == 10, "a second cancel returned the stock twice"
+    g = shop.call("GET", "/orders/%d" % oid, token=tok)
+    assert g.json["status"] == "cancelled"
+    shop.assert_problem(shop.call("POST", "/orders/%d/cancel" % oid, token=other), 404)
+    # An admin may cancel anyone's order.
+    r = _order(tok, [{"product_id": p["id"], "quantity": 4}])
+    assert r.status == 201, r
+    c = shop.call("POST", "/orders/%d/cancel" % r.json["id"], token=shop.admin_token())
+    assert c.status == 200 and c.json["status"] == "cancelled", c
+    assert _stock(p["id"]) == 10
+
+
+# ---------------------------------------------------------------- Idempotency-Key
+
+def test_order_idempotency_replay_and_reuse():
+    (_, tok), (_, tok2) = _customers(2)
+    p = _product(stock=10)
+    key = shop.unique("idem")
+    items = [{"product_id": p["id"], "quantity": 2}]
+    first = _order(tok, items, headers={"Idempotency-Key": key})
+    assert first.status == 201, first
+    again = _order(tok, items, headers={"Idempotency-Key": key})
+    assert again.status == 201 and again.json == first.json, (again, first)
+    assert again.header("location") == first.header("location")
+    assert _stock(p["id"]) == 8, "a repeated key placed the order twice"
+    other = _order(tok, [{"product_id": p["id"], "quantity": 3}], headers={"Idempotency-Key": key})
+    shop.assert_problem(other, 422, "idempotency_key_reused")
+    # Keys are per user: another user's same key is a new order.
+    theirs = _order(tok2, items, headers={"Idempotency-Key": key})
+    assert theirs.status == 201 and theirs.json["id"] != first.json["id"], theirs
+    assert _stock(p["id"]) == 6
+    # A final refusal is replayed too, even once stock would allow it.
+    key2 = shop.unique("idem")
+    big = [{"product_id": p["id"], "quantity": 7}]
+    r1 = _order(tok, big, headers={"Idempotency-Key": key2})
+    shop.assert_problem(r1, 409, "insufficient_stock")
+    st = shop.call("POST", "/products/%d/stock" % p["id"], {"delta": 10}, token=_seller())
+    assert st.status == 200, st
+    r2 = _order(tok, big, headers={"Idempotency-Key": key2})
+    shop.assert_problem(r2, 409, "insufficient_stock")
+    assert r2.json["items"] == r1.json["items"], (r1, r2)
+    assert _stock(p["id"]) == 16
+
+
+def test_order_idempotency_race():
+    (_, tok), = _customers(1)
+    p = _product(stock=100)
+    key = shop.unique("race")
+    items = [{"product_id": p["id"], "quantity": 1}]
+    res = shop.parallel(12, lambda i: _order(tok, items, headers={"Idempotency-Key": key}))
+    for r in res:
+        assert not isinstance(r, Exception), r
+        assert r.status in (201, 409), r
+        if r.status == 409:
+            shop.assert_problem(r, 409, "idempotency_in_progress")
+    ids = {r.json["id"] for r in res if r.status == 201}
+    assert len(ids) <= 1, ids
+    final = _order(tok, items, headers={"Idempotency-Key": key})
+    assert final.status == 201, final
+    assert not ids or ids == {final.json["id"]}, (ids, final)
+    assert _stock(p["id"]) == 99, "the race placed more than one order"
+
+
+# ---------------------------------------------------------------- concurrency
+
+def test_order_last_units_never_oversold():
+    users = _customers(20)
+    p = _product(stock=50)
+    items = [{"product_id": p["id"], "quantity": 1}]
+    res = shop.parallel(200, lambda i: _order(users[i % 20][1], items))
+    codes = {}
+    for r in res:
+        assert not isinstance(r, Exception), r
+        codes[r.status] = codes.get(r.status, 0) + 1
+    assert codes == {201: 50, 409: 150}, codes
+    for r in res:
+        if r.status == 409:
+            assert r.json["code"] == "insufficient_stock", r
+    assert _stock(p["id"]) == 0
+
+
+def test_order_random_multiline_stock_accounted():
+    users = _customers(20)
+    rng = random.Random(42)
+    prods = [_product(stock=40, price_cents=100 + i) for i in range(10)]
+    before = {p["id"]: _stock(p["id"]) for p in prods}
+    bodies = []
+    for _ in range(50):
+        lines = rng.sample(prods, rng.randint(1, 5))
+        bodies.append([{"product_id": p["id"], "quantity": rng.randint(1, 6)} for p in lines])
+    res = shop.parallel(50, lambda i: _order(users[i % 20][1], bodies[i]))
+    taken = {pid: 0 for pid in before}
+    placed = []
+    for body, r in zip(bodies, res):
+        assert not isinstance(r, Exception), r
+        assert r.status in (201, 409), r
+        if r.status == 201:
+            placed.append(r.json)
+            assert [(i["product_id"], i["quantity"]) for i in r.json["items"]] == \
+                [(l["product_id"], l["quantity"]) for l in body], (body, r)
+            for line in r.json["items"]:
+                taken[line["product_id"]] += line["quantity"]
+    assert placed, "no order succeeded"
+    # Cancel a few: their stock comes back.
+    for o in placed[:5]:
+        owner = next(t for u, t in users if u["id"] == o["user_id"])
+        c = shop.call("POST", "/orders/%d/cancel" % o["id"], token=owner)
+        assert c.status == 200, c
+        for line in o["items"]:
+            taken[line["product_id"]] -= line["quantity"]
+    for pid, n in before.items():
+        assert n - _stock(pid) == taken[pid], (pid, n, _stock(pid), taken[pid])
+
+
+# ---------------------------------------------------------------- crash after reserve
+
+def _order_conf():
+    return os.path.join(shop.STACK["SHOP_STATE_DIR"], "etc", "order.conf")
+
+
+def _sweep_once(timeout="0"):
+    """Runs one sweep pass now, treating every pending order as stale.  The
+    stack's own sweeps would do the same within PENDING_TIMEOUT +
+    SWEEP_INTERVAL; running one keeps this test short."""
+    binary = os.path.join(os.environ.get("SHOP_BIN_DIR", os.path.join(shop.REPO, "build")),
+                          "order.fcgi")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "SHOP_CONFIG": _order_conf(),
+           "SHOP_PENDING_TIMEOUT": timeout}
+    r = subprocess.run([binary, "--sweep-once"], env=env, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+
+
+def test_order_crash_after_reserve_is_swept():
+    (user, tok), = _customers(1)
+    p = _product(stock=5)
+    key = shop.unique("crash")
+    items = [{"product_id": p["id"], "quantity": 2}]
+    try:
+        r = _order(tok, items, headers={"X-Fault-Inject": "after-reserve", "Idempotency-Key": key})
+        status = r.status
+    except (ConnectionError, OSError) as e:     # an edge may just drop it
+        r, status = e, 0
+    assert status != 201, ("fault injection is off: the stack must set ALLOW_FAULT_INJECTION=1 "
+                           "in order.conf (SHOP_FAULT_INJECTION=1)", r)
+    # 409: an edge that resent the request found the key still claimed.
+    assert status in (0, 409, 500, 502, 503, 504), r
+    # The retry with the same key waits for the first attempt, which is dead.
+    again = _order(tok, items, headers={"Idempotency-Key": key})
+    shop.assert_problem(again, 409, "idempotency_in_progress")
+
+    _sweep_once()
+    assert _stock(p["id"]) == 5, "the sweep did not give the crashed order's stock back"
+    lst = shop.call("GET", "/orders?limit=100", token=tok)
+    assert not [o for o in lst.json["items"]
+                if p["id"] in [i["product_id"] for i in o["items"]]], lst
+    # The key was freed with its failed order: the retry now goes through, once.
+    retry = _order(tok, items, headers={"Idempotency-Key": key})
+    assert retry.status == 201, retry
+    assert _stock(p["id"]) == 3
+    _sweep_once()
+    assert _stock(p["id"]) == 3, "the sweep released a confirmed order's stock"
+    g = shop.call("GET", "/orders/%d" % retry.json["id"], token=tok)
+    assert g.status == 200 and g.json["status"] == "confirmed", g
