@@ -14,8 +14,11 @@ CREATE DATABASE IF NOT EXISTS shop_order CHARACTER SET utf8mb4 COLLATE utf8mb4_u
 CREATE TABLE IF NOT EXISTS shop_auth.users (
     id            BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
     email         VARCHAR(254) NOT NULL,            -- as registered, trimmed
-    email_norm    VARCHAR(254) NOT NULL,            -- lower-cased: the identity
-    name          VARCHAR(200) NOT NULL DEFAULT '',
+    -- lower-cased: the identity.  Accent-sensitive but case-insensitive, so
+    -- the unique index also folds non-ASCII case (E/e, Ä/ä) without making
+    -- 'jose' and 'josé' the same account (utf8mb4_unicode_ci would).
+    email_norm    VARCHAR(254) CHARACTER SET utf8mb4 COLLATE utf8mb4_uca1400_as_ci NOT NULL,
+    name          VARCHAR(200) NULL,                -- NULL: not given
     role          ENUM('customer','seller','admin') NOT NULL DEFAULT 'customer',
     password_hash VARCHAR(255) NOT NULL,            -- Argon2id, crypto_pwhash_str
     created_at    DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
@@ -95,7 +98,8 @@ CREATE TABLE IF NOT EXISTS shop_order.orders (
     created_at   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
     updated_at   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
     KEY orders_user_id (user_id, id),
-    KEY orders_status_updated (status, updated_at)
+    KEY orders_status_updated (status, updated_at),
+    KEY orders_stock_state (stock_state, status)     -- the sweep's unsettled stock
 ) ENGINE=InnoDB;
 
 CREATE TABLE IF NOT EXISTS shop_order.order_items (
@@ -122,7 +126,8 @@ CREATE TABLE IF NOT EXISTS shop_order.idempotency_keys (
     order_id        BIGINT UNSIGNED NULL,
     created_at      DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
     updated_at      DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
-    PRIMARY KEY (user_id, idem_key)
+    PRIMARY KEY (user_id, idem_key),
+    KEY idempotency_keys_status (status, updated_at)  -- the sweep's stuck keys
 ) ENGINE=InnoDB;
 
 -- Transactional outbox: events written in the same transaction as the state

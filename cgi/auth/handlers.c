@@ -136,7 +136,8 @@ static int auth_read_refresh_body(http_req *req, const char **token)
     static const char *const allowed[] = {"refresh_token", NULL};
     json_object *errs = json_object_new_array();
     json_check_fields(req->json, allowed, errs);
-    json_get_str(req->json, "refresh_token", 1, 1024, true, token, errs);
+    /* Any string is a token to check: a wrong one is 401, not 422. */
+    json_get_str(req->json, "refresh_token", 0, AUTH_INPUT_MAX, true, token, errs);
     return auth_check_errors(req, errs);
 }
 
