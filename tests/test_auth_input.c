@@ -1,0 +1,101 @@
+/* test_auth_input.c: the auth service's input rules that need no database:
+ * email normalization (trim, shape, length, case folding), the password
+ * length in Unicode characters, and the Argon2id parameters of new hashes. */
+#include <string.h>
+
+#include <CUnit/Basic.h>
+#include <sodium.h>
+
+#include "auth/handlers.h"
+
+static char email[STORE_EMAIL_MAX * 4 + 1], norm[STORE_EMAIL_MAX * 4 + 1];
+
+static void test_email_trim_and_fold(void)
+{
+    CU_ASSERT_EQUAL_FATAL(auth_email_normalize("  Ada.L@Example.TEST\t\n", email, norm), 0);
+    CU_ASSERT_STRING_EQUAL(email, "Ada.L@Example.TEST");
+    CU_ASSERT_STRING_EQUAL(norm, "ada.l@example.test");
+    CU_ASSERT_EQUAL_FATAL(auth_email_normalize("José@bücher.example", email, norm), 0);
+    CU_ASSERT_STRING_EQUAL(norm, "josé@bücher.example");   /* non-ASCII left to the collation */
+    CU_ASSERT_EQUAL(auth_email_normalize("a@b", email, norm), 0);
+}
+
+static void test_email_rejects(void)
+{
+    const char *bad[] = {"", "   ", "plain", "a@", "@b", "a@@b", "a@b@c", "a b@c.d", "a@b c.d",
+                         "a\t@b.c", "a@b.c\x7f", "a\x01@b.c", "\xff@b.c", NULL};
+    for (int i = 0; bad[i]; i++)
+        CU_ASSERT_EQUAL(auth_email_normalize(bad[i], email, norm), -1);
+    CU_ASSERT_EQUAL(auth_email_normalize(NULL, email, norm), -1);
+}
+
+static void test_email_length_in_characters(void)
+{
+    char in[1200];
+    /* 254 characters: local part of 'x' + "@example.test" */
+    memset(in, 'x', 241);
+    strcpy(in + 241, "@example.test");
+    CU_ASSERT_EQUAL(strlen(in), 254);
+    CU_ASSERT_EQUAL(auth_email_normalize(in, email, norm), 0);
+    memset(in, 'x', 242);
+    strcpy(in + 242, "@example.test");
+    CU_ASSERT_EQUAL(auth_email_normalize(in, email, norm), -1);
+    /* 254 two-byte characters fit: the limit counts characters, not bytes */
+    size_t n = 0;
+    for (int i = 0; i < 241; i++) {
+        in[n++] = (char)0xc3;
+        in[n++] = (char)0xa4;   /* ä */
+    }
+    strcpy(in + n, "@example.test");
+    CU_ASSERT_EQUAL(auth_email_normalize(in, email, norm), 0);
+}
+
+static void test_password_length(void)
+{
+    char pw[600];
+    CU_ASSERT_FALSE(auth_password_ok(NULL));
+    CU_ASSERT_FALSE(auth_password_ok("1234567"));
+    CU_ASSERT_TRUE(auth_password_ok("12345678"));
+    CU_ASSERT_TRUE(auth_password_ok("ääääääää"));      /* 8 characters, 16 bytes */
+    CU_ASSERT_FALSE(auth_password_ok("äääääää"));      /* 7 characters, 14 bytes */
+    memset(pw, 'p', 128);
+    pw[128] = '\0';
+    CU_ASSERT_TRUE(auth_password_ok(pw));
+    pw[128] = 'p';
+    pw[129] = '\0';
+    CU_ASSERT_FALSE(auth_password_ok(pw));
+    CU_ASSERT_FALSE(auth_password_ok("12345678\xff"));  /* not UTF-8 */
+}
+
+static void test_password_hash_is_argon2id(void)
+{
+    char h[crypto_pwhash_STRBYTES];
+    CU_ASSERT_EQUAL_FATAL(auth_password_hash("correct horse", h), 0);
+    CU_ASSERT_EQUAL(strncmp(h, "$argon2id$v=19$", 15), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(h, "t=2,"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(h, "m=65536,"));        /* >= 19 MiB: INTERACTIVE */
+    CU_ASSERT_EQUAL(crypto_pwhash_str_verify(h, "correct horse", 13), 0);
+    CU_ASSERT_NOT_EQUAL(crypto_pwhash_str_verify(h, "correct horsf", 13), 0);
+    /* a cheaper old hash is flagged for rehashing */
+    char weak[crypto_pwhash_STRBYTES];
+    CU_ASSERT_EQUAL_FATAL(crypto_pwhash_str_alg(weak, "pw", 2, 1, 8192 * 1024,
+                                                crypto_pwhash_ALG_ARGON2ID13), 0);
+    CU_ASSERT_NOT_EQUAL(crypto_pwhash_str_needs_rehash(weak, 2, 64u * 1024 * 1024), 0);
+}
+
+int main(void)
+{
+    if (sodium_init() < 0 || CU_initialize_registry() != CUE_SUCCESS)
+        return 1;
+    CU_pSuite s = CU_add_suite("auth_input", NULL, NULL);
+    CU_add_test(s, "email trimmed and case-folded", test_email_trim_and_fold);
+    CU_add_test(s, "email shapes rejected", test_email_rejects);
+    CU_add_test(s, "email length in characters", test_email_length_in_characters);
+    CU_add_test(s, "password 8-128 characters", test_password_length);
+    CU_add_test(s, "password hash Argon2id", test_password_hash_is_argon2id);
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
+    CU_cleanup_registry();
+    return failed ? 1 : 0;
+}
