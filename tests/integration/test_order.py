@@ -389,13 +389,29 @@ def _sweep_once(timeout="0"):
     assert r.returncode == 0, r.stderr
 
 
+def _fault_base():
+    """Where to send a fault-injected request.  The stack turns the switch on
+    in order.conf when started with SHOP_FAULT_INJECTION=1; if it was not,
+    turn it on for host 1 only (restarting its workers) and go there directly."""
+    with open(_order_conf()) as f:
+        if "ALLOW_FAULT_INJECTION=1" in f.read().split():
+            return None
+    with open(_order_conf(), "a") as f:
+        f.write("\n# test_order.py: test-only fault switch\nALLOW_FAULT_INJECTION=1\n")
+    shop.stack("stop-host", "1")
+    shop.stack("start-host", "1")
+    return "http://127.0.0.1:%d" % (int(shop.STACK["SHOP_PORT_BASE"]) + 11)
+
+
 def test_order_crash_after_reserve_is_swept():
     (user, tok), = _customers(1)
     p = _product(stock=5)
     key = shop.unique("crash")
     items = [{"product_id": p["id"], "quantity": 2}]
+    base = _fault_base()
     try:
-        r = _order(tok, items, headers={"X-Fault-Inject": "after-reserve", "Idempotency-Key": key})
+        r = shop.call("POST", "/orders", {"items": items}, token=tok, base=base,
+                      headers={"X-Fault-Inject": "after-reserve", "Idempotency-Key": key})
         status = r.status
     except (ConnectionError, OSError) as e:     # an edge may just drop it
         r, status = e, 0
@@ -420,3 +436,28 @@ def test_order_crash_after_reserve_is_swept():
     assert _stock(p["id"]) == 3, "the sweep released a confirmed order's stock"
     g = shop.call("GET", "/orders/%d" % retry.json["id"], token=tok)
     assert g.status == 200 and g.json["status"] == "confirmed", g
+
+
+def test_order_settled_stock_matches_orders():
+    """Once everything has settled (a sweep over it all), product holds stock
+    exactly for the confirmed orders: no confirmed order without its stock,
+    no stock taken without a confirmed order."""
+    _sweep_once()
+    time.sleep(2.5)         # the sweep leaves just-changed orders to their request
+    _sweep_once()
+    pending = shop.sql("SELECT COUNT(*) FROM shop_order.orders WHERE status = 'pending'")
+    assert pending == [["0"]], pending
+    orphan = shop.sql(
+        "SELECT r.order_id, r.status, o.status FROM shop_product.reservations r"
+        " LEFT JOIN shop_order.orders o ON o.id = r.order_id"
+        " WHERE r.status <> 'released' AND COALESCE(o.status, '') <> 'confirmed'")
+    assert orphan == [], ("stock held for orders that are not confirmed", orphan)
+    unbacked = shop.sql(
+        "SELECT o.id, o.stock_state, r.status FROM shop_order.orders o"
+        " LEFT JOIN shop_product.reservations r ON r.order_id = o.id"
+        " WHERE o.status = 'confirmed' AND COALESCE(r.status, '') <> 'confirmed'")
+    assert unbacked == [], ("confirmed orders without confirmed stock", unbacked)
+    unsettled = shop.sql("SELECT id, status, stock_state FROM shop_order.orders"
+                         " WHERE status IN ('cancelled', 'failed') AND stock_state <> 'released'"
+                         " OR status = 'confirmed' AND stock_state <> 'confirmed'")
+    assert unsettled == [], unsettled
