@@ -112,9 +112,11 @@ def test_order_validation():
         ({"items": [{"product_id": str(pid), "quantity": 1}]}, ["items[0].product_id"]),
         ({"items": [7]}, ["items[0]"]),
         ({"items": [{"product_id": pid, "quantity": 1}, {"product_id": pid + 1, "quantity": 1},
-                    {"product_id": pid, "quantity": 0}]}, ["items[2].quantity"]),
+                    {"product_id": pid + 2, "quantity": 0}]}, ["items[2].quantity"]),
         ({"items": [{"product_id": pid, "quantity": 1}, {"product_id": pid, "quantity": 2}]},
          ["items[1].product_id"]),
+        ({"items": [{"product_id": pid, "quantity": 0}, {"product_id": pid, "quantity": 1}]},
+         ["items[0].quantity", "items[1].product_id"]),
     ]
     for body, fields in cases:
         r = shop.call("POST", "/orders", body, token=tok)
