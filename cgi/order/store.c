@@ -249,6 +249,26 @@ typedef struct confirm_args {
     char *reply;
 } confirm_args;
 
+/* The order was not pending.  Either the sweep failed it (returns 0), or
+ * this very confirmation already committed and db_tx is rerunning it because
+ * the COMMIT's reply was lost: nobody else confirms an order, so "confirmed"
+ * (or cancelled since) means ours stands, and the caller must not release
+ * its stock (returns 1 with the reply rendered from what was stored). */
+static int store_confirm_standing(confirm_args *a)
+{
+    store_order o;
+    int rc = store_get_order(a->order_id, &o);
+    if (rc <= 0)
+        return rc < 0 ? rc : STORE_FAILED;
+    if (strcmp(o.status, "confirmed") != 0 && strcmp(o.status, "cancelled") != 0) {
+        store_order_free(&o);
+        return 0;
+    }
+    a->reply = a->render(&o);
+    store_order_free(&o);
+    return a->reply ? 1 : STORE_FAILED;
+}
+
 static int store_confirm_tx(void *arg)
 {
     confirm_args *a = arg;
@@ -261,8 +281,10 @@ static int store_confirm_tx(void *arg)
                         " total_cents = ?, currency = ?, updated_at = UTC_TIMESTAMP(3)"
                         " WHERE id = ? AND status = 'pending'",
                         "isi", total, a->currency, a->order_id);
-    if (n <= 0)
-        return (int)n;          /* 0: the sweep failed it first */
+    if (n < 0)
+        return (int)n;
+    if (n == 0)
+        return store_confirm_standing(a);
     for (size_t i = 0; i < a->n; i++) {
         const store_item *it = &a->items[i];
         n = db_exec("INSERT INTO order_items (order_id, line_no, product_id, sku, name,"
