@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS shop_product.products (
     UNIQUE KEY products_sku (sku),
     KEY products_status_id (status, id),            -- public list: keyset on id
     KEY products_seller_id (seller_id, id),
+    KEY products_seller_status_id (seller_id, status, id),  -- a seller's drafts / archived
     CONSTRAINT products_stock_nonneg CHECK (stock >= 0)
 ) ENGINE=InnoDB;
 

@@ -124,6 +124,10 @@ static void test_like_and_time(void)
     for (const char *c = sql; *c; c++)
         marks += *c == '?';
     CU_ASSERT_EQUAL(marks, 6);
+    marks = 0;
+    for (const char *c = store_list_own_sql(false); *c; c++)
+        marks += *c == '?';
+    CU_ASSERT_EQUAL(marks, 12);
 }
 
 /* ---- handler paths that never reach the database */

@@ -133,7 +133,8 @@ char *store_like_pattern(const char *s)
  * folds away per execution, leaving `id > ?` plus the real conditions: the
  * anonymous list walks products_status_id, admin lists walk the primary key,
  * and either stops after limit+1 rows.  `q` (LIKE '%...%') cannot use an
- * index: it filters rows along that walk, so a rare q may scan far.
+ * index: it filters rows along that walk, so a rare q may scan far.  (A
+ * seller's unfiltered list has its own shape: store_list_own_sql.)
  * The strings are built once into static storage: db.h caches prepared
  * statements by SQL text pointer. */
 const char *store_list_sql(product_vis vis, bool status, bool seller, bool q)
@@ -157,6 +158,30 @@ const char *store_list_sql(product_vis vis, bool status, bool seller, bool q)
     return sql;
 }
 
+/* A seller's unfiltered list (VIS_OWN) as three index walks instead of one
+ * OR: the public rows along products_status_id and the seller's own drafts
+ * and archived rows along products_seller_status_id, each a plain range that
+ * stops at limit+1, merged by id.  Types "isi" + 2 x "iisi" + "i": after, q,
+ * limit, then viewer, after, q, limit twice, then the final limit. */
+const char *store_list_own_sql(bool q)
+{
+    static char cache[2][1536];
+    char *sql = cache[q];
+    if (sql[0])
+        return sql;
+    const char *qs = q ? "name LIKE ? ESCAPE '!'" : "? IS NULL";
+    snprintf(sql, sizeof cache[0],
+             "SELECT * FROM ("
+             "(SELECT " PRODUCT_COLS " FROM products WHERE status = 'active' AND id > ?"
+             " AND %s ORDER BY id LIMIT ?) UNION ALL "
+             "(SELECT " PRODUCT_COLS " FROM products WHERE seller_id = ? AND status = 'draft'"
+             " AND id > ? AND %s ORDER BY id LIMIT ?) UNION ALL "
+             "(SELECT " PRODUCT_COLS " FROM products WHERE seller_id = ? AND status = 'archived'"
+             " AND id > ? AND %s ORDER BY id LIMIT ?)) AS page ORDER BY id LIMIT ?",
+             qs, qs, qs);
+    return sql;
+}
+
 void product_page_free(product_page *p)
 {
     for (int i = 0; i < p->n; i++)
@@ -171,10 +196,18 @@ int store_product_list(const product_query *q, product_page *out)
     char *pattern = NULL;
     if (q->q && !(pattern = store_like_pattern(q->q)))
         return DB_ERROR;
-    const char *sql = store_list_sql(q->vis, q->status != NULL, q->seller_id > 0,
-                                     pattern != NULL);
-    db_res *r = db_query(sql, "iisisi", q->after_id, q->viewer_id, q->status,
-                         q->seller_id, pattern, (int64_t)q->limit + 1);
+    int64_t rows_wanted = (int64_t)q->limit + 1;
+    db_res *r;
+    if (q->vis == VIS_OWN && !q->status && q->seller_id <= 0)
+        r = db_query(store_list_own_sql(pattern != NULL), "isiiisiiisii",
+                     q->after_id, pattern, rows_wanted,
+                     q->viewer_id, q->after_id, pattern, rows_wanted,
+                     q->viewer_id, q->after_id, pattern, rows_wanted, rows_wanted);
+    else
+        r = db_query(store_list_sql(q->vis, q->status != NULL, q->seller_id > 0,
+                                    pattern != NULL),
+                     "iisisi", q->after_id, q->viewer_id, q->status, q->seller_id, pattern,
+                     rows_wanted);
     free(pattern);
     if (!r)
         return db_retryable() ? DB_UNAVAILABLE : DB_ERROR;

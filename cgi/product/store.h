@@ -73,8 +73,10 @@ typedef struct product_page {
 int store_product_list(const product_query *q, product_page *out);
 void product_page_free(product_page *p);
 
-/* The list statement for these query flags (tests EXPLAIN the same shape). */
+/* The list statements for these query flags (tests EXPLAIN the same shapes):
+ * the general one, and the union a seller's unfiltered list (VIS_OWN) uses. */
 const char *store_list_sql(product_vis vis, bool status, bool seller, bool q);
+const char *store_list_own_sql(bool q);
 
 /* Escapes LIKE wildcards (% _ and the escape character !) in s and wraps it
  * in % ... %.  Returns a malloc'd string or NULL. */

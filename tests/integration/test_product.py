@@ -516,6 +516,15 @@ VIS_ACTIVE_SQL = "status = 'active' AND 0 >= 0"
 VIS_ALL_SQL = "0 >= 0"
 
 
+# A seller's unfiltered list (store_list_own_sql): three index walks, merged.
+OWN_PART = ("(SELECT id FROM shop_product.products WHERE %s AND id > %%(after)d"
+            " AND NULL IS NULL ORDER BY id LIMIT %%(n)d)")
+OWN_SQL = ("SELECT * FROM (" + " UNION ALL ".join(
+    OWN_PART % c for c in ("status = 'active'", "seller_id = %(me)d AND status = 'draft'",
+                           "seller_id = %(me)d AND status = 'archived'")) +
+    ") AS page ORDER BY id LIMIT %(n)d")
+
+
 def test_list_query_walks_an_index():
     tok = seller()[1]
     ids = [product(tok, name=shop.unique("idx"))["id"] for _ in range(12)]
@@ -530,6 +539,18 @@ def test_list_query_walks_an_index():
             assert row[5] in keys, row
             assert "filesort" not in row[12], row
             assert float(row[9]) <= 8, row          # rows read stop at limit+1
+    # the seller's own drafts and archived rows join the public ones through
+    # products_seller_id; other sellers' drafts are never read
+    me = seller()[0]["id"]
+    for _ in range(3):
+        product(other_seller()[1], status="draft")
+    rows = shop.sql("ANALYZE " + OWN_SQL % {"after": ids[0], "me": me, "n": 8})
+    by_table = {}
+    for row in rows:
+        if row[2] == "products":
+            by_table.setdefault(row[5], []).append(float(row[9]))
+    assert set(by_table) <= {"products_status_id", "products_seller_status_id"}, rows
+    assert all(r <= 8 for rs in by_table.values() for r in rs), rows
 
 
 def run_mysql(sock, script):
