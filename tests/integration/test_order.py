@@ -3,8 +3,10 @@ the edge: placing (validation, stock, currencies, prices copied), reading and
 listing (visibility, pagination), cancelling, Idempotency-Key (replay, reuse,
 races), concurrency (never oversold, stock accounted for), and the crash after
 a reservation that the sweep must repair."""
+import contextlib
 import os
 import random
+import re
 import subprocess
 import threading
 import time
@@ -391,18 +393,52 @@ def _sweep_once(timeout="0"):
     assert r.returncode == 0, r.stderr
 
 
-def _fault_base():
-    """Where to send a fault-injected request.  The stack turns the switch on
-    in order.conf when started with SHOP_FAULT_INJECTION=1; if it was not,
-    turn it on for host 1 only (restarting its workers) and go there directly."""
+@contextlib.contextmanager
+def _host1_with(edit):
+    """Runs host 1's order workers with order.conf changed by edit(text) ->
+    text, and yields host 1's own address (the edge would spread requests
+    over all hosts); restores the file and the workers afterwards."""
+    path = _order_conf()
+    with open(path) as f:
+        orig = f.read()
+    try:
+        with open(path, "w") as f:
+            f.write(edit(orig))
+        shop.stack("stop-host", "1")
+        shop.stack("start-host", "1")
+        yield "http://127.0.0.1:%d" % (int(shop.STACK["SHOP_PORT_BASE"]) + 11)
+    finally:
+        with open(path, "w") as f:
+            f.write(orig)
+        shop.stack("stop-host", "1")
+        shop.stack("start-host", "1")
+
+
+def _fault_switch_on():
     with open(_order_conf()) as f:
-        if "ALLOW_FAULT_INJECTION=1" in f.read().split():
-            return None
-    with open(_order_conf(), "a") as f:
-        f.write("\n# test_order.py: test-only fault switch\nALLOW_FAULT_INJECTION=1\n")
-    shop.stack("stop-host", "1")
-    shop.stack("start-host", "1")
-    return "http://127.0.0.1:%d" % (int(shop.STACK["SHOP_PORT_BASE"]) + 11)
+        return "ALLOW_FAULT_INJECTION=1" in f.read().split()
+
+
+def test_order_product_down_is_503_and_takes_nothing():
+    (_, tok), = _customers(1)
+    p = _product(stock=5)
+    key = shop.unique("down")
+    items = [{"product_id": p["id"], "quantity": 1}]
+
+    def dead_product(text):     # a port nothing listens on
+        return re.sub(r"(?m)^PRODUCT_URL=.*$", "PRODUCT_URL=http://127.0.0.1:1", text)
+    with _host1_with(dead_product) as host1:
+        r = shop.call("POST", "/orders", {"items": items}, token=tok, base=host1,
+                      headers={"Idempotency-Key": key})
+        shop.assert_problem(r, 503, "unavailable")
+        assert r.header("retry-after"), r.headers
+    assert _stock(p["id"]) == 5
+    lst = shop.call("GET", "/orders?limit=100", token=tok)
+    assert not [o for o in lst.json["items"] if o["items"][0]["product_id"] == p["id"]], lst
+    # The 503 was not stored under the key: the retry places the order.
+    again = _order(tok, items, headers={"Idempotency-Key": key})
+    assert again.status == 201, again
+    assert _stock(p["id"]) == 4
 
 
 def test_order_crash_after_reserve_is_swept():
@@ -410,13 +446,21 @@ def test_order_crash_after_reserve_is_swept():
     p = _product(stock=5)
     key = shop.unique("crash")
     items = [{"product_id": p["id"], "quantity": 2}]
-    base = _fault_base()
-    try:
-        r = shop.call("POST", "/orders", {"items": items}, token=tok, base=base,
-                      headers={"X-Fault-Inject": "after-reserve", "Idempotency-Key": key})
-        status = r.status
-    except (ConnectionError, OSError) as e:     # an edge may just drop it
-        r, status = e, 0
+
+    def crash(base):
+        try:
+            r = shop.call("POST", "/orders", {"items": items}, token=tok, base=base,
+                          headers={"X-Fault-Inject": "after-reserve", "Idempotency-Key": key})
+            return r, r.status
+        except (ConnectionError, OSError) as e:     # an edge may just drop it
+            return e, 0
+    # The stack turns the switch on (order.conf ALLOW_FAULT_INJECTION=1) when
+    # started with SHOP_FAULT_INJECTION=1; otherwise turn it on for host 1.
+    if _fault_switch_on():
+        r, status = crash(None)
+    else:
+        with _host1_with(lambda t: t + "\nALLOW_FAULT_INJECTION=1\n") as host1:
+            r, status = crash(host1)
     assert status != 201, ("fault injection is off: the stack must set ALLOW_FAULT_INJECTION=1 "
                            "in order.conf (SHOP_FAULT_INJECTION=1)", r)
     # 409: an edge that resent the request found the key still claimed.
