@@ -235,11 +235,25 @@ static int reply_product(http_req *req, int status, product *p)
 
 /* ------------------------------------------------------------ reads */
 
+/* Only anonymous reads of public rows may be shared: the edge caches answers
+ * to requests without Authorization for 5 s, so anonymous readers may see
+ * data that old; anything read with a token is per-caller. */
+static void add_cache_control(http_req *req, bool shared)
+{
+    http_add_header(req, "Cache-Control", "%s", shared ? "public, max-age=5" : "private, no-store");
+}
+
 int handle_health(http_req *req)
 {
     http_add_header(req, "Cache-Control", "no-store");
-    if (!store_healthy())
-        return problem_unavailable(req, "The database is unavailable.");
+    if (!store_healthy()) {
+        /* A problem that still reads as a Health body for monitors. */
+        json_object *extra = json_object_new_object();
+        json_set_str(extra, "status", "unavailable");
+        json_set_str(extra, "db", "unavailable");
+        http_add_header(req, "Retry-After", "2");
+        return problem_send_extra(req, 503, "unavailable", "The database is unavailable.", extra);
+    }
     json_object *o = json_object_new_object();
     json_set_str(o, "status", "ok");
     json_set_str(o, "db", "ok");
@@ -323,7 +337,7 @@ int handle_list(http_req *req)
         json_set_str(o, "next_cursor", NULL);
     }
     product_page_free(&page);
-    http_add_header(req, "Cache-Control", "no-store");
+    add_cache_control(req, req->auth.role == USER_ANON);
     return http_reply_json(req, 200, o);
 }
 
@@ -339,10 +353,7 @@ int handle_get(http_req *req)
         http_add_header(req, "Cache-Control", "no-store");
         return problem_send(req, 404, "not_found", "No such product.");
     }
-    /* Only anonymous reads of public rows may be shared (the edge cache keys
-     * on requests without Authorization); anything else is per-caller. */
-    bool shared = req->auth.role == USER_ANON && strcmp(p.status, "active") == 0;
-    http_add_header(req, "Cache-Control", "%s", shared ? "public, max-age=5" : "private, no-store");
+    add_cache_control(req, req->auth.role == USER_ANON && strcmp(p.status, "active") == 0);
     add_etag(req, &p);
     if (product_etag_matches(http_header(req, "If-None-Match"), p.version, true)) {
         product_clear(&p);

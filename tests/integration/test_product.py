@@ -240,6 +240,9 @@ def test_pagination_walk_and_parameters():
     assert pages == 5, pages
     r = call("GET", "/products?q=%s" % token)            # default limit 20
     assert len(r.json["items"]) == 20 and r.json["next_cursor"], r
+    assert r.header("cache-control") == "public, max-age=5", r.headers
+    r = call("GET", "/products?q=%s" % token, token=tok)
+    assert r.header("cache-control") == "private, no-store", r.headers
     r = call("GET", "/products?limit=100&q=%s" % token)
     assert len(r.json["items"]) == 30 and r.json["next_cursor"] is None, r
     for bad in ("abc", "zzzz", "MA", "NDI=", "LTE"):
