@@ -26,6 +26,7 @@
 #include "json.h"
 #include "log.h"
 #include "order.h"
+#include "metrics.h"
 #include "problem.h"
 #include "store.h"
 
@@ -434,12 +435,15 @@ static int order_place(placing *p)
             _exit(1);
         }
         status = order_complete(p, r.body);
+        if (status == 201)
+            metrics_inc(METRIC_ORDERS_PLACED, 1);
     } else if (r.status == 409 && strcmp(code, "insufficient_stock") == 0) {
         json_object *extra = json_object_new_object();
         json_object_object_add(extra, "items",
                                reply_items ? json_object_get(reply_items) : json_object_new_array());
         status = order_refuse(p, 409, "insufficient_stock",
                               "not enough stock for some lines; nothing was reserved", extra, true);
+        metrics_inc(METRIC_ORDERS_REJECTED_STOCK, 1);
     } else if (r.status == 422 && strcmp(code, "product_unavailable") == 0) {
         json_object *extra = json_object_new_object();
         json_object_object_add(extra, "items",
@@ -648,6 +652,7 @@ int order_cancel(http_req *req)
         store_order_free(&o);
         if (rc < 0)
             return problem_db(req, rc);
+        metrics_inc(METRIC_ORDERS_CANCELLED, 1);
         rc = store_get_order(req->id, &o);   /* ours or a concurrent cancel's */
         if (rc <= 0)
             return rc < 0 ? problem_db(req, rc) : problem_internal(req, "order vanished");

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "db.h"
 #include "log.h"
+#include "metrics.h"
 #include "order.h"
 #include "store.h"
 
@@ -74,6 +75,7 @@ int order_sweep_once(void)
     else
         purged = n;
 
+    metrics_inc(METRIC_SWEEP_REPAIRS, (unsigned long long)(failed + released + confirmed));
     if (failed || released || confirmed || purged)
         log_info("sweep: failed %d stale pending orders, released %d reservations,"
                  " confirmed %d, purged %d idempotency keys", failed, released, confirmed, purged);
@@ -97,6 +99,7 @@ int order_sweep_main(bool once)
     }
     signal(SIGPIPE, SIG_IGN);   /* a dropped product connection is an error, not death */
     db_init();
+    metrics_init("order", NULL, 0);   /* repairs count in the host's order pool metrics */
     int rc = 0;
     if (once) {
         rc = order_sweep_once() < 0 ? 1 : 0;
