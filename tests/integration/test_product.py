@@ -120,6 +120,10 @@ def test_create_validation_names_every_bad_field():
 def test_create_needs_seller_or_admin_and_unique_sku():
     body = {"sku": shop.unique("s"), "name": "n", "price_cents": 1, "currency": "EUR"}
     assert_problem(call("POST", "/products", body), 401, "unauthorized")
+    for method, path in (("GET", "/products"), ("GET", "/products/1"), ("POST", "/products")):
+        r = call(method, path, body if method == "POST" else None, token="not.a.jwt")
+        assert_problem(r, 401, "unauthorized")           # a bad token is never ignored
+        assert (r.header("www-authenticate") or "").startswith("Bearer"), r.headers
     assert_problem(call("POST", "/products", body, token=customer()[1]), 403, "forbidden")
     r = call("POST", "/products", body, token=admin()[1])
     assert r.status == 201, r
