@@ -129,6 +129,10 @@ static bool db_ensure(void)
     mysql_optionsv(c, MYSQL_REPORT_DATA_TRUNCATION, &yes);
     /* Timestamps are stored and read as UTC whatever the server's zone. */
     mysql_optionsv(c, MYSQL_INIT_COMMAND, "SET time_zone='+00:00'");
+    /* Every stock or state check runs on rows locked with FOR UPDATE, so
+     * REPEATABLE READ's gap locks buy nothing here and only add deadlocks
+     * (e.g. on reservation ids that do not exist yet). */
+    mysql_optionsv(c, MYSQL_INIT_COMMAND, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
     const char *host = config_get("DB_HOST", "127.0.0.1");
     const char *sock = config_get("DB_SOCKET", NULL);
     unsigned port = (unsigned)config_int("DB_PORT", 3306);
