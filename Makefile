@@ -26,7 +26,7 @@ ASAN_TESTS = $(TEST_SRC:tests/%.c=build/asan/tests/%)
 BINS     = $(SERVICES:%=build/%.fcgi)
 
 .PHONY: all deps up down status check check-unit check-asan check-integration \
-        check-ha install clean fuzz bench
+        check-ha check-monitoring install clean fuzz bench monitor
 .SECONDARY:
 
 all: $(BINS) $(TESTS)
@@ -79,7 +79,11 @@ check: deps
 	$(MAKE) all
 	$(MAKE) check-unit
 	$(MAKE) check-asan
+	$(MAKE) check-monitoring
 	$(MAKE) check-integration
+
+check-monitoring:
+	scripts/check-monitoring
 
 check-unit: $(TESTS)
 	scripts/with-test-db scripts/run-unit $(TESTS)
@@ -99,6 +103,9 @@ install: all
 
 fuzz:
 	scripts/fuzz
+
+monitor:
+	scripts/monitor start
 
 bench: deps all
 	bench/run
