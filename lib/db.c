@@ -510,3 +510,22 @@ int db_tx(db_tx_fn fn, void *arg)
     log_error("db: transaction abandoned after retries (last error %u)", db_last_errno);
     return DB_UNAVAILABLE;
 }
+
+void db_time_rfc3339(const char *dbtime, char *out, size_t n)
+{
+    if (n == 0)
+        return;
+    if (!dbtime || n < 3) {
+        out[0] = '\0';
+        return;
+    }
+    size_t len = strlen(dbtime);
+    if (len + 2 > n)
+        len = n - 2;
+    memcpy(out, dbtime, len);
+    char *sp = memchr(out, ' ', len);
+    if (sp)
+        *sp = 'T';
+    out[len] = 'Z';
+    out[len + 1] = '\0';
+}

@@ -63,6 +63,11 @@ bool db_retryable(void);
 typedef int (*db_tx_fn)(void *arg);
 int db_tx(db_tx_fn fn, void *arg);
 
+/* A DATETIME(3) as the services store it (UTC, since every session runs with
+ * time_zone '+00:00'), "2026-11-24 19:30:00.123", as RFC 3339:
+ * "2026-11-24T19:30:00.123Z".  NULL gives "". */
+void db_time_rfc3339(const char *dbtime, char *out, size_t n);
+
 /* Counters for metrics: transactions retried since start. */
 uint64_t db_retry_count(void);
 

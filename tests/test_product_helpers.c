@@ -6,6 +6,7 @@
 #include <string.h>
 #include <CUnit/Basic.h>
 
+#include "db.h"
 #include "json.h"
 #include "product/handlers.h"
 
@@ -113,9 +114,9 @@ static void test_like_and_time(void)
     CU_ASSERT_STRING_EQUAL(p, "%50!%!_off!!\\%");
     free(p);
     char t[32];
-    store_format_time("2026-11-24 19:30:00.123", t, sizeof t);
+    db_time_rfc3339("2026-11-24 19:30:00.123", t, sizeof t);
     CU_ASSERT_STRING_EQUAL(t, "2026-11-24T19:30:00.123Z");
-    store_format_time(NULL, t, sizeof t);
+    db_time_rfc3339(NULL, t, sizeof t);
     CU_ASSERT_STRING_EQUAL(t, "");
     /* The list statement always binds the same six parameters. */
     const char *sql = store_list_sql(VIS_OWN, true, false, true);

@@ -64,15 +64,6 @@ static void store_copy(char *dst, size_t n, const db_res *r, int col)
     dst[len] = '\0';
 }
 
-/* "2026-11-24 19:30:00.123" (stored as UTC) -> "2026-11-24T19:30:00.123Z". */
-static void store_format_time(const char *db, char *out, size_t n)
-{
-    snprintf(out, n, "%sZ", db ? db : "1970-01-01 00:00:00");
-    char *sp = strchr(out, ' ');
-    if (sp)
-        *sp = 'T';
-}
-
 /* Runs a users SELECT (id or email_norm parameter) and fills *out.
  * Returns 0, STORE_NOT_FOUND or DB_ERROR. */
 static int store_user_fetch(const char *sql, int64_t id, const char *email_norm, auth_user *out)
@@ -90,7 +81,7 @@ static int store_user_fetch(const char *sql, int64_t id, const char *email_norm,
     out->has_name = !db_null(r, 0, 2);
     store_copy(out->name, sizeof out->name, r, 2);
     out->role = token_role_parse(db_str(r, 0, 3));
-    store_format_time(db_str(r, 0, 4), out->created_at, sizeof out->created_at);
+    db_time_rfc3339(db_str(r, 0, 4), out->created_at, sizeof out->created_at);
     store_copy(out->password_hash, sizeof out->password_hash, r, 5);
     db_free(r);
     return 0;

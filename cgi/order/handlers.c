@@ -177,15 +177,6 @@ bool order_cursor_decode(const char *cursor, int64_t *before_id)
 
 /* ---------------------------------------------------------------- rendering */
 
-/* "2026-11-24 19:30:00.123" (DATETIME(3), UTC) -> "2026-11-24T19:30:00.123Z". */
-static void order_time(const char *db, char *out, size_t n)
-{
-    snprintf(out, n, "%sZ", db);
-    char *sp = strchr(out, ' ');
-    if (sp)
-        *sp = 'T';
-}
-
 static json_object *order_to_json(const store_order *o)
 {
     json_object *j = json_object_new_object(), *items = json_object_new_array();
@@ -207,9 +198,9 @@ static json_object *order_to_json(const store_order *o)
     json_object_object_add(j, "items", items);
     json_set_int(j, "total_cents", o->total_cents);
     json_set_str(j, "currency", o->currency);
-    order_time(o->created_at, t, sizeof t);
+    db_time_rfc3339(o->created_at, t, sizeof t);
     json_set_str(j, "created_at", t);
-    order_time(o->updated_at, t, sizeof t);
+    db_time_rfc3339(o->updated_at, t, sizeof t);
     json_set_str(j, "updated_at", t);
     return j;
 }

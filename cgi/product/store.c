@@ -35,25 +35,6 @@ void product_clear(product *p)
     memset(p, 0, sizeof *p);
 }
 
-void store_format_time(const char *dbtime, char *buf, size_t n)
-{
-    if (n == 0)
-        return;
-    if (!dbtime) {
-        buf[0] = '\0';
-        return;
-    }
-    size_t len = strlen(dbtime);
-    if (len + 2 > n)
-        len = n - 2;
-    memcpy(buf, dbtime, len);
-    char *sp = memchr(buf, ' ', len);
-    if (sp)
-        *sp = 'T';
-    buf[len] = 'Z';
-    buf[len + 1] = '\0';
-}
-
 /* Copies src (may be NULL) into a fixed buffer, truncating. */
 static void copy_str(char *dst, size_t n, const char *src)
 {
@@ -75,8 +56,8 @@ static int load_product(const db_res *r, int row, product *p)
     copy_str(p->status, sizeof p->status, db_str(r, row, 7));
     p->seller_id = db_int(r, row, 8);
     p->version = db_int(r, row, 9);
-    store_format_time(db_str(r, row, 10), p->created_at, sizeof p->created_at);
-    store_format_time(db_str(r, row, 11), p->updated_at, sizeof p->updated_at);
+    db_time_rfc3339(db_str(r, row, 10), p->created_at, sizeof p->created_at);
+    db_time_rfc3339(db_str(r, row, 11), p->updated_at, sizeof p->updated_at);
     return p->description ? 0 : -1;
 }
 

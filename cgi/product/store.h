@@ -82,8 +82,6 @@ const char *store_list_own_sql(bool q);
  * in % ... %.  Returns a malloc'd string or NULL. */
 char *store_like_pattern(const char *s);
 
-/* "2026-11-24 19:30:00.123" (DATETIME as text) -> "2026-11-24T19:30:00.123Z". */
-void store_format_time(const char *dbtime, char *buf, size_t n);
 
 /* ------------------------------------------------------------ writes */
 
