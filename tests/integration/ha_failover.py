@@ -1,0 +1,488 @@
+"""ha_failover.py: the high-availability failure tests (issue 6).  Each case
+runs a steady mixed load (load.py: product reads and lists, logins, orders on
+a few hot products with an Idempotency-Key) through the edge while it breaks
+one piece of the stack, puts it back, and then checks what a client and an
+auditor would: the share of failed requests, the longest stretch without a
+success, and the invariants once everything has settled:
+  - every order the client saw 201 for is GET-able and confirmed/cancelled;
+  - stock of each hot product = initial - confirmed quantities;
+  - no two orders for one Idempotency-Key (every confirmed order on the hot
+    products is the one its key row names, and the one the client was told);
+  - every Galera node holds identical data (CHECKSUM TABLE on each node).
+Cases 1-4 must lose no request a careful client could not retry (load.py's
+retry rule) and never go 3 s without a success; case 5 (two DB nodes down)
+may answer only successes or 503 + Retry-After, never 500.  A table of the
+results is printed after each case.  Every case restores the stack in a
+finally block and waits until it is whole, so the next starts healthy."""
+import csv
+import io
+import json
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+import urllib.request
+
+import load
+import shop
+
+CASE_SECONDS = 20       # load per case
+FAULT_AT = 3            # seconds of healthy load before the fault
+MAX_GAP = 3.0           # cases 1-4: longest stretch without a success
+HOT_STOCK = 100000      # never runs out: every order should succeed
+RESULTS = []            # rows of the table, in case order
+_cache = {}
+
+
+# ---------------------------------------------------------------- stack handles
+
+def _state(*parts):
+    return os.path.join(shop.STACK["SHOP_STATE_DIR"], *parts)
+
+
+def _read_pid(path):
+    try:
+        with open(path) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _children(pid):
+    """Live child pids of pid, with their command names: [(pid, comm)]."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read()
+        except OSError:
+            continue
+        comm = st[st.index("(") + 1:st.rindex(")")]
+        fields = st[st.rindex(")") + 2:].split()
+        if int(fields[1]) == pid and fields[0] not in "ZX":
+            out.append((int(d), comm))
+    return out
+
+
+def _host_workers(n):
+    """(lighttpd pid, [(pid, comm)] of its *.fcgi workers) of host n."""
+    lpid = _read_pid(_state("host%d" % n, "lighttpd.pid"))
+    assert lpid, "host %d has no lighttpd pid" % n
+    return lpid, [c for c in _children(lpid) if c[1].endswith(".fcgi")]
+
+
+def _status():
+    """scripts/stack status: ({node: state}, {host: "up"/"down" + workers},
+    {"backend/server": HAProxy status})."""
+    out = shop.stack("status", check=False).stdout
+    nodes, hosts, servers = {}, {}, {}
+    for line in out.splitlines():
+        f = line.split()
+        if not f:
+            continue
+        if f[0].startswith("node"):
+            nodes[f[0]] = " ".join(f[2:])
+        elif f[0].startswith("host"):
+            hosts[f[0]] = " ".join(f[2:])
+        elif f[0] == "haproxy" and len(f) > 2 and "/" in f[1]:
+            servers[f[1]] = " ".join(f[2:])
+    return nodes, hosts, servers
+
+
+def _haproxy_servers():
+    """{"backend/server": status} straight from HAProxy's stats CSV (quicker
+    than scripts/stack status, which also asks every node)."""
+    with urllib.request.urlopen(shop.STACK["SHOP_STATS_URL"] + "/stats;csv", timeout=5) as f:
+        rows = csv.reader(io.StringIO(f.read().decode()))
+        return {"%s/%s" % (r[0], r[1]): r[17] for r in rows
+                if r and not r[0].startswith("#") and r[1] not in ("FRONTEND", "BACKEND")}
+
+
+def _whole():
+    nodes, hosts, servers = _status()
+    return (len(nodes) == 3 and all(s.startswith("Synced Primary 3") for s in nodes.values())
+            and len(hosts) == 3
+            and all(h.startswith("up auth=3 product=3 order=3 sweep=up") for h in hosts.values())
+            and len(servers) == 12 and all(s == "UP" for s in servers.values()))
+
+
+def _wait(what, pred, timeout=60.0, every=0.3):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError("timed out after %.0fs waiting for %s (last: %r)" % (timeout, what, last))
+
+
+def _wait_whole(timeout=120.0):
+    _wait("a whole stack (3 nodes Synced Primary, 3 hosts with 9 workers, 12 servers UP)",
+          _whole, timeout)
+
+
+def _node_status(n):
+    """{wsrep_local_state_comment, wsrep_cluster_status, wsrep_cluster_size}
+    of node n, or {} when it does not answer."""
+    try:
+        rows = shop.sql("SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_local_state_comment',"
+                        "'wsrep_cluster_status','wsrep_cluster_size')", node=n)
+    except subprocess.CalledProcessError:
+        return {}
+    return {k: v for k, v in rows}
+
+
+def _sweep_once():
+    """One order sweep pass now, every pending order counted as stale: with
+    the load stopped, nothing is in flight, so this is what the stack's own
+    sweeps do after PENDING_TIMEOUT, without the wait."""
+    binary = os.path.join(shop.STACK.get("SHOP_BIN_DIR") or os.path.join(shop.REPO, "build"),
+                          "order.fcgi")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+           "SHOP_CONFIG": _state("etc", "order.conf"), "SHOP_PENDING_TIMEOUT": "0"}
+    r = subprocess.run([binary, "--sweep-once"], env=env, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+
+
+# ---------------------------------------------------------------- fixtures
+
+def _fixtures():
+    """Seller token, 4 customers [(user, email, token)] and 5 cold products,
+    made once; fresh hot products per case (so stock sums are per case)."""
+    if "users" not in _cache:
+        _, seller = shop.new_user("seller")
+        users = []
+        for _ in range(4):
+            u = shop.register()
+            t = shop.login(u["email"])
+            users.append((t["user"], u["email"], t["access_token"]))
+        cold = [shop.new_product(seller, stock=5)["id"] for _ in range(5)]
+        _cache.update(seller=seller, users=users, cold=cold)
+    return _cache["seller"], _cache["users"], _cache["cold"]
+
+
+def _hot_products(seller, n=3):
+    return [shop.new_product(seller, stock=HOT_STOCK, price_cents=499)["id"] for _ in range(n)]
+
+
+# ---------------------------------------------------------------- invariants
+
+def _checksums(n):
+    rows = shop.sql("CHECKSUM TABLE shop_product.products, shop_order.orders,"
+                    " shop_order.order_items", node=n)
+    return {r[0]: r[1] for r in rows}
+
+
+def _nodes_identical():
+    """Waits until all three nodes are Synced in a 3-node Primary component
+    and return the same checksums; returns the per-node checksums."""
+    _wait("3 nodes Synced in a Primary component of 3", lambda: all(
+        _node_status(n) == {"wsrep_local_state_comment": "Synced", "wsrep_cluster_status":
+                            "Primary", "wsrep_cluster_size": "3"} for n in (1, 2, 3)), 60)
+    sums = None
+    for _ in range(30):         # an applier may still be a moment behind
+        sums = [_checksums(n) for n in (1, 2, 3)]
+        if sums[0] == sums[1] == sums[2]:
+            return None
+        time.sleep(0.5)
+    return sums
+
+
+def _check_invariants(ld, users, hot, prefix):
+    """Settles the orders, then returns a list of violated invariants."""
+    bad = []
+    _sweep_once()
+    time.sleep(2.5)         # the sweep leaves just-changed orders to their request
+    _sweep_once()
+    tokens = {u["id"]: tok for u, _, tok in users}
+    orders = [r for r in ld.records if r.kind == "order"]
+    seen = {}               # order id -> rec, for every 201 the client saw
+    for r in orders:
+        if r.order_id is not None:
+            if r.order_id in seen:
+                bad.append("order %s answered for two keys: %r %r" % (r.order_id, seen[r.order_id], r))
+            seen[r.order_id] = r
+    # No lost confirmed order.
+    for oid, r in sorted(seen.items()):
+        g = shop.call("GET", "/orders/%d" % oid, token=tokens[r.user])
+        if g.status != 200 or g.json.get("status") not in ("confirmed", "cancelled"):
+            bad.append("order %d (201 to the client) now reads %r" % (oid, g))
+    # No duplicate order for one key: every confirmed order on the hot products
+    # is the one its key row names, and the client (when answered) got that one.
+    ids = ",".join(str(p) for p in hot)
+    confirmed = shop.sql(
+        "SELECT DISTINCT o.id, o.user_id FROM shop_order.orders o"
+        " JOIN shop_order.order_items i ON i.order_id = o.id"
+        " WHERE o.status = 'confirmed' AND i.product_id IN (%s)" % ids)
+    keyrows = shop.sql("SELECT user_id, idem_key, COALESCE(order_id, 0), status"
+                       " FROM shop_order.idempotency_keys WHERE idem_key LIKE '%s-%%'" % prefix)
+    by_order = {}
+    for uid, key, oid, st in keyrows:
+        by_order.setdefault(int(oid), []).append(key)
+    for oid, uid in confirmed:
+        keys = by_order.get(int(oid), [])
+        if len(keys) != 1:
+            bad.append("confirmed order %s is named by %d key rows %s" % (oid, len(keys), keys))
+    key_of = {k: int(o) for _, k, o, _ in keyrows}
+    for r in orders:
+        if r.order_id is not None and key_of.get(r.key) != r.order_id:
+            bad.append("key %s: client got order %s, key row names %s"
+                       % (r.key, r.order_id, key_of.get(r.key)))
+    client_ids = set(seen)
+    unseen = sorted(int(o) for o, _ in confirmed if int(o) not in client_ids)
+    if unseen:
+        # Confirmed orders whose 201 never reached the client are no fault
+        # (the client may retry with its key later), but they must be few.
+        print("      note: %d confirmed orders the client never saw a 201 for: %s"
+              % (len(unseen), unseen[:10]))
+    pending = shop.sql("SELECT COUNT(*) FROM shop_order.orders o JOIN shop_order.order_items i"
+                       " ON i.order_id = o.id WHERE o.status = 'pending' AND i.product_id IN (%s)"
+                       % ids)
+    if pending != [["0"]]:
+        bad.append("orders still pending after the sweep: %s" % pending)
+    # Stock = initial - confirmed quantities (as the client reads it).
+    sums = dict((int(p), int(q)) for p, q in shop.sql(
+        "SELECT i.product_id, SUM(i.quantity) FROM shop_order.orders o"
+        " JOIN shop_order.order_items i ON i.order_id = o.id"
+        " WHERE o.status = 'confirmed' AND i.product_id IN (%s) GROUP BY i.product_id" % ids))
+    for p in hot:
+        g = shop.call("GET", "/products/%d" % p)
+        want = HOT_STOCK - sums.get(p, 0)
+        if g.status != 200 or g.json.get("stock") != want:
+            bad.append("product %d: stock %r, expected %d - %d = %d"
+                       % (p, g.json and g.json.get("stock"), HOT_STOCK, sums.get(p, 0), want))
+    # Every node holds the same data.
+    diff = _nodes_identical()
+    if diff:
+        bad.append("nodes differ: %r" % diff)
+    return bad
+
+
+# ---------------------------------------------------------------- one case
+
+def _print_table():
+    print("\n      %-30s %8s %8s %13s %13s %s" % (
+        "case", "requests", "failed %", "1st try fail %", "longest gap s", "invariants ok"))
+    for row in RESULTS:
+        print("      %-30s %8d %8.2f %13.2f %13.2f %s" % row)
+    print(flush=True)
+
+
+def _run_case(name, fault, restore, tag):
+    """Runs the load for CASE_SECONDS with fault(load) started at FAULT_AT
+    (fault returns when it has put things back, or restore() does it);
+    returns (summary, invariant violations)."""
+    seller, users, cold = _fixtures()
+    _wait_whole()
+    hot = _hot_products(seller)
+    prefix = "%s-%s" % (tag, random.randrange(1 << 30))
+    ld = load.Load(users, hot, cold, threads=5, pause=1.0, timeout=35.0, key_prefix=prefix)
+    log = []
+    ld.start()
+    try:
+        time.sleep(FAULT_AT)
+        fault(ld, log)
+        rest = CASE_SECONDS - (time.time() - ld.t0)
+        if rest > 0:
+            time.sleep(rest)
+    finally:
+        ld.stop()
+        restore()
+    _wait_whole()
+    s = ld.summary()
+    bad = _check_invariants(ld, users, hot, prefix)
+    RESULTS.append((name, s["requests"], s["failed_pct"], s["first_failed_pct"], s["gap"],
+                     "yes" if not bad else "NO"))
+    # Every request, for diagnosis: a failed run keeps the state dir.
+    with open(_state("ha-%s.jsonl" % tag), "w") as f:
+        for r in s["all"]:
+            f.write(json.dumps(r.as_dict()) + "\n")
+    print("\n      %s: %.0f s (t0 %.2f), fault log: %s" % (name, ld.t1 - ld.t0, ld.t0,
+                                                       "; ".join(log)))
+    print("      longest gap %.2f s from %.2f s" % (s["gap"], s["gap_at"]))
+    print("      outcomes: %s" % ", ".join("%s=%d" % kv for kv in sorted(s["by_status"].items())))
+    for r in s["failures"][:15]:
+        print("      failed: %r" % (r,))
+    for b in bad:
+        print("      INVARIANT: %s" % b)
+    _print_table()
+    return s, bad
+
+
+def _at(ld, t):
+    """Sleeps until t seconds after the load started."""
+    d = ld.t0 + t - time.time()
+    if d > 0:
+        time.sleep(d)
+
+
+def _rel(ld):
+    return "%.1fs" % (time.time() - ld.t0)
+
+
+def _assert_targets(s, bad):
+    assert not bad, ("invariants violated", bad)
+    assert s["failed"] == 0, ("%d requests failed (after the client's safe retry)" % s["failed"],
+                              s["failures"][:10])
+    assert s["gap"] < MAX_GAP, "%.2f s without a successful request" % s["gap"]
+
+
+# ---------------------------------------------------------------- the cases
+
+def test_1_app_host_stopped_and_started():
+    """scripts/stack stop-host 2 (lighttpd, workers, sweep stopped by
+    SIGTERM) under load; start-host 2 eight seconds later."""
+    def fault(ld, log):
+        shop.stack("stop-host", "2")
+        log.append("%s host2 stopped" % _rel(ld))
+        _at(ld, FAULT_AT + 8)
+        shop.stack("start-host", "2")
+        log.append("%s host2 started" % _rel(ld))
+
+    s, bad = _run_case("1 app host stopped/started", fault,
+                       lambda: shop.stack("start-host", "2", check=False), "ha1")
+    _assert_targets(s, bad)
+
+
+def test_2_fastcgi_workers_sigkilled():
+    """SIGKILL one FastCGI worker of host 2 (auth, product, order in turn)
+    every 1.5 s; lighttpd respawns them."""
+    def fault(ld, log):
+        svcs = ["auth.fcgi", "product.fcgi", "order.fcgi"]
+        i = 0
+        while time.time() - ld.t0 < CASE_SECONDS - 3:
+            _, workers = _host_workers(2)
+            victims = [p for p, c in workers if c == svcs[i % 3]]
+            if victims:
+                v = random.choice(victims)
+                try:
+                    os.kill(v, signal.SIGKILL)
+                    log.append("%s %s %d" % (_rel(ld), svcs[i % 3], v))
+                except ProcessLookupError:
+                    pass
+            i += 1
+            time.sleep(1.5)
+
+    s, bad = _run_case("2 fastcgi workers SIGKILLed", fault, lambda: None, "ha2")
+    _assert_targets(s, bad)
+
+
+def test_3_db_writer_sigkilled_and_rejoins():
+    """SIGKILL Galera node 1 (the node HAProxy's DB listener sends all
+    writes to); restart it 6 s later (it rejoins by IST) and wait until it
+    is Synced and the writer again."""
+    def fault(ld, log):
+        shop.stack("kill-db", "1")
+        log.append("%s node1 SIGKILLed" % _rel(ld))
+        _at(ld, FAULT_AT + 6)
+        shop.stack("start-db", "1")
+        log.append("%s node1 Synced again" % _rel(ld))
+        _wait("HAProxy to take node1 back as writer",
+              lambda: _haproxy_servers().get("db/node1") == "UP", 30)
+        log.append("%s db/node1 UP" % _rel(ld))
+
+    s, bad = _run_case("3 writer DB node SIGKILLed", fault,
+                       lambda: shop.stack("start-db", "1", check=False), "ha3")
+    _assert_targets(s, bad)
+
+
+def test_4_app_host_frozen_and_thawed():
+    """Host 2 alive but unreachable: its lighttpd, workers and sweep get
+    SIGSTOP (no ip netns here: every host is a port on 127.0.0.1, and
+    iptables is not installed), so connections are accepted by the kernel
+    but never answered and HAProxy must time out and mark it down; SIGCONT
+    eight seconds later."""
+    frozen = []
+
+    def thaw():
+        for p in frozen:
+            try:
+                os.kill(p, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+
+    def fault(ld, log):
+        lpid, workers = _host_workers(2)
+        sweep = _read_pid(_state("host2", "sweep.pid"))
+        frozen.extend([lpid] + [p for p, _ in workers] + ([sweep] if sweep else []))
+        for p in frozen:
+            os.kill(p, signal.SIGSTOP)
+        log.append("%s host2 frozen (%d processes)" % (_rel(ld), len(frozen)))
+        try:
+            _wait("HAProxy to mark host2 down", lambda: all(
+                _haproxy_servers().get("%s/host2" % svc, "").startswith("DOWN")
+                for svc in ("auth", "product", "order")), 15)
+            log.append("%s host2 DOWN in HAProxy" % _rel(ld))
+        finally:
+            _at(ld, FAULT_AT + 8)
+            thaw()
+            log.append("%s host2 thawed" % _rel(ld))
+
+    s, bad = _run_case("4 app host frozen (SIGSTOP)", fault, thaw, "ha4")
+    _assert_targets(s, bad)
+
+
+def test_5_two_db_nodes_down_then_back():
+    """SIGKILL Galera nodes 2 and 3: node 1 is alone, non-Primary, and must
+    refuse writes; the services answer 503 + Retry-After (problem+json),
+    never 500.  Then start nodes 2 and 3 normally (no manual bootstrap: they
+    still know the last Primary component and re-form it with node 1) and
+    wait for a healthy 3-node cluster."""
+    seen = {}
+
+    def restart():
+        errs = []
+
+        def start(n):
+            r = shop.stack("start-db", str(n), check=False)
+            if r.returncode:
+                errs.append((n, r.stdout[-500:], r.stderr[-500:]))
+        ts = [threading.Thread(target=start, args=(n,)) for n in (2, 3)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        assert not errs, errs
+
+    def fault(ld, log):
+        shop.stack("kill-db", "2")
+        shop.stack("kill-db", "3")
+        log.append("%s node2+node3 SIGKILLed" % _rel(ld))
+        seen["status"] = _wait("node1 to leave the Primary component", lambda: (
+            lambda st: st if st.get("wsrep_cluster_status") == "non-Primary" else None)(
+                _node_status(1)), 15)
+        log.append("%s node1 %s" % (_rel(ld), seen["status"]))
+        # The survivor refuses writes itself (error 1047), whoever asks.
+        r = subprocess.run(["mariadb", "-uroot", "--socket=" +
+                            shop.STACK["SHOP_ROOT_SOCKETS"].split()[0], "-N", "-B", "-e",
+                            "UPDATE shop_product.products SET stock = stock WHERE id = %d"
+                            % ld.hot[0]], capture_output=True, text=True)
+        seen["write"] = (r.returncode, r.stderr.strip())
+        _at(ld, FAULT_AT + 8)
+        seen["restarted"] = True
+        restart()
+        log.append("%s node2+node3 started and Synced" % _rel(ld))
+
+    s, bad = _run_case("5 two of three DB nodes down", fault,
+                       lambda: seen.get("restarted") or restart(), "ha5")
+    assert seen["status"]["wsrep_cluster_status"] == "non-Primary", seen
+    assert seen["write"][0] != 0 and "1047" in seen["write"][1], \
+        ("the non-Primary survivor accepted a write", seen["write"])
+    assert not bad, ("invariants violated", bad)
+    wrong = []
+    for r in s["all"]:
+        for status, code, clean in r.attempts:
+            if status in load.OK[r.kind] or (status == 503 and clean):
+                continue
+            wrong.append(r)
+            break
+    assert not wrong, ("answers other than success or 503 + Retry-After", wrong[:10])
+    refused = sum(1 for r in s["all"] if r.status == 503)
+    assert refused, "no request was refused while the cluster had no Primary component"
+

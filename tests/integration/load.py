@@ -1,0 +1,196 @@
+"""load.py: the steady mixed client load the failure tests (ha_*.py) run
+through the edge while they break something.  Owns the request mix, the test
+client's retry rule and the per-request record; the failure tests own the
+faults and the invariants.  Python stdlib only.
+
+A Load runs `threads` threads, each looping over a weighted mix until stop():
+  get    GET /products/{id}     (a hot or a cold product)
+  list   GET /products?limit=20
+  login  POST /auth/login       (one of the load's users)
+  order  POST /orders with a fresh Idempotency-Key, 1-2 lines on the hot
+         products, quantity 1-3
+Retry rule (what a careful client may do safely): a GET, a POST carrying an
+Idempotency-Key, or a login that gets no answer, a 5xx or 409
+idempotency_in_progress is sent once more, identical (same key), after
+`pause` seconds.  A login is safe to repeat although it is a POST without a
+key: it changes nothing a client relies on (a repeat only issues one more
+refresh token).  Nothing else in the mix could be repeated safely.
+The client timeout (35 s) is above HAProxy's `timeout server` (30 s), so a
+slow answer is HAProxy's to give, not the client's to guess.
+Every request leaves one Rec; an order's Rec also carries its key, user,
+lines and (on 201) the order id, for the invariants."""
+import random
+import threading
+import time
+import uuid
+
+import shop
+
+# What counts as the request having done its job (business answers included).
+OK = {"get": (200,), "list": (200,), "login": (200,), "order": (201,)}
+
+
+class Rec:
+    """One logical request: t_start/t_end (time.time(), end after any retry),
+    kind, status (0: no HTTP answer), retried (bool), and for diagnosis the
+    first attempt's status, the final problem code and every attempt as
+    (status, code, clean) where clean says a 503 carried Retry-After and was
+    application/problem+json."""
+    __slots__ = ("t_start", "t_end", "kind", "status", "retried", "first_status",
+                 "code", "attempts", "key", "user", "lines", "order_id", "rid", "error")
+
+    def __init__(self, kind):
+        self.kind = kind
+        self.t_start = time.time()
+        self.t_end = None
+        self.status = 0
+        self.retried = False
+        self.first_status = None
+        self.code = None
+        self.attempts = []          # [(status, code, clean)] per attempt
+        self.key = self.user = self.lines = self.order_id = self.rid = self.error = None
+
+    @property
+    def ok(self):
+        return self.status in OK[self.kind]
+
+    def as_dict(self):
+        return {k: getattr(self, k) for k in self.__slots__}
+
+    def __repr__(self):
+        return "<%s %s%s t=%.2f..%.2f code=%s rid=%s err=%s>" % (
+            self.kind, self.status, " (retried, first %s)" % self.first_status
+            if self.retried else "", self.t_start, self.t_end or 0, self.code, self.rid,
+            self.error)
+
+
+def _retry_safe(method, path, headers):
+    return method == "GET" or "Idempotency-Key" in headers or path == "/auth/login"
+
+
+def _worth_retrying(status, code):
+    return status == 0 or status >= 500 or (status == 409 and code == "idempotency_in_progress")
+
+
+class Load:
+    """users: [(user dict, email, token)]; hot/cold: product ids."""
+
+    def __init__(self, users, hot, cold, threads=5, pause=1.0, timeout=35.0,
+                 mix=(("get", 40), ("list", 15), ("login", 10), ("order", 35)),
+                 key_prefix="load"):
+        self.users, self.hot, self.cold = users, list(hot), list(cold)
+        self.threads, self.pause, self.timeout = threads, pause, timeout
+        self.kinds = [k for k, _ in mix]
+        self.weights = [w for _, w in mix]
+        self.key_prefix = key_prefix
+        self.records = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = []
+        self.t0 = self.t1 = None
+
+    # ------------------------------------------------------------ running
+
+    def start(self):
+        self.t0 = time.time()
+        for i in range(self.threads):
+            t = threading.Thread(target=self._loop, args=(random.Random(i * 7919 + 1),),
+                                 daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self):
+        """Stops the load and waits for every request in flight to end."""
+        self._stop.set()
+        for t in self._threads:
+            t.join()
+        self.t1 = time.time()
+
+    def _loop(self, rnd):
+        while not self._stop.is_set():
+            kind = rnd.choices(self.kinds, self.weights)[0]
+            rec = getattr(self, "_" + kind)(rnd)
+            with self._lock:
+                self.records.append(rec)
+
+    def _send(self, rec, method, path, body=None, token=None, headers=None):
+        """Sends the request (and the one safe retry); fills rec."""
+        headers = dict(headers or {})
+        for attempt in (0, 1):
+            rid = "%s-%s" % (self.key_prefix, uuid.uuid4().hex[:16])
+            headers["X-Request-ID"] = rid
+            status, code, resp = 0, None, None
+            try:
+                resp = shop.call(method, path, body, token=token, headers=headers,
+                                 timeout=self.timeout)
+                status = resp.status
+                if isinstance(resp.json, dict):
+                    code = resp.json.get("code")
+            except (OSError, ValueError) as e:   # refused, reset, timeout, bad status line
+                rec.error = "%s: %s" % (type(e).__name__, e)
+            rec.rid = rid if rec.rid is None else rec.rid + "," + rid
+            rec.status, rec.code = status, code
+            rec.attempts.append((status, code, bool(
+                resp is not None and status == 503 and resp.header("retry-after")
+                and (resp.header("content-type") or "").startswith("application/problem+json"))))
+            if attempt == 0:
+                rec.first_status = status
+            if attempt == 1 or not _worth_retrying(status, code) \
+                    or not _retry_safe(method, path, headers) or self._stop.is_set() and status:
+                break
+            rec.retried = True
+            time.sleep(self.pause)
+        rec.t_end = time.time()
+        return resp
+
+    # ------------------------------------------------------------ the mix
+
+    def _get(self, rnd):
+        rec = Rec("get")
+        pid = rnd.choice(self.hot + self.cold)
+        self._send(rec, "GET", "/products/%d" % pid)
+        return rec
+
+    def _list(self, rnd):
+        rec = Rec("list")
+        self._send(rec, "GET", "/products?limit=20")
+        return rec
+
+    def _login(self, rnd):
+        rec = Rec("login")
+        _, email, _ = rnd.choice(self.users)
+        self._send(rec, "POST", "/auth/login", {"email": email, "password": shop.PASSWORD})
+        return rec
+
+    def _order(self, rnd):
+        rec = Rec("order")
+        user, _, token = rnd.choice(self.users)
+        pids = sorted(rnd.sample(self.hot, rnd.choice((1, 1, 2))))
+        rec.lines = [{"product_id": p, "quantity": rnd.randint(1, 3)} for p in pids]
+        rec.user, rec.key = user["id"], "%s-%s" % (self.key_prefix, uuid.uuid4().hex)
+        resp = self._send(rec, "POST", "/orders", {"items": rec.lines}, token=token,
+                          headers={"Idempotency-Key": rec.key})
+        if rec.status == 201 and isinstance(resp.json, dict):
+            rec.order_id = resp.json.get("id")
+        return rec
+
+    # ------------------------------------------------------------ results
+
+    def summary(self):
+        """{requests, failed, failed_pct, gap (longest stretch without a
+        success, from start to stop; gap_at: its start, seconds after start),
+        first_failed_pct (before the client's retry), by_status {kind/status: n}, failures
+        and all: the Recs}."""
+        recs = sorted(self.records, key=lambda r: r.t_end)
+        failed = [r for r in recs if not r.ok]
+        ends = [self.t0] + [r.t_end for r in recs if r.ok] + [self.t1]
+        gap, gap_at = max((b - a, a - self.t0) for a, b in zip(ends, ends[1:]))
+        first_failed = sum(1 for r in recs if r.first_status not in OK[r.kind])
+        by = {}
+        for r in recs:
+            k = "%s/%s" % (r.kind, r.status if r.ok else "%s:%s" % (r.status, r.code))
+            by[k] = by.get(k, 0) + 1
+        return {"requests": len(recs), "failed": len(failed), "gap_at": gap_at,
+                "first_failed_pct": 100.0 * first_failed / max(1, len(recs)),
+                "failed_pct": 100.0 * len(failed) / max(1, len(recs)),
+                "gap": gap, "by_status": by, "failures": failed, "all": recs}
