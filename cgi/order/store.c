@@ -7,6 +7,7 @@
  * than column defaults so they are UTC whatever the session time zone. */
 #include "store.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -380,10 +381,25 @@ int store_fail_order(int64_t order_id, int64_t user_id, bool nothing_held,
 
 /* ---------------------------------------------------------------- transitions */
 
+/* The state change and its outbox event commit together or not at all. */
+static int store_cancel_tx(void *arg)
+{
+    int64_t id = *(const int64_t *)arg;
+    int64_t n = db_exec("UPDATE orders SET status = 'cancelled', updated_at = UTC_TIMESTAMP(3)"
+                        " WHERE id = ? AND status = 'confirmed'", "i", id);
+    if (n <= 0)
+        return (int)n;
+    char payload[64];
+    snprintf(payload, sizeof payload, "{\"order_id\":%" PRId64 "}", id);
+    if (db_exec("INSERT INTO outbox (event_type, order_id, payload, created_at)"
+                " VALUES ('order.cancelled', ?, ?, UTC_TIMESTAMP(3))", "is", id, payload) < 0)
+        return DB_ERROR;
+    return 1;
+}
+
 int store_cancel_order(int64_t id)
 {
-    return (int)db_exec("UPDATE orders SET status = 'cancelled', updated_at = UTC_TIMESTAMP(3)"
-                        " WHERE id = ? AND status = 'confirmed'", "i", id);
+    return db_tx(store_cancel_tx, &id);
 }
 
 int store_mark_stock_confirmed(int64_t id)

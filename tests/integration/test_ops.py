@@ -1,0 +1,147 @@
+"""test_ops.py: what an operator relies on: rate limits at the edge (429
+problem+json with Retry-After), per-pool Prometheus metrics that the edge
+does not publish, one request id followed through every service's log, and
+the transactional outbox."""
+import glob
+import json
+import os
+import subprocess
+import time
+import urllib.request
+
+import shop
+from shop import assert_problem, call
+
+
+def _restart_edge(rate, login_rate):
+    env = dict(os.environ)
+    env.update({k: v for k, v in shop.STACK.items() if k.startswith("SHOP_") and isinstance(v, str)})
+    env.update(SHOP_RATE_LIMIT=str(rate), SHOP_LOGIN_RATE_LIMIT=str(login_rate))
+    subprocess.run([os.path.join(shop.REPO, "scripts", "stack"), "restart-edge"], env=env,
+                   check=True, capture_output=True, text=True)
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        try:
+            if call("GET", "/auth/health", timeout=2).status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("edge did not come back after restart")
+
+
+def test_rate_limits_answer_429_with_retry_after():
+    try:
+        _restart_edge(rate=40, login_rate=5)
+        body = {"email": shop.unique_email("rl"), "password": "wrong password"}
+        statuses = [call("POST", "/auth/login", body).status for _ in range(8)]
+        assert statuses[:5] == [401] * 5, statuses
+        r = call("POST", "/auth/login", body)
+        assert_problem(r, 429, "rate_limited")
+        assert int(r.header("retry-after")) > 0, r.headers
+        # The general limit: a burst of reads from one address.
+        last = None
+        for _ in range(60):
+            last = call("GET", "/products?limit=1")
+            if last.status == 429:
+                break
+        assert_problem(last, 429, "rate_limited")
+        assert int(last.header("retry-after")) > 0
+        assert last.header("x-request-id") == last.json["request_id"]
+    finally:
+        _restart_edge(rate=100000, login_rate=100000)
+    assert call("POST", "/auth/login", {"email": "x@example.test", "password": "12345678"}).status == 401
+
+
+def _host_url(n):
+    return "http://127.0.0.1:%d" % (int(shop.STACK["SHOP_PORT_BASE"]) + 10 + n)
+
+
+def _metric(text, name, **labels):
+    """Value of the sample `name{labels...}` (labels matched as a subset)."""
+    total = None
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        lbl, value = line[len(name) + 1:].rsplit("} ", 1)
+        if all('%s="%s"' % kv in lbl for kv in labels.items()):
+            total = (total or 0) + float(value)
+    return total
+
+
+def _scrape(host, path):
+    with urllib.request.urlopen(_host_url(host) + path, timeout=5) as r:
+        assert r.status == 200
+        assert r.headers["Content-Type"].startswith("text/plain")
+        return r.read().decode()
+
+
+def test_metrics_are_per_pool_and_not_published_at_the_edge():
+    _, seller = shop.new_user("seller")
+    p = shop.new_product(seller)
+    route = dict(route="/products/{id}", method="GET", status="200")
+    before = _metric(_scrape(1, "/products/metrics"), "shop_http_requests_total", **route) or 0
+    # 30 requests straight to host 1: its 3 workers share them, the scrape
+    # (answered by any one worker) must count all of them.
+    for _ in range(30):
+        with urllib.request.urlopen(_host_url(1) + "/products/%d" % p["id"], timeout=5) as r:
+            assert r.status == 200
+    after = _metric(_scrape(1, "/products/metrics"), "shop_http_requests_total", **route)
+    assert after - before == 30, (before, after)
+    text = _scrape(1, "/products/metrics")
+    assert _metric(text, "shop_http_request_duration_seconds_count", route="/products/{id}") >= 30
+    for svc in ("auth", "orders"):
+        assert "shop_http_requests_total" in _scrape(1, "/%s/metrics" % svc)
+    for path in ("/products/metrics", "/auth/metrics", "/orders/metrics"):
+        assert_problem(call("GET", path), 404)
+
+
+def test_order_metrics_count_placed_and_rejected():
+    _, seller = shop.new_user("seller")
+    _, buyer = shop.new_user()
+    p = shop.new_product(seller, stock=1)
+
+    def total(name):
+        return sum(_metric(_scrape(h, "/orders/metrics"), name) or 0 for h in (1, 2, 3))
+    placed, rejected = total("shop_orders_placed_total"), total("shop_orders_rejected_stock_total")
+    items = {"items": [{"product_id": p["id"], "quantity": 1}]}
+    assert call("POST", "/orders", items, token=buyer).status == 201
+    assert call("POST", "/orders", items, token=buyer).status == 409
+    assert total("shop_orders_placed_total") == placed + 1
+    assert total("shop_orders_rejected_stock_total") == rejected + 1
+
+
+def test_one_request_id_is_logged_by_every_service_it_touched():
+    _, seller = shop.new_user("seller")
+    _, buyer = shop.new_user()
+    p = shop.new_product(seller)
+    rid = shop.unique("trace")
+    r = call("POST", "/orders", {"items": [{"product_id": p["id"], "quantity": 1}]},
+             token=buyer, headers={"X-Request-ID": rid})
+    assert r.status == 201 and r.header("x-request-id") == rid
+    services = set()
+    deadline = time.time() + 5
+    while time.time() < deadline and services != {"order", "product"}:
+        for f in glob.glob(os.path.join(shop.STACK["SHOP_STATE_DIR"], "host*", "workers.log")):
+            with open(f, errors="replace") as fh:
+                for line in fh:
+                    if rid in line:
+                        entry = json.loads(line)       # every line is one JSON object
+                        assert entry["request_id"] == rid
+                        assert entry["level"] and entry["ts"].endswith("Z")
+                        services.add(entry["service"])
+        time.sleep(0.2)
+    assert services == {"order", "product"}, services
+
+
+def test_outbox_records_confirmed_and_cancelled_orders():
+    _, seller = shop.new_user("seller")
+    _, buyer = shop.new_user()
+    p = shop.new_product(seller)
+    r = call("POST", "/orders", {"items": [{"product_id": p["id"], "quantity": 2}]}, token=buyer)
+    assert r.status == 201
+    oid = r.json["id"]
+    assert call("POST", "/orders/%d/cancel" % oid, token=buyer).status == 200
+    assert call("POST", "/orders/%d/cancel" % oid, token=buyer).status == 200
+    rows = shop.sql("SELECT event_type FROM shop_order.outbox WHERE order_id = %d ORDER BY id" % oid)
+    assert [row[0] for row in rows] == ["order.confirmed", "order.cancelled"], rows
