@@ -91,3 +91,25 @@ def test_responses_never_leak_internals():
     text = r.body.decode()
     for leak in ("SELECT", "INSERT", "argon2", "$argon", "Traceback", "mysql"):
         assert leak not in text, text
+
+
+def test_bodiless_post_without_content_length_is_not_refused():
+    """curl -X POST sends no Content-Length for an empty body; the edge must
+    not let lighttpd answer that with an HTML 411."""
+    import socket
+    import urllib.parse
+    url = urllib.parse.urlsplit(shop.STACK["SHOP_URL"])
+    with socket.create_connection((url.hostname, url.port), timeout=10) as s:
+        s.sendall(b"POST /orders/999999999/cancel HTTP/1.1\r\nHost: x\r\n"
+                  b"Authorization: Bearer " + shop.admin_token().encode() +
+                  b"\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 404"), head
+    assert b"application/problem+json" in head.lower(), head
+    assert b'"code":"not_found"' in body, body
