@@ -1,0 +1,23 @@
+-- product_list.lua: GET /products?limit=20, the first page, or with
+-- BENCH_CURSOR the page after that cursor (the deep page).  The cursor is the
+-- product service's own encoding (base64url, no padding, of the decimal last
+-- id; cgi/product/handlers.c product_cursor_encode): bench/run.py builds it for
+-- an id near the end of the 1,000,000 seeded rows and checks the service
+-- accepts it and answers the expected first id.
+-- BENCH_NOCACHE=1 adds "Cache-Control: no-cache" so HAProxy's cache (which
+-- also stores anonymous lists) skips its lookup: the row measures the service.
+dofile(os.getenv("BENCH_DIR") .. "/common.lua")
+
+function init(args)
+   bench_init()
+   local c = os.getenv("BENCH_CURSOR")
+   path = "/products?limit=20"
+   if c and c ~= "" then path = path .. "&cursor=" .. c end
+   nocache = os.getenv("BENCH_NOCACHE") == "1"
+end
+
+function request()
+   local h = auth_headers()
+   if nocache then h["Cache-Control"] = "no-cache" end
+   return wrk.format("GET", path, h)
+end
