@@ -251,8 +251,10 @@ def _check_invariants(ld, users, hot, prefix):
         "SELECT i.product_id, SUM(i.quantity) FROM shop_order.orders o"
         " JOIN shop_order.order_items i ON i.order_id = o.id"
         " WHERE o.status = 'confirmed' AND i.product_id IN (%s) GROUP BY i.product_id" % ids))
+    seller = _cache["seller"]
     for p in hot:
-        g = shop.call("GET", "/products/%d" % p)
+        # Signed in: the edge never serves those from its cache.
+        g = shop.call("GET", "/products/%d" % p, token=seller)
         want = HOT_STOCK - sums.get(p, 0)
         if g.status != 200 or g.json.get("stock") != want:
             bad.append("product %d: stock %r, expected %d - %d = %d"
@@ -389,6 +391,9 @@ def test_3_db_writer_sigkilled_and_rejoins():
 
     s, bad = _run_case("3 writer DB node SIGKILLed", fault,
                        lambda: shop.stack("start-db", "1", check=False), "ha3")
+    # Known cause of a long gap here: the surviving nodes evict the dead one
+    # only after evs.suspect_timeout (Galera default 5 s), and every commit in
+    # the cluster waits until then (see db2/error.log "suspecting node").
     _assert_targets(s, bad)
 
 

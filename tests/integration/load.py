@@ -4,7 +4,7 @@ client's retry rule and the per-request record; the failure tests own the
 faults and the invariants.  Python stdlib only.
 
 A Load runs `threads` threads, each looping over a weighted mix until stop():
-  get    GET /products/{id}     (a hot or a cold product)
+  get    GET /products/{id}     (a hot or a cold product; half signed in)
   list   GET /products?limit=20
   login  POST /auth/login       (one of the load's users)
   order  POST /orders with a fresh Idempotency-Key, 1-2 lines on the hot
@@ -146,9 +146,12 @@ class Load:
     # ------------------------------------------------------------ the mix
 
     def _get(self, rnd):
+        # Half signed in: the edge caches anonymous product reads for a few
+        # seconds, and a load served from that cache would test little.
         rec = Rec("get")
         pid = rnd.choice(self.hot + self.cold)
-        self._send(rec, "GET", "/products/%d" % pid)
+        token = rnd.choice(self.users)[2] if rnd.random() < 0.5 else None
+        self._send(rec, "GET", "/products/%d" % pid, token=token)
         return rec
 
     def _list(self, rnd):
