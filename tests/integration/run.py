@@ -39,7 +39,10 @@ def port_free(p):
 
 def free_block():
     for _ in range(200):
-        base = random.randrange(20000, 60000 - PORT_SPAN - 1)
+        # Below the kernel's ephemeral range (32768-60999 here): a port the
+        # stack binds only later (a Galera joiner's IST/SST port) must not be
+        # taken meanwhile as the local end of some outgoing connection.
+        base = random.randrange(10000, 32768 - PORT_SPAN - 1)
         if all(port_free(p) for p in range(base, base + PORT_SPAN + 1)):
             return base
     raise RuntimeError("no free port block")
