@@ -81,6 +81,7 @@ check: deps
 	$(MAKE) check-asan
 	$(MAKE) check-monitoring
 	$(MAKE) check-integration
+	$(MAKE) check-ha
 
 check-monitoring:
 	scripts/check-monitoring

@@ -24,7 +24,7 @@
 #define DB_CACHE_MAX 96
 #define DB_MAX_PARAMS 32
 #define DB_TX_ATTEMPTS 10
-#define DB_TX_BUDGET_MS 8000
+#define DB_TX_BUDGET_MS 5000   /* > a Galera failover (~2.5 s): then answer 503 */
 
 typedef struct db_cell {
     char *s;        /* NULL for SQL NULL */

@@ -475,6 +475,7 @@ static int order_replay(http_req *req, int64_t user_id, const char *key,
     }
     if (!k.done) {
         store_idem_free(&k);
+        http_add_header(req, "Retry-After", "1");
         return problem_send(req, 409, "idempotency_in_progress",
                             "a request with this Idempotency-Key is still running");
     }
@@ -530,6 +531,7 @@ int order_create(http_req *req)
         if (rc != 0)
             return rc;
     }
+    http_add_header(req, "Retry-After", "1");
     return problem_send(req, 409, "idempotency_in_progress",
                         "a request with this Idempotency-Key is still running");
 }

@@ -210,6 +210,19 @@ typedef struct begin_args {
 static int store_begin_tx(void *arg)
 {
     begin_args *a = arg;
+    if (a->order_id) {
+        /* A rerun: if the previous attempt's COMMIT went through and only
+         * its reply was lost, that order (and key) are ours: keep them
+         * rather than collide with our own key row or orphan an order. */
+        db_res *r = db_query("SELECT 1 FROM orders WHERE id = ? AND user_id = ? AND status = 'pending'",
+                             "ii", a->order_id, a->user_id);
+        if (!r)
+            return DB_ERROR;
+        int found = db_rows(r);
+        db_free(r);
+        if (found)
+            return 0;
+    }
     int64_t n = db_exec("INSERT INTO orders (user_id, status, stock_state, created_at, updated_at)"
                         " VALUES (?, 'pending', 'none', UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
                         "i", a->user_id);
