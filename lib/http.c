@@ -9,6 +9,8 @@
 #include <string.h>
 #include <strings.h>
 #include <fcgiapp.h>
+#include <inttypes.h>
+#include <sodium.h>
 
 #include "http.h"
 #include "log.h"
@@ -190,4 +192,47 @@ void http_format_time(time_t t, char *buf, size_t n)
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void http_cursor_encode(const char *prefix, int64_t id, char *buf, size_t n)
+{
+    char raw[48];
+    int len = snprintf(raw, sizeof raw, "%s%" PRId64, prefix, id);
+    if (len < 0 || (size_t)len >= sizeof raw ||
+        n < sodium_base64_ENCODED_LEN((size_t)len, sodium_base64_VARIANT_URLSAFE_NO_PADDING)) {
+        if (n)
+            buf[0] = '\0';
+        return;
+    }
+    sodium_bin2base64(buf, n, (const unsigned char *)raw, (size_t)len,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+bool http_cursor_decode(const char *prefix, const char *cursor, int64_t *id)
+{
+    unsigned char raw[48];
+    size_t len = 0, plen = strlen(prefix);
+    const char *end = NULL;
+    if (!cursor || !*cursor || strlen(cursor) > 60 ||
+        sodium_base642bin(raw, sizeof raw - 1, cursor, strlen(cursor), NULL, &len, &end,
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 || *end != '\0')
+        return false;
+    raw[len] = '\0';
+    if (len <= plen || memcmp(raw, prefix, plen) != 0)
+        return false;
+    const char *digits = (const char *)raw + plen;
+    if (strlen(digits) > 18 || digits[0] < '1' || digits[0] > '9')
+        return false;
+    int64_t v = 0;
+    for (const char *p = digits; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        v = v * 10 + (*p - '0');
+    }
+    char again[72];
+    http_cursor_encode(prefix, v, again, sizeof again);
+    if (strcmp(again, cursor) != 0)      /* another spelling of the same bytes */
+        return false;
+    *id = v;
+    return true;
 }

@@ -70,6 +70,13 @@ int http_reply_empty(http_req *req, int status);
 int http_reply_raw(http_req *req, int status, const char *content_type,
                    const char *body, size_t len);
 
+/* Opaque keyset cursors for lists: base64url (no padding) of prefix + the
+ * decimal id of the last row shown.  Decoding accepts exactly one spelling per
+ * value (the one encode makes), so a cursor cannot be forged into another
+ * shape; ids are positive and at most 18 digits.  buf needs >= 48 bytes. */
+void http_cursor_encode(const char *prefix, int64_t id, char *buf, size_t n);
+bool http_cursor_decode(const char *prefix, const char *cursor, int64_t *id);
+
 /* Percent-decodes a path (no '+' rule) into dst; -1 on bad escapes/NUL/overflow. */
 int http_decode_path(const char *src, size_t n, char *dst, size_t cap);
 

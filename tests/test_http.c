@@ -112,6 +112,26 @@ static void test_route_match(void)
     CU_ASSERT_FALSE(route_match("/products/{id}", "/products/1234567890123456789", &id));
 }
 
+static void test_cursor(void)
+{
+    char buf[64];
+    int64_t id = 0;
+    http_cursor_encode("p:", 123456789012345678LL, buf, sizeof buf);
+    CU_ASSERT_TRUE(http_cursor_decode("p:", buf, &id));
+    CU_ASSERT_EQUAL(id, 123456789012345678LL);
+    CU_ASSERT_FALSE(http_cursor_decode("q:", buf, &id));   /* another list's cursor */
+    http_cursor_encode("", 42, buf, sizeof buf);
+    CU_ASSERT_STRING_EQUAL(buf, "NDI");                    /* base64url("42") */
+    CU_ASSERT_FALSE(http_cursor_decode("", "NDI=", &id));  /* padding: not our spelling */
+    CU_ASSERT_FALSE(http_cursor_decode("", "NDJ", &id));   /* same bytes, other bits */
+    CU_ASSERT_FALSE(http_cursor_decode("", "MDQy", &id));  /* "042" */
+    CU_ASSERT_FALSE(http_cursor_decode("", "MA", &id));    /* "0" */
+    CU_ASSERT_FALSE(http_cursor_decode("", "", &id));
+    CU_ASSERT_FALSE(http_cursor_decode("", NULL, &id));
+    http_cursor_encode("", 42, buf, 3);                    /* too small: empty, no overflow */
+    CU_ASSERT_STRING_EQUAL(buf, "");
+}
+
 static int handled;
 static int ok_handler(http_req *r)
 {
@@ -251,6 +271,7 @@ int main(void)
     CU_add_test(s, "headers from env", test_headers_from_env);
     CU_add_test(s, "format time", test_format_time);
     CU_add_test(s, "route match", test_route_match);
+    CU_add_test(s, "cursor", test_cursor);
     CU_add_test(s, "route walk", test_route_walk);
     CU_add_test(s, "problem body", test_problem_body);
     CU_add_test(s, "reply once", test_reply_once);

@@ -101,20 +101,20 @@ static void test_cursor(void)
     int64_t id = 0;
     int64_t ids[] = { 1, 10, 123456789, 999999999999999999LL };
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
-        order_cursor_encode(ids[i], buf, sizeof buf);
-        CU_ASSERT_TRUE(order_cursor_decode(buf, &id));
+        http_cursor_encode(ORDER_CURSOR, ids[i], buf, sizeof buf);
+        CU_ASSERT_TRUE(http_cursor_decode(ORDER_CURSOR, buf, &id));
         CU_ASSERT_EQUAL(id, ids[i]);
     }
-    CU_ASSERT_FALSE(order_cursor_decode("", &id));
-    CU_ASSERT_FALSE(order_cursor_decode("!!!", &id));
-    CU_ASSERT_FALSE(order_cursor_decode("MTIz", &id));      /* "123": no prefix */
-    CU_ASSERT_FALSE(order_cursor_decode("bzE6MA", &id));    /* "o1:0" */
-    CU_ASSERT_FALSE(order_cursor_decode("bzE6LTU", &id));   /* "o1:-5" */
-    CU_ASSERT_FALSE(order_cursor_decode("bzE6MDU", &id));   /* "o1:05" */
-    CU_ASSERT_FALSE(order_cursor_decode("bzE6MTJh", &id));  /* "o1:12a" */
-    order_cursor_encode(42, buf, sizeof buf);
+    CU_ASSERT_FALSE(http_cursor_decode(ORDER_CURSOR, "", &id));
+    CU_ASSERT_FALSE(http_cursor_decode(ORDER_CURSOR, "!!!", &id));
+    CU_ASSERT_FALSE(http_cursor_decode(ORDER_CURSOR, "MTIz", &id));      /* "123": no prefix */
+    CU_ASSERT_FALSE(http_cursor_decode(ORDER_CURSOR, "bzE6MA", &id));    /* "o1:0" */
+    CU_ASSERT_FALSE(http_cursor_decode(ORDER_CURSOR, "bzE6LTU", &id));   /* "o1:-5" */
+    CU_ASSERT_FALSE(http_cursor_decode(ORDER_CURSOR, "bzE6MDU", &id));   /* "o1:05" */
+    CU_ASSERT_FALSE(http_cursor_decode(ORDER_CURSOR, "bzE6MTJh", &id));  /* "o1:12a" */
+    http_cursor_encode(ORDER_CURSOR, 42, buf, sizeof buf);
     strcat(buf, "=");
-    CU_ASSERT_FALSE(order_cursor_decode(buf, &id));
+    CU_ASSERT_FALSE(http_cursor_decode(ORDER_CURSOR, buf, &id));
 }
 
 /* ---- handler paths that answer before any database access */

@@ -16,20 +16,20 @@ static void test_cursor(void)
     int64_t id = 0;
     int64_t ids[] = {1, 9, 10, 123456789, 999999999999999999LL};
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
-        product_cursor_encode(ids[i], buf, sizeof buf);
-        CU_ASSERT_TRUE(product_cursor_decode(buf, &id));
+        http_cursor_encode(PRODUCT_CURSOR, ids[i], buf, sizeof buf);
+        CU_ASSERT_TRUE(http_cursor_decode(PRODUCT_CURSOR, buf, &id));
         CU_ASSERT_EQUAL(id, ids[i]);
     }
-    product_cursor_encode(42, buf, sizeof buf);
+    http_cursor_encode(PRODUCT_CURSOR, 42, buf, sizeof buf);
     CU_ASSERT_STRING_EQUAL(buf, "NDI");         /* base64url("42"), no padding */
-    CU_ASSERT_FALSE(product_cursor_decode("", &id));
-    CU_ASSERT_FALSE(product_cursor_decode("NDI=", &id));      /* padding */
-    CU_ASSERT_FALSE(product_cursor_decode("NDJ", &id));       /* non-canonical bits */
-    CU_ASSERT_FALSE(product_cursor_decode("!!!", &id));
-    CU_ASSERT_FALSE(product_cursor_decode("YWJj", &id));      /* "abc" */
-    CU_ASSERT_FALSE(product_cursor_decode("MDQy", &id));      /* "042" */
-    CU_ASSERT_FALSE(product_cursor_decode("LTE", &id));       /* "-1" */
-    CU_ASSERT_FALSE(product_cursor_decode("MTIzNDU2Nzg5MDEyMzQ1Njc4OTA", &id));  /* 20 digits */
+    CU_ASSERT_FALSE(http_cursor_decode(PRODUCT_CURSOR, "", &id));
+    CU_ASSERT_FALSE(http_cursor_decode(PRODUCT_CURSOR, "NDI=", &id));      /* padding */
+    CU_ASSERT_FALSE(http_cursor_decode(PRODUCT_CURSOR, "NDJ", &id));       /* non-canonical bits */
+    CU_ASSERT_FALSE(http_cursor_decode(PRODUCT_CURSOR, "!!!", &id));
+    CU_ASSERT_FALSE(http_cursor_decode(PRODUCT_CURSOR, "YWJj", &id));      /* "abc" */
+    CU_ASSERT_FALSE(http_cursor_decode(PRODUCT_CURSOR, "MDQy", &id));      /* "042" */
+    CU_ASSERT_FALSE(http_cursor_decode(PRODUCT_CURSOR, "LTE", &id));       /* "-1" */
+    CU_ASSERT_FALSE(http_cursor_decode(PRODUCT_CURSOR, "MTIzNDU2Nzg5MDEyMzQ1Njc4OTA", &id));  /* 20 digits */
 }
 
 static void test_etag(void)

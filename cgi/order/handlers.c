@@ -140,40 +140,6 @@ void order_request_hash(const order_line *lines, size_t n, unsigned char out[32]
     crypto_hash_sha256_final(&st, out);
 }
 
-#define CURSOR_PREFIX "o1:"
-
-void order_cursor_encode(int64_t before_id, char *buf, size_t n)
-{
-    char raw[40];
-    int len = snprintf(raw, sizeof raw, CURSOR_PREFIX "%" PRId64, before_id);
-    sodium_bin2base64(buf, n, (const unsigned char *)raw, (size_t)len,
-                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-}
-
-bool order_cursor_decode(const char *cursor, int64_t *before_id)
-{
-    unsigned char raw[40];
-    size_t len = 0;
-    if (strlen(cursor) > 52 ||
-        sodium_base642bin(raw, sizeof raw - 1, cursor, strlen(cursor), NULL, &len, NULL,
-                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
-        return false;
-    raw[len] = '\0';
-    const char *digits = (const char *)raw + strlen(CURSOR_PREFIX);
-    if (len <= strlen(CURSOR_PREFIX) || memcmp(raw, CURSOR_PREFIX, strlen(CURSOR_PREFIX)) != 0 ||
-        strlen(digits) > 18 || digits[0] == '0')
-        return false;
-    for (const char *p = digits; *p; p++)
-        if (!isdigit((unsigned char)*p))
-            return false;
-    int64_t id = strtoll(digits, NULL, 10);
-    char again[64];
-    order_cursor_encode(id, again, sizeof again);   /* one spelling per cursor */
-    if (id <= 0 || strcmp(again, cursor) != 0)
-        return false;
-    *before_id = id;
-    return true;
-}
 
 /* ---------------------------------------------------------------- rendering */
 
@@ -569,7 +535,7 @@ int order_list(http_req *req)
     if (has_limit != 0 && (has_limit < 0 || !order_parse_int(buf, 1, 100, &limit)))
         json_add_error(errs, "limit", "must be an integer from 1 to 100");
     int has_cursor = http_query(req, "cursor", buf, sizeof buf);
-    if (has_cursor < 0 || (has_cursor == 1 && buf[0] && !order_cursor_decode(buf, &before))) {
+    if (has_cursor < 0 || (has_cursor == 1 && buf[0] && !http_cursor_decode(ORDER_CURSOR, buf, &before))) {
         json_object_put(errs);
         return problem_send(req, 400, "invalid_cursor", "the cursor is not one this API gave out");
     }
@@ -596,7 +562,7 @@ int order_list(http_req *req)
     json_object_object_add(body, "items", items);
     if (more && n > 0) {
         char cursor[64];
-        order_cursor_encode(page[n - 1].id, cursor, sizeof cursor);
+        http_cursor_encode(ORDER_CURSOR, page[n - 1].id, cursor, sizeof cursor);
         json_set_str(body, "next_cursor", cursor);
     } else {
         json_set_str(body, "next_cursor", NULL);

@@ -43,11 +43,8 @@ bool order_idem_key_valid(const char *k);
  * request for Idempotency-Key purposes. */
 void order_request_hash(const order_line *lines, size_t n, unsigned char out[32]);
 
-/* Opaque list cursor for "orders with id below this".  encode writes into buf
- * (>= 32 bytes); decode returns true and sets *before_id only for a cursor
- * that encode could have made. */
-void order_cursor_encode(int64_t before_id, char *buf, size_t n);
-bool order_cursor_decode(const char *cursor, int64_t *before_id);
+/* Prefix of order list cursors (http_cursor_*): "orders with id below this". */
+#define ORDER_CURSOR "o1:"
 
 /* ---------------------------------------------------------------- reservations */
 /* Each returns true when product answered 200, and then records the new

@@ -36,38 +36,6 @@ enum {
 
 /* ------------------------------------------------------------ pure helpers */
 
-void product_cursor_encode(int64_t id, char *buf, size_t n)
-{
-    char digits[24];
-    int len = snprintf(digits, sizeof digits, "%" PRId64, id);
-    sodium_bin2base64(buf, n, (const unsigned char *)digits, (size_t)len,
-                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-}
-
-bool product_cursor_decode(const char *s, int64_t *id)
-{
-    unsigned char raw[24];
-    size_t len = 0;
-    const char *end = NULL;
-    if (!s || !*s || strlen(s) > 32)
-        return false;
-    if (sodium_base642bin(raw, sizeof raw - 1, s, strlen(s), NULL, &len, &end,
-                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
-        *end != '\0' || len == 0 || len > 18 || raw[0] == '0')
-        return false;
-    int64_t v = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (raw[i] < '0' || raw[i] > '9')
-            return false;
-        v = v * 10 + (raw[i] - '0');
-    }
-    char again[33];
-    product_cursor_encode(v, again, sizeof again);
-    if (strcmp(again, s) != 0)    /* non-canonical spelling of the same bytes */
-        return false;
-    *id = v;
-    return true;
-}
 
 bool product_etag_matches(const char *h, int64_t version, bool weak)
 {
@@ -316,7 +284,7 @@ int handle_list(http_req *req)
 
     char cursor[64];
     rc = http_query(req, "cursor", cursor, sizeof cursor);
-    if (rc < 0 || (rc > 0 && !product_cursor_decode(cursor, &q.after_id)))
+    if (rc < 0 || (rc > 0 && !http_cursor_decode(PRODUCT_CURSOR, cursor, &q.after_id)))
         return problem_send(req, 400, "invalid_cursor", "The cursor is not one this service issued.");
 
     product_page page = {0};
@@ -331,7 +299,7 @@ int handle_list(http_req *req)
     json_object_object_add(o, "items", items);
     if (page.more && page.n > 0) {
         char next[40];
-        product_cursor_encode(page.items[page.n - 1].id, next, sizeof next);
+        http_cursor_encode(PRODUCT_CURSOR, page.items[page.n - 1].id, next, sizeof next);
         json_set_str(o, "next_cursor", next);
     } else {
         json_set_str(o, "next_cursor", NULL);

@@ -79,22 +79,7 @@ def _host_workers(n):
     return lpid, [c for c in _children(lpid) if c[1].endswith(".fcgi")]
 
 
-def _status():
-    """scripts/stack status: ({node: state}, {host: "up"/"down" + workers},
-    {"backend/server": HAProxy status})."""
-    out = shop.stack("status", check=False).stdout
-    nodes, hosts, servers = {}, {}, {}
-    for line in out.splitlines():
-        f = line.split()
-        if not f:
-            continue
-        if f[0].startswith("node"):
-            nodes[f[0]] = " ".join(f[2:])
-        elif f[0].startswith("host"):
-            hosts[f[0]] = " ".join(f[2:])
-        elif f[0] == "haproxy" and len(f) > 2 and "/" in f[1]:
-            servers[f[1]] = " ".join(f[2:])
-    return nodes, hosts, servers
+_status = shop.stack_status
 
 
 def _haproxy_servers():

@@ -152,6 +152,25 @@ def stack(*args, check=True):
                           env=env, check=check, capture_output=True, text=True)
 
 
+def stack_status():
+    """scripts/stack status, parsed: ({"node1": "Synced Primary 3", ...},
+    {"host1": "up auth=3 product=3 order=3  sweep=up", ...},
+    {"auth/host1": "UP", "db/node1": "UP", ...})."""
+    out = stack("status", check=False).stdout
+    nodes, hosts, servers = {}, {}, {}
+    for line in out.splitlines():
+        f = line.split()
+        if not f:
+            continue
+        if f[0].startswith("node"):
+            nodes[f[0]] = " ".join(f[2:])
+        elif f[0].startswith("host"):
+            hosts[f[0]] = " ".join(f[2:])
+        elif f[0] == "haproxy" and len(f) > 2 and "/" in f[1]:
+            servers[f[1]] = " ".join(f[2:])
+    return nodes, hosts, servers
+
+
 def sql(query, node=1):
     """Runs SQL as root on Galera node `node` (1-based) through its unix socket;
     returns rows as lists of strings.  For invariant checks only."""
