@@ -450,6 +450,32 @@ def test_4_app_host_frozen_and_thawed():
     _assert_targets(s, bad)
 
 
+def test_4b_app_host_cut_off_and_healed():
+    """Host 2 cut off the network for real: `scripts/stack cut-host 2` drops
+    every packet to its port with nftables (SYNs and open connections alike),
+    so lighttpd and its workers run on but nothing reaches them; HAProxy's
+    checks time out, the host is marked down and its sessions are cut, and
+    the load carries on elsewhere; `heal-host 2` eight seconds later."""
+    def heal():
+        shop.stack("heal-host", "2", check=False)
+
+    def fault(ld, log):
+        shop.stack("cut-host", "2")
+        log.append("%s host2 cut off" % _rel(ld))
+        try:
+            _wait("HAProxy to mark host2 down", lambda: all(
+                _haproxy_servers().get("%s/host2" % svc, "").startswith("DOWN")
+                for svc in ("auth", "product", "order")), 15)
+            log.append("%s host2 DOWN in HAProxy" % _rel(ld))
+        finally:
+            _at(ld, FAULT_AT + 8)
+            heal()
+            log.append("%s host2 healed" % _rel(ld))
+
+    s, bad = _run_case("4b app host cut off (nftables)", fault, heal, "ha4b")
+    _assert_targets(s, bad)
+
+
 def test_5_two_db_nodes_down_then_back():
     """SIGKILL Galera nodes 2 and 3: node 1 is alone, non-Primary, and must
     refuse writes; the services answer 503 + Retry-After (problem+json),
