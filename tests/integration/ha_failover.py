@@ -414,6 +414,20 @@ def test_3_db_writer_sigkilled_and_rejoins():
     _assert_targets(s, bad)
 
 
+def _unreachable_for_a_while(ld, log, undo, undone):
+    """Host 2 was just made unreachable: waits until HAProxy marks it down
+    everywhere, then undoes it FAULT_AT + 8 s into the load."""
+    try:
+        _wait("HAProxy to mark host2 down", lambda: all(
+            _haproxy_servers().get("%s/host2" % svc, "").startswith("DOWN")
+            for svc in ("auth", "product", "order")), 15)
+        log.append("%s host2 DOWN in HAProxy" % _rel(ld))
+    finally:
+        _at(ld, FAULT_AT + 8)
+        undo()
+        log.append("%s host2 %s" % (_rel(ld), undone))
+
+
 def test_4_app_host_frozen_and_thawed():
     """Host 2 alive but unreachable: its lighttpd, workers and sweep get
     SIGSTOP (no ip netns here: every host is a port on 127.0.0.1, and
@@ -436,15 +450,7 @@ def test_4_app_host_frozen_and_thawed():
         for p in frozen:
             os.kill(p, signal.SIGSTOP)
         log.append("%s host2 frozen (%d processes)" % (_rel(ld), len(frozen)))
-        try:
-            _wait("HAProxy to mark host2 down", lambda: all(
-                _haproxy_servers().get("%s/host2" % svc, "").startswith("DOWN")
-                for svc in ("auth", "product", "order")), 15)
-            log.append("%s host2 DOWN in HAProxy" % _rel(ld))
-        finally:
-            _at(ld, FAULT_AT + 8)
-            thaw()
-            log.append("%s host2 thawed" % _rel(ld))
+        _unreachable_for_a_while(ld, log, thaw, "thawed")
 
     s, bad = _run_case("4 app host frozen (SIGSTOP)", fault, thaw, "ha4")
     _assert_targets(s, bad)
@@ -462,15 +468,7 @@ def test_4b_app_host_cut_off_and_healed():
     def fault(ld, log):
         shop.stack("cut-host", "2")
         log.append("%s host2 cut off" % _rel(ld))
-        try:
-            _wait("HAProxy to mark host2 down", lambda: all(
-                _haproxy_servers().get("%s/host2" % svc, "").startswith("DOWN")
-                for svc in ("auth", "product", "order")), 15)
-            log.append("%s host2 DOWN in HAProxy" % _rel(ld))
-        finally:
-            _at(ld, FAULT_AT + 8)
-            heal()
-            log.append("%s host2 healed" % _rel(ld))
+        _unreachable_for_a_while(ld, log, heal, "healed")
 
     s, bad = _run_case("4b app host cut off (nftables)", fault, heal, "ha4b")
     _assert_targets(s, bad)
