@@ -469,6 +469,35 @@ static int order_replay(http_req *req, int64_t user_id, const char *key,
     return problem_send_extra(req, status, code, detail[0] ? detail : NULL, body);
 }
 
+/* Claims the key (or takes it over from a request that is gone, when we hold
+ * its lock) with a new pending order and places it; a key claimed by a live
+ * request or already answered is replayed instead. */
+static int order_claim_and_place(placing *p, const unsigned char hash[32], bool locked)
+{
+    for (int attempt = 0; attempt < 3; attempt++) {
+        int rc = store_begin_order(p->user_id, p->key, hash, &p->order_id);
+        if (rc == 0)
+            return order_place(p);
+        if (rc != DB_CONFLICT)
+            return problem_db(p->req, rc);
+        if (locked) {
+            rc = store_takeover_order(p->user_id, p->key, hash, &p->order_id);
+            if (rc == 0) {
+                log_warn("Idempotency-Key taken over from a request that is gone");
+                return order_place(p);
+            }
+            if (rc != DB_CONFLICT)
+                return problem_db(p->req, rc);
+        }
+        rc = order_replay(p->req, p->user_id, p->key, hash);
+        if (rc != 0)
+            return rc;
+    }
+    http_add_header(p->req, "Retry-After", "1");
+    return problem_send(p->req, 409, "idempotency_in_progress",
+                        "a request with this Idempotency-Key is still running");
+}
+
 int order_create(http_req *req)
 {
     order_line lines[ORDER_MAX_LINES];
@@ -487,19 +516,25 @@ int order_create(http_req *req)
     order_request_hash(lines, n, hash);
 
     placing p = { req, req->auth.user_id, key, lines, n, 0 };
-    for (int attempt = 0; attempt < 3; attempt++) {
-        int rc = store_begin_order(p.user_id, key, hash, &p.order_id);
-        if (rc == 0)
-            return order_place(&p);
-        if (rc != DB_CONFLICT)
-            return problem_db(req, rc);
-        rc = order_replay(req, p.user_id, key, hash);
+    if (!key)
+        return order_claim_and_place(&p, hash, false);
+    /* Holding the key's lock for the whole request tells a retry whether
+     * this request is still alive (store.h).  Busy: another request with
+     * this key is running, so only its stored answer or a 409 can be given.
+     * A DB error: carry on without it; the key row still arbitrates. */
+    int locked = store_idem_lock(p.user_id, key);
+    if (locked == 0) {
+        int rc = order_replay(req, p.user_id, key, hash);
         if (rc != 0)
             return rc;
+        http_add_header(req, "Retry-After", "1");
+        return problem_send(req, 409, "idempotency_in_progress",
+                            "a request with this Idempotency-Key is still running");
     }
-    http_add_header(req, "Retry-After", "1");
-    return problem_send(req, 409, "idempotency_in_progress",
-                        "a request with this Idempotency-Key is still running");
+    int status = order_claim_and_place(&p, hash, locked == 1);
+    if (locked == 1)
+        store_idem_unlock(p.user_id, key);
+    return status;
 }
 
 /* ---------------------------------------------------------------- reading */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 
 #include "db.h"
 
@@ -207,6 +208,17 @@ typedef struct begin_args {
     int64_t order_id;
 } begin_args;
 
+static int store_insert_pending(int64_t user_id, int64_t *order_id)
+{
+    int64_t n = db_exec("INSERT INTO orders (user_id, status, stock_state, created_at, updated_at)"
+                        " VALUES (?, 'pending', 'none', UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
+                        "i", user_id);
+    if (n < 0)
+        return (int)n;
+    *order_id = db_last_id();
+    return 0;
+}
+
 static int store_begin_tx(void *arg)
 {
     begin_args *a = arg;
@@ -223,16 +235,13 @@ static int store_begin_tx(void *arg)
         if (found)
             return 0;
     }
-    int64_t n = db_exec("INSERT INTO orders (user_id, status, stock_state, created_at, updated_at)"
-                        " VALUES (?, 'pending', 'none', UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
-                        "i", a->user_id);
-    if (n < 0)
-        return (int)n;
-    a->order_id = db_last_id();
+    int rc = store_insert_pending(a->user_id, &a->order_id);
+    if (rc < 0)
+        return rc;
     if (a->key) {
         /* The primary key (user_id, idem_key) is the race arbiter: a second
          * request with the same key waits on the row lock, then gets 1062. */
-        n = db_exec("INSERT INTO idempotency_keys (user_id, idem_key, request_hash, status,"
+        int64_t n = db_exec("INSERT INTO idempotency_keys (user_id, idem_key, request_hash, status,"
                     " order_id, created_at, updated_at) VALUES (?, ?, ?, 'running', ?,"
                     " UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
                     "isbi", a->user_id, a->key, (const void *)a->hash, (size_t)32, a->order_id);
@@ -247,6 +256,81 @@ int store_begin_order(int64_t user_id, const char *idem_key,
 {
     begin_args a = { user_id, idem_key, hash, 0 };
     int rc = db_tx(store_begin_tx, &a);
+    if (rc < 0)
+        return rc;
+    *order_id = a.order_id;
+    return 0;
+}
+
+/* "shop_idem_" + 40 hex digits of SHA-256(user_id ":" key): within the
+ * 64-character limit of lock names, whatever the key. */
+static void store_idem_lock_name(int64_t user_id, const char *idem_key, char name[64])
+{
+    unsigned char h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_state st;
+    char uid[24];
+    snprintf(uid, sizeof uid, "%" PRId64 ":", user_id);
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, (const unsigned char *)uid, strlen(uid));
+    crypto_hash_sha256_update(&st, (const unsigned char *)idem_key, strlen(idem_key));
+    crypto_hash_sha256_final(&st, h);
+    memcpy(name, "shop_idem_", 10);
+    sodium_bin2hex(name + 10, 64 - 10, h, 20);
+}
+
+int store_idem_lock(int64_t user_id, const char *idem_key)
+{
+    char name[64];
+    store_idem_lock_name(user_id, idem_key, name);
+    /* A duplicate sent while the first is running waits a moment for it, so
+     * it can usually replay the first's answer instead of a 409. */
+    db_res *r = db_query("SELECT GET_LOCK(?, 1)", "s", name);
+    if (!r)
+        return DB_ERROR;
+    int held = db_int(r, 0, 0) == 1;
+    db_free(r);
+    return held;
+}
+
+void store_idem_unlock(int64_t user_id, const char *idem_key)
+{
+    char name[64];
+    store_idem_lock_name(user_id, idem_key, name);
+    db_free(db_query("SELECT RELEASE_LOCK(?)", "s", name));
+}
+
+static int store_takeover_tx(void *arg)
+{
+    begin_args *a = arg;
+    db_res *r = db_query("SELECT request_hash, status, order_id FROM idempotency_keys"
+                         " WHERE user_id = ? AND idem_key = ? FOR UPDATE",
+                         "is", a->user_id, a->key);
+    if (!r)
+        return DB_ERROR;
+    bool ours = db_rows(r) == 1 && db_len(r, 0, 0) == 32 &&
+                sodium_memcmp(db_str(r, 0, 0), a->hash, 32) == 0 &&
+                strcmp(db_str(r, 0, 1), "running") == 0;
+    int64_t old = db_int(r, 0, 2);
+    db_free(r);
+    if (!ours)
+        return DB_CONFLICT;
+    if (db_exec("UPDATE orders SET status = 'failed', updated_at = UTC_TIMESTAMP(3)"
+                " WHERE id = ? AND status = 'pending'", "i", old) < 0)
+        return DB_ERROR;
+    int rc = store_insert_pending(a->user_id, &a->order_id);
+    if (rc < 0)
+        return rc;
+    if (db_exec("UPDATE idempotency_keys SET order_id = ?, updated_at = UTC_TIMESTAMP(3)"
+                " WHERE user_id = ? AND idem_key = ?", "iis", a->order_id, a->user_id, a->key) < 0)
+        return DB_ERROR;
+    return 0;
+}
+
+int store_takeover_order(int64_t user_id, const char *idem_key,
+                         const unsigned char hash[32], int64_t *order_id)
+{
+    begin_args a = { user_id, idem_key, hash, 0 };
+    int rc = db_tx(store_takeover_tx, &a);
     if (rc < 0)
         return rc;
     *order_id = a.order_id;

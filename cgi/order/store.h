@@ -52,6 +52,26 @@ typedef struct store_idem {
 
 void store_idem_free(store_idem *k);
 
+/* The liveness lock of an Idempotency-Key: a named lock (GET_LOCK) on the
+ * writer, held by the request that claimed the key for as long as it runs.
+ * The lock lives in that worker's DB session and dies with it, so a key row
+ * still 'running' whose lock is free belongs to a request that is gone (a
+ * killed worker, a lost connection).  Only a holder may claim or take over
+ * a key.  Waits up to 1 s; returns 1 held, 0 held by another session, or a
+ * DB error.  The lock is only a hint: every state change is
+ * still a conditional UPDATE, so a lock lost in a failover cannot let two
+ * orders stand for one key. */
+int store_idem_lock(int64_t user_id, const char *idem_key);
+void store_idem_unlock(int64_t user_id, const char *idem_key);
+
+/* Takes over a key whose row is 'running' with this request hash but whose
+ * request is gone: fails that request's order if still pending, creates a
+ * new pending order and points the key at it, in one transaction.  Returns 0
+ * and sets *order_id; DB_CONFLICT when the row is absent, done or for another
+ * body (the caller replays what is there); or a DB error. */
+int store_takeover_order(int64_t user_id, const char *idem_key,
+                         const unsigned char hash[32], int64_t *order_id);
+
 /* Creates a pending order for user_id and, when idem_key is non-NULL, claims
  * that key for it (row status running, request hash) in the same transaction.
  * Returns 0 and sets *order_id, DB_CONFLICT when the key is already claimed
