@@ -47,8 +47,40 @@ static int64_t db_insert_id;
 static bool db_in_tx;
 static uint64_t db_retries;
 
+/* Connection settings, read once by db_init() (a worker's config does not
+ * change under it). */
+static struct {
+    char host[256], user[128], password[256], name[128], socket[256];
+    unsigned port;
+} db_cfg;
+
+static int db_cfg_copy(char *dst, size_t n, const char *key, const char *def)
+{
+    const char *v = config_get(key, def);
+    if (!v)
+        v = "";
+    if (strlen(v) >= n) {
+        log_error("db: %s is too long", key);
+        return -1;
+    }
+    memcpy(dst, v, strlen(v) + 1);
+    return 0;
+}
+
 int db_init(void)
 {
+    long long port = config_int("DB_PORT", 3306);
+    if (port <= 0 || port > 65535) {
+        log_error("db: DB_PORT %lld is not a port", port);
+        return -1;
+    }
+    db_cfg.port = (unsigned)port;
+    if (db_cfg_copy(db_cfg.host, sizeof db_cfg.host, "DB_HOST", "127.0.0.1") != 0 ||
+        db_cfg_copy(db_cfg.user, sizeof db_cfg.user, "DB_USER", "root") != 0 ||
+        db_cfg_copy(db_cfg.password, sizeof db_cfg.password, "DB_PASSWORD", "") != 0 ||
+        db_cfg_copy(db_cfg.name, sizeof db_cfg.name, "DB_NAME", "") != 0 ||
+        db_cfg_copy(db_cfg.socket, sizeof db_cfg.socket, "DB_SOCKET", "") != 0)
+        return -1;
     return 0;
 }
 
@@ -133,14 +165,12 @@ static bool db_ensure(void)
      * REPEATABLE READ's gap locks buy nothing here and only add deadlocks
      * (e.g. on reservation ids that do not exist yet). */
     mysql_optionsv(c, MYSQL_INIT_COMMAND, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
-    const char *host = config_get("DB_HOST", "127.0.0.1");
-    const char *sock = config_get("DB_SOCKET", NULL);
-    unsigned port = (unsigned)config_int("DB_PORT", 3306);
-    if (!mysql_real_connect(c, host, config_get("DB_USER", "root"), config_get("DB_PASSWORD", ""),
-                            config_get("DB_NAME", NULL), port, sock && *sock ? sock : NULL,
-                            CLIENT_FOUND_ROWS)) {
+    if (!mysql_real_connect(c, db_cfg.host, db_cfg.user, db_cfg.password,
+                            db_cfg.name[0] ? db_cfg.name : NULL, db_cfg.port,
+                            db_cfg.socket[0] ? db_cfg.socket : NULL, CLIENT_FOUND_ROWS)) {
         db_last_errno = mysql_errno(c);
-        log_error("db: connect to %s:%u: %u %s", host, port, db_last_errno, mysql_error(c));
+        log_error("db: connect to %s:%u: %u %s", db_cfg.host, db_cfg.port, db_last_errno,
+                  mysql_error(c));
         mysql_close(c);
         return false;
     }

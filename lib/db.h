@@ -20,8 +20,9 @@ enum {
     DB_CONFLICT = -3,     /* duplicate key (1062) */
 };
 
-/* Reads DB_HOST, DB_PORT, DB_USER, DB_PASSWORD, DB_NAME from config.h.
- * Connects lazily.  Returns 0. */
+/* Reads DB_HOST, DB_PORT, DB_USER, DB_PASSWORD, DB_NAME, DB_SOCKET from
+ * config.h for the connections to come (made lazily, remade after a loss).
+ * Returns 0, or -1 when a setting is unusable. */
 int db_init(void);
 void db_close(void);
 

@@ -119,7 +119,8 @@ int server_run(const char *service, const route *table, size_t n, int (*init)(vo
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
-    db_init();
+    if (db_init() != 0)
+        return 1;
     snprintf(server_metrics_path, sizeof server_metrics_path, "/%s/metrics",
              strcmp(service, "auth") == 0 ? "auth" : strcmp(service, "product") == 0 ? "products" : "orders");
     metrics_init(service, table, n);

@@ -17,7 +17,8 @@ static int setup(void)
     setenv("SHOP_DB_USER", "tester", 1);
     setenv("SHOP_DB_PASSWORD", "tester-pw", 1);
     setenv("SHOP_DB_NAME", "shop_test", 1);
-    db_init();
+    if (db_init() != 0)
+        return -1;
     if (db_exec("CREATE TABLE IF NOT EXISTS t (id BIGINT PRIMARY KEY, name VARCHAR(20) UNIQUE, "
                 "bin VARBINARY(16), n BIGINT)", NULL) < 0)
         return -1;
@@ -145,11 +146,13 @@ static void test_unreachable_is_unavailable(void)
     int outcome = 0;
     db_close();
     setenv("SHOP_DB_SOCKET", "/nonexistent/socket", 1);
+    CU_ASSERT_EQUAL(db_init(), 0);
     attempts = 0;
     CU_ASSERT_EQUAL(db_tx(tx_insert_then, &outcome), DB_UNAVAILABLE);
     CU_ASSERT_EQUAL(attempts, 0);
     CU_ASSERT_FALSE(db_ping());
     setenv("SHOP_DB_SOCKET", getenv("SHOP_TEST_DB_SOCKET"), 1);
+    CU_ASSERT_EQUAL(db_init(), 0);
     CU_ASSERT_TRUE(db_ping());
 }
 

@@ -98,7 +98,8 @@ int order_sweep_main(bool once)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);   /* a dropped product connection is an error, not death */
-    db_init();
+    if (db_init() != 0)
+        return 1;
     metrics_init("order", NULL, 0);   /* repairs count in the host's order pool metrics */
     int rc = 0;
     if (once) {
