@@ -79,6 +79,7 @@ check: deps
 	$(MAKE) all
 	$(MAKE) check-unit
 	$(MAKE) check-asan
+	scripts/fuzz 10
 	$(MAKE) check-monitoring
 	$(MAKE) check-integration
 	$(MAKE) check-ha
