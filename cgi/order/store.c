@@ -251,15 +251,23 @@ static int store_begin_tx(void *arg)
     return 0;
 }
 
-int store_begin_order(int64_t user_id, const char *idem_key,
-                      const unsigned char hash[32], int64_t *order_id)
+/* Runs one of the transactions that make a pending order (begin or
+ * takeover); sets *order_id on success. */
+static int store_make_pending(db_tx_fn fn, int64_t user_id, const char *idem_key,
+                              const unsigned char hash[32], int64_t *order_id)
 {
     begin_args a = { user_id, idem_key, hash, 0 };
-    int rc = db_tx(store_begin_tx, &a);
+    int rc = db_tx(fn, &a);
     if (rc < 0)
         return rc;
     *order_id = a.order_id;
     return 0;
+}
+
+int store_begin_order(int64_t user_id, const char *idem_key,
+                      const unsigned char hash[32], int64_t *order_id)
+{
+    return store_make_pending(store_begin_tx, user_id, idem_key, hash, order_id);
 }
 
 /* "shop_idem_" + 40 hex digits of SHA-256(user_id ":" key): within the
@@ -329,12 +337,7 @@ static int store_takeover_tx(void *arg)
 int store_takeover_order(int64_t user_id, const char *idem_key,
                          const unsigned char hash[32], int64_t *order_id)
 {
-    begin_args a = { user_id, idem_key, hash, 0 };
-    int rc = db_tx(store_takeover_tx, &a);
-    if (rc < 0)
-        return rc;
-    *order_id = a.order_id;
-    return 0;
+    return store_make_pending(store_takeover_tx, user_id, idem_key, hash, order_id);
 }
 
 typedef struct confirm_args {

@@ -100,14 +100,7 @@ def _whole():
 
 
 def _wait(what, pred, timeout=60.0, every=0.3):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError("timed out after %.0fs waiting for %s (last: %r)" % (timeout, what, last))
+    return shop.wait_for(what, pred, timeout, every)
 
 
 def _wait_whole(timeout=120.0):

@@ -152,6 +152,19 @@ def stack(*args, check=True):
                           env=env, check=check, capture_output=True, text=True)
 
 
+def wait_for(what, pred, timeout=30.0, every=0.3):
+    """Polls pred() until it returns something true (and returns that);
+    fails after timeout, naming what it waited for and the last value."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError("timed out after %.0fs waiting for %s (last: %r)" % (timeout, what, last))
+
+
 def stack_status():
     """scripts/stack status, parsed: ({"node1": "Synced Primary 3", ...},
     {"host1": "up auth=3 product=3 order=3  sweep=up", ...},

@@ -14,16 +14,7 @@ import shop
 status = shop.stack_status
 
 
-def wait_for(what, pred, timeout=30.0, every=0.3):
-    """Polls pred() until it returns something true; fails after timeout."""
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
+wait_for = shop.wait_for
 
 
 def whole_stack():
