@@ -200,19 +200,22 @@ typedef struct placing {
     int64_t order_id;
 } placing;
 
-/* Test-only fault switch: a worker that dies right after product took the
- * stock, before the order is confirmed, is the crash the sweep must repair.
- * FAULT_AFTER_RESERVE=1 does it to every order; the X-Fault-Inject header
- * only when the stack was started with ALLOW_FAULT_INJECTION=1.  Both are off
- * by default and must stay off in production. */
-static bool order_fault_after_reserve(const http_req *req)
+/* Test-only fault switches, named by the X-Fault-Inject header and honoured
+ * only when the stack was started with ALLOW_FAULT_INJECTION=1 (off by
+ * default, and must stay off in production):
+ *   after-reserve: the worker dies right after product took the stock,
+ *     before the order is written: the crash the sweep must repair
+ *     (FAULT_AFTER_RESERVE=1 does it to every order);
+ *   delay-after-reserve: the request sleeps 3 s after reserving, so a
+ *     duplicate sent meanwhile meets it still running. */
+static bool order_fault(const http_req *req, const char *name)
 {
-    if (config_int("FAULT_AFTER_RESERVE", 0) == 1)
+    if (strcmp(name, "after-reserve") == 0 && config_int("FAULT_AFTER_RESERVE", 0) == 1)
         return true;
     if (config_int("ALLOW_FAULT_INJECTION", 0) != 1)
         return false;
     const char *h = http_header(req, "X-Fault-Inject");
-    return h && strcmp(h, "after-reserve") == 0;
+    return h && strcmp(h, name) == 0;
 }
 
 /* Gives up on the order after a failure (dependency down, surprise reply):
@@ -387,10 +390,12 @@ static int order_place(placing *p)
 
     int status;
     if (r.status == 200) {
-        if (order_fault_after_reserve(p->req)) {
+        if (order_fault(p->req, "after-reserve")) {
             log_warn("fault injection: exiting after reserving order %" PRId64, p->order_id);
             _exit(1);
         }
+        if (order_fault(p->req, "delay-after-reserve"))
+            sleep(3);
         status = order_complete(p, r.body);
         if (status == 201)
             metrics_inc(METRIC_ORDERS_PLACED, 1);
