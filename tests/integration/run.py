@@ -64,6 +64,8 @@ def main():
                SHOP_RATE_LIMIT="100000",
                SHOP_LOGIN_RATE_LIMIT="100000",
                SHOP_FAULT_INJECTION="1",      # X-Fault-Inject honoured (order crash tests)
+               SHOP_RESERVATION_TTL="6",      # orphaned reservations come back within a test
+               SHOP_SWEEP_INTERVAL="1",
                SHOP_ADMIN_EMAIL="admin@shop.test",
                SHOP_ADMIN_PASSWORD="it-admin-password")
     os.environ.update({k: v for k, v in env.items() if k.startswith("SHOP_")})
