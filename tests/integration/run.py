@@ -52,7 +52,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ha", action="store_true", help="run the failure tests (ha_*.py)")
     ap.add_argument("--keep", action="store_true", help="leave the stack running")
-    ap.add_argument("-k", default="", help="only tests whose name contains this")
+    ap.add_argument("-k", action="append", default=[],
+                    help="only tests whose name contains this (repeatable: any of them)")
     args = ap.parse_args()
 
     base = free_block()
@@ -93,7 +94,7 @@ def main():
             tests.sort(key=lambda t: t[1].__code__.co_firstlineno)
             for name, fn in tests:
                 full = "%s.%s" % (m, name)
-                if args.k not in full:
+                if args.k and not any(k in full for k in args.k):
                     continue
                 t1 = time.time()
                 try:
