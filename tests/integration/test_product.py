@@ -586,14 +586,22 @@ def nodes():
 
 def statements_run_by_service(action):
     """Runs action() with every Galera node's general log on (into the
-    mysql.general_log table) and returns the statements the services executed
-    meanwhile, as the log writes them: prepared statements with their bound
-    values in place.  Every node: whichever one the product service reads from."""
+    mysql.general_log table) and returns the statements the product service
+    executed meanwhile, as the log writes them: prepared statements with their
+    bound values in place.  Every node: whichever one the service reads from.
+    The server decides when a statement is prepared whether its executions log
+    their values, so the product service's connections are cut first: it
+    reconnects (a read is repeated once on a new connection, lib/db.c) and
+    prepares its statements again with the log on."""
     saved, since = {}, {}
     for n in nodes():
         saved[n] = shop.sql("SELECT @@global.log_output, @@global.general_log", node=n)[0]
         since[n] = shop.sql("SELECT NOW(6)", node=n)[0][0]
         shop.sql("SET GLOBAL log_output = 'TABLE'; SET GLOBAL general_log = ON", node=n)
+    for n in nodes():
+        for (cid,) in shop.sql("SELECT id FROM information_schema.PROCESSLIST"
+                               " WHERE user = 'shop_product'", node=n):
+            run_mysql(shop.STACK["SHOP_ROOT_SOCKETS"].split()[n - 1], "KILL CONNECTION %s" % cid)
     try:
         action()
     finally:
@@ -647,15 +655,15 @@ def the_list_statement(statements, after, limit):
 def test_list_queries_the_service_runs_read_only_their_page():
     # The statements are captured from the database's general log while the
     # service answers real list requests, so a change to the SQL in
-    # cgi/product/store.c is what gets checked.  A deep page (a cursor with 30
-    # matching rows and every earlier test's rows before it) must read about
+    # cgi/product/store.c is what gets checked.  A deep page (a cursor with 14
+    # rows after it and every earlier test's rows before it) must read about
     # limit+1 rows along an index in id order, not the rows before the cursor
     # and not a sort of everything after it; a search must read only the rows
     # the FULLTEXT index returned for its words.
     me, tok = seller()
     word = shop.unique("plan").split("-")[1]
     ids = [product(tok, name="Plan %s %d" % (word if i % 8 == 0 else "x", i))["id"]
-           for i in range(40)]
+           for i in range(24)]
     for _ in range(3):
         product(other_seller()[1], status="draft")
     after, limit = ids[9], 7
@@ -683,20 +691,23 @@ def test_list_queries_the_service_runs_read_only_their_page():
         (t,) = table_accesses(analyze(st))
         assert t["key"] in keys and not t["sorted"], (who, t, st)
         assert t["r_rows"] <= limit + 1, (who, t, st)
-    # a seller: its own rows and the public ones, each an index range of limit+1
+    # a seller: the public rows, its drafts, its archived rows (the union's
+    # parts in that order), each an index range that stops at limit+1
     st = [x for x in statements if "UNION ALL" in x]
     assert len(st) == 1, statements
     reads = [t for t in table_accesses(analyze(st[0])) if t["name"] == "products"]
     assert len(reads) == 3, reads
     for t in reads:
-        assert t["key"] in {"products_status_id", "products_seller_status_id"}, (t, st)
+        # which index each part walks is the optimizer's choice (by the data);
+        # that it walks one in id order and stops is what matters
+        assert t["key"] in {"products_status_id", "products_seller_status_id", "PRIMARY"}, (t, st)
         assert not t["sorted"] and t["r_rows"] <= limit + 1, (t, st)
-    # a search: the FULLTEXT index yields the 5 rows with the word, nothing else is read
+    # a search: the FULLTEXT index yields the 3 rows with the word, nothing else is read
     st = [x for x in statements if "MATCH(name) AGAINST" in x]
     assert len(st) == 1, statements
     (t,) = table_accesses(analyze(st[0]))
     assert t["access"] == "fulltext" and t["key"] == "products_name_ft", (t, st)
-    assert t["r_rows"] <= 5, (t, st)
+    assert t["r_rows"] <= 3, (t, st)
 
 
 def test_search_index_has_no_stopwords_on_any_node():
