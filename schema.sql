@@ -60,6 +60,16 @@ CREATE TABLE IF NOT EXISTS shop_product.products (
     CONSTRAINT products_stock_nonneg CHECK (stock >= 0)
 ) ENGINE=InnoDB;
 
+-- q's word search (cgi/product/store.c store_search_query has the rule).
+-- Indexed with the stopword list off, so "the" or "about" are words like any
+-- other; galera/node.cnf.in turns it off on every node, because the index is
+-- also built by each node applying this DDL, with that node's global setting.
+-- Separate from CREATE TABLE so a table from before the index gets it too: the
+-- first FULLTEXT index rebuilds the table (adds FTS_DOC_ID), once, and Galera
+-- runs the DDL on every node (total order: writes wait for it).
+SET SESSION innodb_ft_enable_stopword = OFF;
+CREATE FULLTEXT INDEX IF NOT EXISTS products_name_ft ON shop_product.products (name);
+
 -- Stock taken for an order the order service is about to write, keyed by a
 -- reservation id that service chooses (derived from the user and the
 -- Idempotency-Key when there is one, so a retry lands on the same row and a

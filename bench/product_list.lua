@@ -4,6 +4,7 @@
 -- id; cgi/product/handlers.c product_cursor_encode): bench/run.py builds it for
 -- an id near the end of the 1,000,000 seeded rows and checks the service
 -- accepts it and answers the expected first id.
+-- BENCH_Q adds &q=<it> (a search; bench/run.py seeds a rare word).
 -- BENCH_NOCACHE=1 adds "Cache-Control: no-cache" so HAProxy's cache (which
 -- also stores anonymous lists) skips its lookup: the row measures the service.
 dofile(os.getenv("BENCH_DIR") .. "/common.lua")
@@ -13,6 +14,8 @@ function init(args)
    local c = os.getenv("BENCH_CURSOR")
    path = "/products?limit=20"
    if c and c ~= "" then path = path .. "&cursor=" .. c end
+   local q = os.getenv("BENCH_Q")
+   if q and q ~= "" then path = path .. "&q=" .. q end
    nocache = os.getenv("BENCH_NOCACHE") == "1"
 end
 

@@ -22,7 +22,7 @@ stack's own lighttpd hosts, which serve /static/hello.txt and, when
 build/hello.fcgi exists, a /hello pool (scripts/stack adds it).
 
   run.py [--runs N] [--seconds S] [--connections C] [--products N]
-         [--keep] [--no-results]"""
+         [--only NAME,...] [--keep] [--no-results]"""
 import argparse
 import base64
 import glob
@@ -50,6 +50,9 @@ PORT_SPAN = 64
 PASSWORD = "bench-password-123"
 SPREAD = 10000          # order spread: products 1..SPREAD of the seeded range
 CHUNK = 100000          # seeded rows per INSERT ... SELECT (one Galera writeset)
+RARE_WORD = "zanzibar"  # in RARE_COUNT seeded names, spread over the id range: the search row
+RARE_COUNT = 5
+ONLY = []               # --only: measure just the rows whose name contains one of these
 
 TRANSIENT = []          # failed setup logins that a retry got past (reported)
 started = []            # Popen objects of processes started here (not the stack)
@@ -268,7 +271,8 @@ def login(url, email, password=PASSWORD):
 
 def seed_products(sock, n, seller_id):
     """Inserts n active products (stock 10^9) in chunks of CHUNK rows, each
-    one statement (one Galera writeset).  Returns (first id, last id)."""
+    one statement (one Galera writeset), and renames RARE_COUNT of them, spread
+    from the first to the last, to contain RARE_WORD.  Returns (first id, last id)."""
     base = int(sql(sock, "SELECT COALESCE(MAX(id), 0) FROM shop_product.products")[0][0])
     for lo in range(1, n + 1, CHUNK):
         hi = min(n, lo + CHUNK - 1)
@@ -277,6 +281,9 @@ def seed_products(sock, n, seller_id):
                   " SELECT %d + seq, CONCAT('bench-', %d + seq), CONCAT('Bench product ', seq),"
                   " 'A product seeded by bench/run.', 100 + seq %% 10000, 'EUR', 1000000000,"
                   " 'active', %d FROM shop_product.seq_%d_to_%d" % (base, base, seller_id, lo, hi))
+    rare = [base + 1 + k * (n - 1) // max(1, RARE_COUNT - 1) for k in range(RARE_COUNT)]
+    sql(sock, "UPDATE shop_product.products SET name = CONCAT('Bench %s lantern ', id)"
+              " WHERE id IN (%s)" % (RARE_WORD.capitalize(), ",".join(map(str, sorted(set(rare))))))
     sql(sock, "ANALYZE TABLE shop_product.products")
     return base + 1, base + n
 
@@ -336,7 +343,13 @@ def run_wrk(url, script, env, conns, secs):
     return r
 
 
+def skipped(name):
+    return ONLY and not any(o in name for o in ONLY)
+
+
 def measure_wrk(args, name, url, script, env=None, conns=None):
+    if skipped(name):
+        return None
     env = env or {}
     conns = conns or args.connections
     load = wait_quiet(args.quiet_load, args.quiet_wait)
@@ -354,6 +367,8 @@ def measure_wrk(args, name, url, script, env=None, conns=None):
 
 
 def measure_argon2(args, ops, mem, threads):
+    if skipped("argon2id hash"):
+        return None
     exe = os.path.join(BUILD, "bench", "argon2_rate")
     rates = []
     for _ in range(args.runs):
@@ -367,6 +382,9 @@ def measure_argon2(args, ops, mem, threads):
 
 
 def measure_sysbench(args, name, db_port, pw, rows, threads, shape="shop"):
+    if skipped(name):
+        return None
+
     def once(secs):
         cmd = ["sysbench", os.path.join(HERE, "order_tx.lua"), "--shape=" + shape,
                "--db-driver=mysql",
@@ -403,6 +421,9 @@ ROWS = [
     ("list_first", "product list, first", "GET /products?limit=20, no-cache", "hello", ""),
     ("list_deep", "product list, deep", "GET /products?limit=20&cursor=(row ~999,980), no-cache", "hello",
      ">= first page / 1.2"),
+    ("search_rare", "product search, rare word",
+     "GET /products?limit=20&q=%s (%d of the 1M names), no-cache" % (RARE_WORD, RARE_COUNT),
+     "list_first", ">= 0.5 of the first list page"),
     ("login", "login", "POST /auth/login", "argon2", ""),
     ("token", "token check", "GET /products/{id} + Bearer (ES256 verify)", "get", ""),
     ("order_spread", "order spread", "POST /orders, 1 line, 10,000 products", "tx_min_spread",
@@ -412,7 +433,7 @@ ROWS = [
 ]
 CEILING_NAMES = {"static": "static", "hello": "hello", "get": "product get (cache off)",
                  "argon2": "Argon2id alone", "tx_spread": "order DB tx, 10,000 rows",
-                 "tx_hot": "order DB tx, one row",
+                 "tx_hot": "order DB tx, one row", "list_first": "product list, first",
                  "tx_min_spread": "one-transaction order, 10,000 rows",
                  "tx_min_hot": "one-transaction order, one row"}
 
@@ -425,6 +446,8 @@ def target_met(key, res):
         return (r["rate"] >= 0.8 * res["hello"]["rate"] and r["p99"] < 10)
     if key == "list_deep" and res.get("list_first"):
         return r["rate"] >= res["list_first"]["rate"] / 1.2
+    if key == "search_rare" and res.get("list_first"):
+        return r["rate"] >= 0.5 * res["list_first"]["rate"]
     if key == "order_spread" and res.get("tx_min_spread"):
         return r["rate"] >= 0.4 * res["tx_min_spread"]["rate"]
     if key == "order_hot" and res.get("tx_min_hot"):
@@ -595,6 +618,9 @@ def bench(args, env, state, res, notes):
     s, _, body = call(url, "GET", "/products?limit=20&cursor=" + cursor)
     if s != 200 or not body["items"] or body["items"][0]["id"] != deep_after + 1:
         raise RuntimeError("deep cursor not accepted: %d %r" % (s, body))
+    s, _, body = call(url, "GET", "/products?limit=20&q=" + RARE_WORD)
+    if s != 200 or len(body["items"]) != RARE_COUNT or body["next_cursor"] is not None:
+        raise RuntimeError("search for %s: %d %r" % (RARE_WORD, s, body))
     call(url, "GET", "/products/%d" % first)
     s, h, _ = call(url, "GET", "/products/%d" % first)
     cache_seen = "age" in h
@@ -627,6 +653,8 @@ def bench(args, env, state, res, notes):
                                     {"BENCH_NOCACHE": "1"})
     res["list_deep"] = measure_wrk(args, "list deep page", url, "product_list.lua",
                                    {"BENCH_CURSOR": cursor, "BENCH_NOCACHE": "1"})
+    res["search_rare"] = measure_wrk(args, "search rare word", url, "product_list.lua",
+                                     {"BENCH_Q": RARE_WORD, "BENCH_NOCACHE": "1"})
     tokens = write_tokens()
     res["token"] = measure_wrk(args, "token check", url, "product_get.lua",
                                {"BENCH_ID_LO": str(first), "BENCH_ID_HI": str(last),
@@ -641,7 +669,8 @@ def bench(args, env, state, res, notes):
     wait_login(url, users[0])
     threads = os.cpu_count() or 2
     res["argon2"] = measure_argon2(args, ops, mem, threads)
-    res["argon2"]["how"] = "t=%d, m=%d KiB, %d threads" % (ops, mem // 1024, threads)
+    if res["argon2"]:
+        res["argon2"]["how"] = "t=%d, m=%d KiB, %d threads" % (ops, mem // 1024, threads)
 
     # Orders: the ceiling runs as many DB clients as there are order workers
     # (each worker has one connection and one order in flight).
@@ -662,7 +691,8 @@ def bench(args, env, state, res, notes):
                                             order_workers, "min")
     res["tx_min_hot"] = measure_sysbench(args, "order 1-tx hot", db_port, pw, 1, order_workers, "min")
     for k in ("tx_spread", "tx_hot", "tx_min_spread", "tx_min_hot"):
-        res[k]["threads"] = order_workers
+        if res[k]:
+            res[k]["threads"] = order_workers
 
     res["memory"] = worker_procs(set(lighttpd_pids(state)))
     n_orders = sql(sock, "SELECT COUNT(*) FROM shop_order.orders WHERE status = 'confirmed'")[0][0]
@@ -681,10 +711,14 @@ def main():
     ap.add_argument("--quiet-load", type=float, default=1.5,
                     help="before each row wait for the 1-min load average to drop below this")
     ap.add_argument("--quiet-wait", type=int, default=10, help="... for at most this many seconds")
+    ap.add_argument("--only", default="",
+                    help="comma-separated: measure only the rows whose log name contains one "
+                         "(e.g. 'list first,search'); for a quick look, not for RESULTS.md")
     ap.add_argument("--keep", action="store_true", help="leave the stack running")
     ap.add_argument("--no-results", action="store_true", help="do not rewrite bench/RESULTS.md")
     args = ap.parse_args()
     args.argv = sys.argv[1:]
+    ONLY.extend(o for o in args.only.split(",") if o)
 
     for b in ("auth", "product", "order"):
         if not os.access(os.path.join(BUILD, b + ".fcgi"), os.X_OK):

@@ -1,5 +1,5 @@
 /* test_product_helpers.c: the product service's pure pieces (list cursors,
- * ETag matching, list visibility planning, sku/currency rules, LIKE escaping,
+ * ETag matching, list visibility planning, sku/currency rules, the search words,
  * time formatting) and the handler paths that answer before any database
  * access (validation 422s, bad cursor 400). */
 #include <stdlib.h>
@@ -108,11 +108,25 @@ static void test_rules(void)
     CU_ASSERT_FALSE(product_currency_valid("E1R"));
 }
 
-static void test_like_and_time(void)
+static void test_search_query_and_time(void)
 {
-    char *p = store_like_pattern("50%_off!\\");
-    CU_ASSERT_STRING_EQUAL(p, "%50!%!_off!!\\%");
-    free(p);
+    char b[128];
+    /* every operator character separates words; each word is a required prefix */
+    CU_ASSERT_EQUAL(store_search_query("+Blue -mug* \"(x)\" <a> ~cup@3", b, sizeof b), 3);
+    CU_ASSERT_STRING_EQUAL(b, "+Blue* +mug* +cup*");
+    CU_ASSERT_EQUAL(store_search_query("a_b tv \xc3\xa9t\xc3\xa9", b, sizeof b), 2);
+    CU_ASSERT_STRING_EQUAL(b, "+a_b* +\xc3\xa9t\xc3\xa9*");     /* "été": 3 characters */
+    CU_ASSERT_EQUAL(store_search_query("tv \xc3\xa9t", b, sizeof b), 0);  /* "ét": 2 */
+    CU_ASSERT_STRING_EQUAL(b, "");
+    CU_ASSERT_EQUAL(store_search_query("%% !! ** ", NULL, 0), 0);
+    CU_ASSERT_EQUAL(store_search_query("100% cotton", NULL, 0), 2);
+    char lng[STORE_SEARCH_MAX_WORD + 8];
+    memset(lng, 'x', STORE_SEARCH_MAX_WORD);
+    strcpy(lng + STORE_SEARCH_MAX_WORD, " mug");
+    CU_ASSERT_EQUAL(store_search_query(lng, NULL, 0), 2);       /* 84: still indexed */
+    memset(lng, 'x', STORE_SEARCH_MAX_WORD + 1);
+    strcpy(lng + STORE_SEARCH_MAX_WORD + 1, " mu");
+    CU_ASSERT_EQUAL(store_search_query(lng, NULL, 0), -1);      /* 85: matches nothing */
     char t[32];
     db_time_rfc3339("2026-11-24 19:30:00.123", t, sizeof t);
     CU_ASSERT_STRING_EQUAL(t, "2026-11-24T19:30:00.123Z");
@@ -121,14 +135,15 @@ static void test_like_and_time(void)
     /* The list statement always binds the same six parameters. */
     const char *sql = store_list_sql(VIS_OWN, true, false, true);
     CU_ASSERT_PTR_EQUAL(sql, store_list_sql(VIS_OWN, true, false, true));
+    CU_ASSERT_PTR_NOT_NULL(strstr(sql, "MATCH(name) AGAINST(? IN BOOLEAN MODE)"));
     size_t marks = 0;
     for (const char *c = sql; *c; c++)
         marks += *c == '?';
     CU_ASSERT_EQUAL(marks, 6);
     marks = 0;
-    for (const char *c = store_list_own_sql(false); *c; c++)
+    for (const char *c = store_list_own_sql(); *c; c++)
         marks += *c == '?';
-    CU_ASSERT_EQUAL(marks, 12);
+    CU_ASSERT_EQUAL(marks, 9);
 }
 
 /* ---- handler paths that never reach the database */
@@ -229,7 +244,8 @@ static void test_edit_validation(void)
 static void test_list_params(void)
 {
     const char *bad[] = {"limit=0", "limit=101", "limit=abc", "limit=", "limit=-1",
-                         "limit=1.5", "status=gone", "seller_id=0", "seller_id=x"};
+                         "limit=1.5", "status=gone", "seller_id=0", "seller_id=x",
+                         "q=tv", "q=%25%25%25", "q=a+b+c"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         http_req r;
         req_init(&r, "GET", bad[i], NULL);
@@ -272,7 +288,7 @@ int main(void)
     CU_add_test(s, "etag matching", test_etag);
     CU_add_test(s, "list visibility plan", test_plan);
     CU_add_test(s, "sku and currency rules", test_rules);
-    CU_add_test(s, "like pattern, time, list sql", test_like_and_time);
+    CU_add_test(s, "search words, time, list sql", test_search_query_and_time);
     CU_add_test(s, "create validation", test_create_validation);
     CU_add_test(s, "edit validation", test_edit_validation);
     CU_add_test(s, "list parameters", test_list_params);

@@ -279,6 +279,8 @@ int handle_list(http_req *req)
     rc = http_query(req, "q", text, sizeof text);
     if (rc < 0 || (rc > 0 && json_utf8_len(text, strlen(text)) < 0))
         json_add_error(errs, "q", "must be valid UTF-8 of at most 200 characters");
+    else if (rc > 0 && text[0] && store_search_query(text, NULL, 0) == 0)
+        json_add_error(errs, "q", "must contain a word of at least 3 letters or digits");
     else if (rc > 0 && text[0])
         q.q = text;
 

@@ -13,6 +13,7 @@
  * stored DATETIMEs are UTC whatever the session time zone is. */
 #include "store.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,22 +90,53 @@ bool store_healthy(void)
 
 /* ------------------------------------------------------------ list */
 
-char *store_like_pattern(const char *s)
+/* Name search runs on the FULLTEXT index products_name_ft (schema.sql).
+ * InnoDB's parser splits a name into words at every character that is not a
+ * letter, digit or '_', and indexes the words of STORE_SEARCH_MIN_WORD
+ * (innodb_ft_min_token_size) to STORE_SEARCH_MAX_WORD (innodb_ft_max_token_size)
+ * characters; galera/node.cnf.in keeps both at their defaults and turns the
+ * stopword list off, so every such word is indexed and these constants are
+ * the whole rule.  The user's text never reaches the boolean-mode parser as
+ * syntax: q is cut into words at the same (ASCII) separators, which include
+ * every operator character (+ - < > ( ) ~ * " @), and each word becomes
+ * "+word*", so all must match, each as the start of a word of the name.
+ * Non-ASCII bytes stay inside words (letters of any script); InnoDB splits
+ * further at non-ASCII punctuation, and each part must then match too. */
+static bool search_word_byte(unsigned char c)
 {
-    size_t n = strlen(s);
-    char *out = malloc(2 * n + 3);
-    if (!out)
-        return NULL;
-    char *o = out;
-    *o++ = '%';
-    for (const char *c = s; *c; c++) {
-        if (*c == '%' || *c == '_' || *c == '!')
-            *o++ = '!';
-        *o++ = *c;
+    return c >= 0x80 || c == '_' || (c >= '0' && c <= '9') ||
+           (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+int store_search_query(const char *q, char *out, size_t n)
+{
+    int words = 0;
+    bool too_long = false;
+    size_t used = 0;
+    /* each kept word w (>= 3 bytes) costs |w| + 3 and is followed by a
+     * separator or the end, so 2 |q| + 2 bytes always hold the query */
+    assert(!out || n >= 2 * strlen(q) + 2);
+    if (out)
+        out[0] = '\0';
+    for (const char *c = q; *c;) {
+        if (!search_word_byte((unsigned char)*c)) {
+            c++;
+            continue;
+        }
+        const char *w = c;
+        size_t chars = 0;
+        for (; *c && search_word_byte((unsigned char)*c); c++)
+            chars += ((unsigned char)*c & 0xC0) != 0x80;   /* UTF-8 lead bytes */
+        if (chars < STORE_SEARCH_MIN_WORD)
+            continue;
+        if (chars > STORE_SEARCH_MAX_WORD)
+            too_long = true;
+        words++;
+        if (out)
+            used += (size_t)snprintf(out + used, n - used, "%s+%.*s*", used ? " " : "",
+                                     (int)(c - w), w);
     }
-    *o++ = '%';
-    *o = '\0';
-    return out;
+    return too_long ? -1 : words;
 }
 
 /* The list statement is one fixed shape with every parameter always bound
@@ -113,9 +145,11 @@ char *store_like_pattern(const char *s)
  * predicate on its parameter ("? IS NULL" bound to NULL), which the optimizer
  * folds away per execution, leaving `id > ?` plus the real conditions: the
  * anonymous list walks products_status_id, admin lists walk the primary key,
- * and either stops after limit+1 rows.  `q` (LIKE '%...%') cannot use an
- * index: it filters rows along that walk, so a rare q may scan far.  (A
- * seller's unfiltered list has its own shape: store_list_own_sql.)
+ * and either stops after limit+1 rows.  With q the FULLTEXT index drives
+ * instead: it yields the matching rows (few for a rare word), which are
+ * filtered by visibility and the cursor and sorted by id; so the cost grows
+ * with the number of names matching q, not with the table.
+ * (A seller's unfiltered list has its own shape: store_list_own_sql.)
  * The strings are built once into static storage: db.h caches prepared
  * statements by SQL text pointer. */
 const char *store_list_sql(product_vis vis, bool status, bool seller, bool q)
@@ -135,32 +169,25 @@ const char *store_list_sql(product_vis vis, bool status, bool seller, bool q)
              vis_sql[vis],
              status ? "status = ?" : "? IS NULL",
              seller ? "seller_id = ?" : "? = 0",
-             q ? "name LIKE ? ESCAPE '!'" : "? IS NULL");
+             q ? "MATCH(name) AGAINST(? IN BOOLEAN MODE)" : "? IS NULL");
     return sql;
 }
 
-/* A seller's unfiltered list (VIS_OWN) as three index walks instead of one
- * OR: the public rows along products_status_id and the seller's own drafts
- * and archived rows along products_seller_status_id, each a plain range that
- * stops at limit+1, merged by id.  Types "isi" + 2 x "iisi" + "i": after, q,
- * limit, then viewer, after, q, limit twice, then the final limit. */
-const char *store_list_own_sql(bool q)
+/* A seller's unfiltered list without q (VIS_OWN) as three index walks instead
+ * of one OR: the public rows along products_status_id and the seller's own
+ * drafts and archived rows along products_seller_status_id, each a plain
+ * range that stops at limit+1, merged by id.  Types "ii" + 2 x "iii" + "i":
+ * after, limit, then viewer, after, limit twice, then the final limit.  (With
+ * q the FULLTEXT index drives, and the general shape's OR is a mere filter.) */
+const char *store_list_own_sql(void)
 {
-    static char cache[2][1536];
-    char *sql = cache[q];
-    if (sql[0])
-        return sql;
-    const char *qs = q ? "name LIKE ? ESCAPE '!'" : "? IS NULL";
-    snprintf(sql, sizeof cache[0],
-             "SELECT * FROM ("
-             "(SELECT " PRODUCT_COLS " FROM products WHERE status = 'active' AND id > ?"
-             " AND %s ORDER BY id LIMIT ?) UNION ALL "
-             "(SELECT " PRODUCT_COLS " FROM products WHERE seller_id = ? AND status = 'draft'"
-             " AND id > ? AND %s ORDER BY id LIMIT ?) UNION ALL "
-             "(SELECT " PRODUCT_COLS " FROM products WHERE seller_id = ? AND status = 'archived'"
-             " AND id > ? AND %s ORDER BY id LIMIT ?)) AS page ORDER BY id LIMIT ?",
-             qs, qs, qs);
-    return sql;
+    return "SELECT * FROM ("
+           "(SELECT " PRODUCT_COLS " FROM products WHERE status = 'active' AND id > ?"
+           " ORDER BY id LIMIT ?) UNION ALL "
+           "(SELECT " PRODUCT_COLS " FROM products WHERE seller_id = ? AND status = 'draft'"
+           " AND id > ? ORDER BY id LIMIT ?) UNION ALL "
+           "(SELECT " PRODUCT_COLS " FROM products WHERE seller_id = ? AND status = 'archived'"
+           " AND id > ? ORDER BY id LIMIT ?)) AS page ORDER BY id LIMIT ?";
 }
 
 void product_page_free(product_page *p)
@@ -174,22 +201,33 @@ void product_page_free(product_page *p)
 int store_product_list(const product_query *q, product_page *out)
 {
     memset(out, 0, sizeof *out);
-    char *pattern = NULL;
-    if (q->q && !(pattern = store_like_pattern(q->q)))
-        return DB_ERROR;
+    char *terms = NULL;
+    if (q->q) {
+        size_t n = 2 * strlen(q->q) + 2;     /* "+w*" per word of >= 3 bytes, spaces */
+        if (!(terms = malloc(n)))
+            return DB_ERROR;
+        int words = store_search_query(q->q, terms, n);
+        if (words <= 0) {
+            /* -1: a word longer than any indexed one, so no name has it;
+             * 0: the caller should have refused q (handlers.c) */
+            free(terms);
+            out->items = calloc(1, sizeof *out->items);
+            return out->items ? DB_OK : DB_ERROR;
+        }
+    }
     int64_t rows_wanted = (int64_t)q->limit + 1;
     db_res *r;
-    if (q->vis == VIS_OWN && !q->status && q->seller_id <= 0)
-        r = db_query(store_list_own_sql(pattern != NULL), "isiiisiiisii",
-                     q->after_id, pattern, rows_wanted,
-                     q->viewer_id, q->after_id, pattern, rows_wanted,
-                     q->viewer_id, q->after_id, pattern, rows_wanted, rows_wanted);
+    if (q->vis == VIS_OWN && !q->status && q->seller_id <= 0 && !terms)
+        r = db_query(store_list_own_sql(), "iiiiiiiii",
+                     q->after_id, rows_wanted,
+                     q->viewer_id, q->after_id, rows_wanted,
+                     q->viewer_id, q->after_id, rows_wanted, rows_wanted);
     else
         r = db_query(store_list_sql(q->vis, q->status != NULL, q->seller_id > 0,
-                                    pattern != NULL),
-                     "iisisi", q->after_id, q->viewer_id, q->status, q->seller_id, pattern,
+                                    terms != NULL),
+                     "iisisi", q->after_id, q->viewer_id, q->status, q->seller_id, terms,
                      rows_wanted);
-    free(pattern);
+    free(terms);
     if (!r)
         return db_retryable() ? DB_UNAVAILABLE : DB_ERROR;
     int rows = db_rows(r);

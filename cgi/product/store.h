@@ -60,7 +60,7 @@ typedef struct product_query {
     int64_t viewer_id;     /* for VIS_OWN */
     const char *status;    /* NULL: any status the visibility allows */
     int64_t seller_id;     /* 0: any seller */
-    const char *q;         /* NULL: any name; else case-insensitive substring */
+    const char *q;         /* NULL: any name; else words (store_search_query) */
 } product_query;
 
 typedef struct product_page {
@@ -73,15 +73,23 @@ typedef struct product_page {
 int store_product_list(const product_query *q, product_page *out);
 void product_page_free(product_page *p);
 
-/* The list statements for these query flags (tests EXPLAIN the same shapes):
- * the general one, and the union a seller's unfiltered list (VIS_OWN) uses. */
+/* The list statements for these query flags: the general one, and the union
+ * a seller's unfiltered list without q (VIS_OWN) uses. */
 const char *store_list_sql(product_vis vis, bool status, bool seller, bool q);
-const char *store_list_own_sql(bool q);
+const char *store_list_own_sql(void);
 
-/* Escapes LIKE wildcards (% _ and the escape character !) in s and wraps it
- * in % ... %.  Returns a malloc'd string or NULL. */
-char *store_like_pattern(const char *s);
-
+/* Name search (the rule the API documents for `q`).  q is cut into words:
+ * runs of ASCII letters, digits, '_' and any non-ASCII bytes; every other
+ * character separates words and has no other meaning.  Words shorter than
+ * STORE_SEARCH_MIN_WORD characters are dropped (the index does not hold them);
+ * each other word must begin a word of the name, case- and accent-insensitively.
+ * Writes the InnoDB boolean-mode query "+word* +word* ..." into out (n bytes;
+ * 2 * strlen(q) + 2 always suffice; out may be NULL to only count).  Returns
+ * the number of words kept, 0 when there is none (q cannot be searched), or
+ * -1 when a word is longer than STORE_SEARCH_MAX_WORD (no name can match). */
+#define STORE_SEARCH_MIN_WORD 3     /* innodb_ft_min_token_size */
+#define STORE_SEARCH_MAX_WORD 84    /* innodb_ft_max_token_size */
+int store_search_query(const char *q, char *out, size_t n);
 
 /* ------------------------------------------------------------ writes */
 

@@ -1,10 +1,14 @@
 """test_product.py: the product service as clients see it through the edge
 (contract rows, error codes, the visibility matrix, pagination, ETags and
 preconditions, stock under concurrency), the internal reservation API as the
-order service sees it, and two database-level facts the design rests on:
-the list query walks an index, and concurrent row locks on two Galera nodes
+order service sees it, and three database-level facts the design rests on:
+the list and search queries the service runs read only their page, the
+search index is the same on every node, and concurrent row locks on two Galera nodes
 surface as deadlock errors (1213) without ever taking stock below zero."""
+import base64
+import json
 import random
+import re
 import subprocess
 import threading
 import uuid
@@ -264,18 +268,82 @@ def test_pagination_walk_and_parameters():
         assert_problem(call("GET", "/products?" + q), 422, "validation_failed")
 
 
-def test_q_matches_wildcards_literally():
-    token = shop.unique("wild")
+def test_q_matches_words_and_prefixes_case_insensitively():
+    # The rule (api/openapi.yaml, parameter q): q's words (letters, digits, _)
+    # of 3+ characters must each begin a word of the name, ignoring case and
+    # accents; shorter words are ignored; anything else separates words.
+    token = shop.unique("find")              # two words: "find" and a hex tag
     tok = seller()[1]
+    mug = product(tok, name="%s Blue Mug" % token)["id"]
+    mugs = product(tok, name="%s blue MUGS set" % token)["id"]
+    bt = product(tok, name="%s Bluetooth speaker" % token)["id"]
+    cafe = product(tok, name="%s Café crème" % token)["id"]
+    stop = product(tok, name="%s about the thing" % token)["id"]
+    assert list_ids(None, q=token) == [mug, mugs, bt, cafe, stop]
+    assert list_ids(None, q=token.upper() + "+mug") == [mug, mugs]        # case, prefix
+    assert list_ids(None, q=token + "+mugs") == [mugs]
+    assert list_ids(None, q=token + "+BLUE") == [mug, mugs, bt]           # Blue, blue, Bluetooth
+    assert list_ids(None, q=token + "+blue+mug") == [mug, mugs]           # every word must match
+    assert list_ids(None, q=token + "+lue") == []                         # not a substring match
+    assert list_ids(None, q=token + "+ug") == list_ids(None, q=token)     # 2 letters: ignored
+    assert list_ids(None, q=token + "+creme") == [cafe]                   # accents fold
+    # no stopword list: common words are words like any other
+    assert list_ids(None, q=token + "+about") == [stop]
+    assert list_ids(None, q=token + "+the") == [stop]
+    # word order and separators do not matter
+    assert list_ids(None, q="mug%2C" + token.replace("-", "%2F")) == [mug, mugs]
+    # an edit moves the product in the index
+    p = get(mug, tok).json
+    r = call("PATCH", "/products/%d" % mug, {"name": "%s Red cup" % token}, token=tok,
+             headers={"If-Match": etag(p), "Content-Type": "application/merge-patch+json"})
+    assert r.status == 200, r
+    assert list_ids(None, q=token + "+mug") == [mugs]
+    assert list_ids(None, q=token + "+red+cup") == [mug]
+
+
+def test_q_operators_are_plain_separators():
+    # Full-text boolean operators in q are separators, never syntax: a user
+    # cannot exclude (-), make a word optional, quote a phrase, or widen a match.
+    token = shop.unique("ops")
+    tok = seller()[1]
+    mug = product(tok, name="%s blue mug" % token)["id"]
+    cup = product(tok, name="%s red cup" % token)["id"]
     pct = product(tok, name="%s 100%% cotton" % token)["id"]
-    under = product(tok, name="%s a_b" % token)["id"]
-    bang = product(tok, name="%s wow!" % token)["id"]
-    product(tok, name="%s axb" % token)
-    assert len(list_ids(None, q=token)) == 4
+    for q in ("-mug", "%2Bmug", "mug*", "%22mug%22", "(mug)", "~mug", "%3Cmug%3E", "mug@2",
+              "%22blue+mug%22@4"):
+        assert list_ids(None, q="%s+%s" % (token, q)) == [mug], q
+    assert list_ids(None, q=token + "+-red") == [cup]
     assert list_ids(None, q=token + "+100%25") == [pct]
-    assert list_ids(None, q="%s+a_b" % token) == [under]
-    assert list_ids(None, q="%s+wow!" % token) == [bang]
-    assert list_ids(None, q=token + "+%25%25") == []
+    assert list_ids(None, q=token + "+%25%25") == [mug, cup, pct]       # % is a separator
+    assert list_ids(None, q=token + "+mug+cup") == []                   # no OR
+    # a word longer than any indexed word (84 characters) cannot match
+    assert list_ids(None, q=token + "+" + "m" * 85) == []
+    # a q with no word of 3 characters cannot be searched
+    for q in ("tv", "a+b", "%25%25%25", "**", "+"):
+        r = call("GET", "/products?q=" + q)
+        assert_problem(r, 422, "validation_failed")
+        assert r.json["errors"][0]["field"] == "q", r
+
+
+def test_q_pages_by_id_within_visibility():
+    # A search pages by id like any list, and shows only what the caller may see.
+    token = shop.unique("sp")
+    me, tok = seller()
+    other = other_seller()[1]
+    made = []
+    for i in range(9):
+        made.append(product(tok, name="%s item %d" % (token, i),
+                            status="draft" if i % 3 == 0 else "active")["id"])
+    draft_of_other = product(other, name="%s item x" % token, status="draft")["id"]
+    public = [pid for i, pid in enumerate(made) if i % 3]
+    for who, t, want in (("anonymous", None, public), ("customer", customer()[1], public),
+                         ("owner", tok, made), ("other seller", other, public + [draft_of_other]),
+                         ("admin", admin()[1], made + [draft_of_other])):
+        for limit in (1, 2, 100):
+            assert list_ids(t, q=token + "+item", limit=limit) == sorted(want), (who, limit)
+    assert list_ids(tok, q=token, status="draft") == [made[0], made[3], made[6]]
+    assert list_ids(None, q=token, status="draft") == []
+    assert list_ids(None, q=token, seller_id=me["id"]) == public
 
 
 # ------------------------------------------------------------ edits
@@ -543,52 +611,149 @@ def test_reservation_without_order_comes_back_after_its_ttl():
 
 # ------------------------------------------------------------ database facts
 
-# The list statement of cgi/product/store.c (store_list_sql), with its
-# parameters written in as the values an anonymous / admin first page binds:
-# after, viewer, status (NULL: no filter), seller (0: none), q (NULL: none), limit+1.
-LIST_SQL = ("SELECT id, sku, name, description, price_cents, currency, stock, status, "
-            "seller_id, version, created_at, updated_at FROM shop_product.products "
-            "WHERE id > %d AND %s AND NULL IS NULL AND 0 = 0 AND NULL IS NULL "
-            "ORDER BY id LIMIT %d")
-VIS_ACTIVE_SQL = "status = 'active' AND 0 >= 0"
-VIS_ALL_SQL = "0 >= 0"
+def nodes():
+    return range(1, len(shop.STACK["SHOP_ROOT_SOCKETS"].split()) + 1)
 
 
-# A seller's unfiltered list (store_list_own_sql): three index walks, merged.
-OWN_PART = ("(SELECT id FROM shop_product.products WHERE %s AND id > %%(after)d"
-            " AND NULL IS NULL ORDER BY id LIMIT %%(n)d)")
-OWN_SQL = ("SELECT * FROM (" + " UNION ALL ".join(
-    OWN_PART % c for c in ("status = 'active'", "seller_id = %(me)d AND status = 'draft'",
-                           "seller_id = %(me)d AND status = 'archived'")) +
-    ") AS page ORDER BY id LIMIT %(n)d")
+def statements_run_by_service(action):
+    """Runs action() with every Galera node's general log on (into the
+    mysql.general_log table) and returns the statements the product service
+    executed meanwhile, as the log writes them: prepared statements with their
+    bound values in place.  Every node: whichever one the service reads from.
+    The server decides when a statement is prepared whether its executions log
+    their values, so the product service's connections are cut first: it
+    reconnects (a read is repeated once on a new connection, lib/db.c) and
+    prepares its statements again with the log on."""
+    saved, since = {}, {}
+    for n in nodes():
+        saved[n] = shop.sql("SELECT @@global.log_output, @@global.general_log", node=n)[0]
+        since[n] = shop.sql("SELECT NOW(6)", node=n)[0][0]
+        shop.sql("SET GLOBAL log_output = 'TABLE'; SET GLOBAL general_log = ON", node=n)
+    for n in nodes():
+        for (cid,) in shop.sql("SELECT id FROM information_schema.PROCESSLIST"
+                               " WHERE user = 'shop_product'", node=n):
+            run_mysql(shop.STACK["SHOP_ROOT_SOCKETS"].split()[n - 1], "KILL CONNECTION %s" % cid)
+    try:
+        action()
+    finally:
+        for n in nodes():
+            shop.sql("SET GLOBAL general_log = %s; SET GLOBAL log_output = '%s'"
+                     % (saved[n][1], saved[n][0]), node=n)
+    out = []
+    for n in nodes():
+        out += [r[0] for r in shop.sql(
+            "SELECT argument FROM mysql.general_log WHERE command_type = 'Execute'"
+            " AND user_host LIKE 'shop_product%%' AND event_time >= '%s'" % since[n], node=n)]
+    return out
 
 
-def test_list_query_walks_an_index():
-    tok = seller()[1]
-    ids = [product(tok, name=shop.unique("idx"))["id"] for _ in range(12)]
-    for vis, keys in ((VIS_ACTIVE_SQL, ("products_status_id", "PRIMARY")),
-                      (VIS_ALL_SQL, ("PRIMARY",))):
-        for after in (0, ids[0]):
-            rows = shop.sql("ANALYZE " + LIST_SQL % (after, vis, 8))
-            assert len(rows) == 1, rows
-            # columns: id select_type table type possible_keys key key_len ref
-            #          rows r_rows filtered r_filtered Extra
-            row = rows[0]
-            assert row[5] in keys, row
-            assert "filesort" not in row[12], row
-            assert float(row[9]) <= 8, row          # rows read stop at limit+1
-    # the seller's own drafts and archived rows join the public ones through
-    # products_seller_id; other sellers' drafts are never read
-    me = seller()[0]["id"]
+def analyze(statement):
+    """ANALYZE FORMAT=JSON of a statement the service ran (executes it again)."""
+    r = subprocess.run(["mariadb", "-uroot", "--socket=" + shop.STACK["SHOP_ROOT_SOCKETS"].split()[0],
+                        "-N", "-B", "-r", "-D", "shop_product", "-e",
+                        "ANALYZE FORMAT=JSON " + statement],
+                       check=True, capture_output=True, text=True)
+    return json.loads(r.stdout)
+
+
+def table_accesses(plan, sorted_=False):
+    """Every table read of an ANALYZE FORMAT=JSON plan: dicts with name,
+    access_type, key, r_rows and whether a filesort reads it directly."""
+    found = []
+    if isinstance(plan, list):
+        for x in plan:
+            found += table_accesses(x, sorted_)
+    elif isinstance(plan, dict):
+        if "table_name" in plan:
+            found.append({"name": plan["table_name"], "access": plan.get("access_type"),
+                          "key": plan.get("key"), "r_rows": plan.get("r_rows"),
+                          "sorted": sorted_})
+        for k, v in plan.items():
+            # a nested query block has its own ORDER BY
+            found += table_accesses(v, (sorted_ or k == "filesort") and k != "query_block")
+    return found
+
+
+def the_list_statement(statements, after, limit):
+    """The one list statement (after `after`, limit+1 rows) among those captured."""
+    pat = re.compile(r"\bFROM products WHERE .*\bid > %d\b.*\bLIMIT %d$" % (after, limit + 1),
+                     re.S)
+    hits = [st for st in statements if "FROM products" in st and pat.search(st)]
+    assert len(hits) == 1, statements
+    return hits[0]
+
+
+def test_list_queries_the_service_runs_read_only_their_page():
+    # The statements are captured from the database's general log while the
+    # service answers real list requests, so a change to the SQL in
+    # cgi/product/store.c is what gets checked.  A deep page (a cursor with 14
+    # rows after it and every earlier test's rows before it) must read about
+    # limit+1 rows along an index in id order, not the rows before the cursor
+    # and not a sort of everything after it; a search must read only the rows
+    # the FULLTEXT index returned for its words.
+    me, tok = seller()
+    word = shop.unique("plan").split("-")[1]
+    ids = [product(tok, name="Plan %s %d" % (word if i % 8 == 0 else "x", i))["id"]
+           for i in range(24)]
     for _ in range(3):
         product(other_seller()[1], status="draft")
-    rows = shop.sql("ANALYZE " + OWN_SQL % {"after": ids[0], "me": me, "n": 8})
-    by_table = {}
-    for row in rows:
-        if row[2] == "products":
-            by_table.setdefault(row[5], []).append(float(row[9]))
-    assert set(by_table) <= {"products_status_id", "products_seller_status_id"}, rows
-    assert all(r <= 8 for rs in by_table.values() for r in rs), rows
+    after, limit = ids[9], 7
+    cursor = base64.urlsafe_b64encode(str(after).encode()).decode().rstrip("=")
+    viewers_ = {"anonymous": None, "admin": admin()[1], "seller": tok}
+    pages = {}
+
+    def requests():
+        for who, t in viewers_.items():
+            r = call("GET", "/products?limit=%d&cursor=%s" % (limit, cursor), token=t,
+                     headers={"Cache-Control": "no-cache"})
+            assert r.status == 200 and r.json["items"][0]["id"] == ids[10], (who, r)
+            pages[who] = r
+        r = call("GET", "/products?q=%s&limit=2" % word, headers={"Cache-Control": "no-cache"})
+        assert [p["id"] for p in r.json["items"]] == [ids[0], ids[8]], r
+        pages["search"] = r
+    statements = statements_run_by_service(requests)
+
+    # anonymous: public rows along products_status_id (or the primary key)
+    # admin: the primary key; both stop after limit+1 rows
+    for who, keys in (("anonymous", {"products_status_id", "PRIMARY"}), ("admin", {"PRIMARY"})):
+        st = the_list_statement([x for x in statements if "UNION" not in x and "MATCH" not in x
+                                 and (("status = 'active'" in x) == (who == "anonymous"))],
+                                after, limit)
+        (t,) = table_accesses(analyze(st))
+        assert t["key"] in keys and not t["sorted"], (who, t, st)
+        assert t["r_rows"] <= limit + 1, (who, t, st)
+    # a seller: the public rows, its drafts, its archived rows (the union's
+    # parts in that order), each an index range that stops at limit+1
+    st = [x for x in statements if "UNION ALL" in x]
+    assert len(st) == 1, statements
+    reads = [t for t in table_accesses(analyze(st[0])) if t["name"] == "products"]
+    assert len(reads) == 3, reads
+    for t in reads:
+        # which index each part walks is the optimizer's choice (by the data);
+        # that it walks one in id order and stops is what matters
+        assert t["key"] in {"products_status_id", "products_seller_status_id", "PRIMARY"}, (t, st)
+        assert not t["sorted"] and t["r_rows"] <= limit + 1, (t, st)
+    # a search: the FULLTEXT index yields the 3 rows with the word, nothing else is read
+    st = [x for x in statements if "MATCH(name) AGAINST" in x]
+    assert len(st) == 1, statements
+    (t,) = table_accesses(analyze(st[0]))
+    assert t["access"] == "fulltext" and t["key"] == "products_name_ft", (t, st)
+    assert t["r_rows"] <= 3, (t, st)
+
+
+def test_search_index_has_no_stopwords_on_any_node():
+    # Every node built products_name_ft itself (Galera runs the DDL on each);
+    # a node built with the stopword list would never find "about" or "the".
+    token = shop.unique("stop").split("-")[1]
+    pid = product(name="%s about the" % token)["id"]
+    for n in nodes():
+        rows = shop.wait_for("node %d to apply the insert" % n, lambda: shop.sql(
+            "SELECT id FROM shop_product.products WHERE id = %d" % pid, node=n))
+        assert rows == [[str(pid)]]
+        for q in ("+about* +%s*" % token, "+the +%s" % token):
+            got = shop.sql("SELECT id FROM shop_product.products"
+                           " WHERE MATCH(name) AGAINST('%s' IN BOOLEAN MODE)" % q, node=n)
+            assert got == [[str(pid)]], (n, q, got)
 
 
 def run_mysql(sock, script):
