@@ -173,6 +173,61 @@ const char *store_list_sql(product_vis vis, bool status, bool seller, bool q)
     return sql;
 }
 
+/* The same list with q, two ways.  The FULLTEXT index yields every name with
+ * the words before the page can stop: fast for a rare word, seconds for one
+ * that nearly every name holds.  So the index gets STORE_SEARCH_BUDGET
+ * seconds; past that the word is common by definition, and walking the id
+ * order with a substring test fills the page at once: the longest word must
+ * occur in the name (a superset of the word-prefix rule; documented). */
+#define STORE_SEARCH_BUDGET "0.5"
+static const char *store_search_sql(product_vis vis, bool status, bool seller, bool scan)
+{
+    static char cache[3][2][2][2][600];
+    char *sql = cache[vis][status][seller][scan];
+    if (sql[0])
+        return sql;
+    const char *base = store_list_sql(vis, status, seller, true);
+    if (!scan) {
+        snprintf(sql, sizeof cache[0][0][0][0],
+                 "SET STATEMENT max_statement_time = " STORE_SEARCH_BUDGET " FOR %s", base);
+        return sql;
+    }
+    const char *m = strstr(base, "MATCH(name) AGAINST(? IN BOOLEAN MODE)");
+    snprintf(sql, sizeof cache[0][0][0][0], "%.*sname LIKE ?%s", (int)(m - base), base,
+             m + strlen("MATCH(name) AGAINST(? IN BOOLEAN MODE)"));
+    return sql;
+}
+
+/* "%word%" for the longest word of q (LIKE's own wildcards escaped). */
+static void store_search_like(const char *q, char *out, size_t n)
+{
+    const char *best = "", *w = NULL;
+    size_t best_len = 0;
+    for (const char *c = q;; c++) {
+        bool in = *c && search_word_byte((unsigned char)*c);
+        if (in && !w)
+            w = c;
+        if (!in && w) {
+            if ((size_t)(c - w) > best_len) {
+                best = w;
+                best_len = (size_t)(c - w);
+            }
+            w = NULL;
+        }
+        if (!*c)
+            break;
+    }
+    size_t used = 0;
+    out[used++] = '%';
+    for (size_t i = 0; i < best_len && used + 4 < n; i++) {
+        if (best[i] == '_')         /* the one LIKE wildcard a word may hold */
+            out[used++] = '\\';
+        out[used++] = best[i];
+    }
+    out[used++] = '%';
+    out[used] = '\0';
+}
+
 /* A seller's unfiltered list without q (VIS_OWN) as three index walks instead
  * of one OR: the public rows along products_status_id and the seller's own
  * drafts and archived rows along products_seller_status_id, each a plain
@@ -222,11 +277,22 @@ int store_product_list(const product_query *q, product_page *out)
                      q->after_id, rows_wanted,
                      q->viewer_id, q->after_id, rows_wanted,
                      q->viewer_id, q->after_id, rows_wanted, rows_wanted);
-    else
-        r = db_query(store_list_sql(q->vis, q->status != NULL, q->seller_id > 0,
-                                    terms != NULL),
+    else if (!terms)
+        r = db_query(store_list_sql(q->vis, q->status != NULL, q->seller_id > 0, false),
                      "iisisi", q->after_id, q->viewer_id, q->status, q->seller_id, terms,
                      rows_wanted);
+    else {
+        r = db_query(store_search_sql(q->vis, q->status != NULL, q->seller_id > 0, false),
+                     "iisisi", q->after_id, q->viewer_id, q->status, q->seller_id, terms,
+                     rows_wanted);
+        if (!r && db_errno() == 1969) {     /* ER_STATEMENT_TIMEOUT: a common word */
+            char like[2 * 84 * 4 + 3];
+            store_search_like(q->q, like, sizeof like);
+            r = db_query(store_search_sql(q->vis, q->status != NULL, q->seller_id > 0, true),
+                         "iisisi", q->after_id, q->viewer_id, q->status, q->seller_id, like,
+                         rows_wanted);
+        }
+    }
     free(terms);
     if (!r)
         return db_retryable() ? DB_UNAVAILABLE : DB_ERROR;

@@ -648,7 +648,10 @@ def statements_run_by_service(action):
 
 
 def analyze(statement):
-    """ANALYZE FORMAT=JSON of a statement the service ran (executes it again)."""
+    """ANALYZE FORMAT=JSON of a statement the service ran (executes it again;
+    a search's "SET STATEMENT max_statement_time = ... FOR" budget prefix is
+    not part of the plan)."""
+    statement = re.sub(r"^SET STATEMENT .*? FOR ", "", statement, flags=re.S)
     r = subprocess.run(["mariadb", "-uroot", "--socket=" + shop.STACK["SHOP_ROOT_SOCKETS"].split()[0],
                         "-N", "-B", "-r", "-D", "shop_product", "-e",
                         "ANALYZE FORMAT=JSON " + statement],
