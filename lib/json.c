@@ -41,7 +41,10 @@ static bool json_lexically_valid(const char *s, size_t n)
 
 json_object *json_parse_strict(const char *text, size_t len)
 {
-    if (!text || len == 0 || len > (size_t)INT32_MAX || !json_lexically_valid(text, len))
+    /* RFC 8259: JSON text is UTF-8.  json-c takes any bytes in strings, and a
+     * member name that is not UTF-8 would be echoed into a 422's "field". */
+    if (!text || len == 0 || len > (size_t)INT32_MAX || !json_lexically_valid(text, len) ||
+        json_utf8_len(text, len) < 0)
         return NULL;
     struct json_tokener *tok = json_tokener_new_ex(32);
     if (!tok)

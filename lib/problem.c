@@ -51,8 +51,11 @@ int problem_send_extra(http_req *req, int status, const char *code, const char *
         json_object_object_add(o, "detail", json_object_new_string(detail));
     json_object_object_add(o, "request_id", json_object_new_string(req->request_id));
     if (extra) {
+        /* Extension members only: the standard ones above stay as they are
+         * (a handler's "status": "unavailable" must not replace 503). */
         json_object_object_foreach(extra, k, v) {
-            json_object_object_add(o, k, json_object_get(v));
+            if (!json_object_object_get_ex(o, k, NULL))
+                json_object_object_add(o, k, json_object_get(v));
         }
         json_object_put(extra);
     }

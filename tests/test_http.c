@@ -233,6 +233,24 @@ static void test_problem_body(void)
     json_object_put(o);
     req_done(&r);
 
+    /* Extensions cannot replace the standard members. */
+    req_init(&r, "GET", "/x", NULL);
+    extra = json_object_new_object();
+    json_object_object_add(extra, "status", json_object_new_string("unavailable"));
+    json_object_object_add(extra, "code", json_object_new_string("ok"));
+    json_object_object_add(extra, "db", json_object_new_string("unavailable"));
+    CU_ASSERT_EQUAL(problem_send_extra(&r, 503, "unavailable", "down", extra), 503);
+    o = sent_json(&r);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    CU_ASSERT_TRUE(json_object_object_get_ex(o, "status", &v) && json_object_is_type(v, json_type_int) &&
+                   json_object_get_int(v) == 503);
+    CU_ASSERT_TRUE(json_object_object_get_ex(o, "code", &v) &&
+                   strcmp(json_object_get_string(v), "unavailable") == 0);
+    CU_ASSERT_TRUE(json_object_object_get_ex(o, "db", &v) &&
+                   strcmp(json_object_get_string(v), "unavailable") == 0);
+    json_object_put(o);
+    req_done(&r);
+
     req_init(&r, "GET", "/x", NULL);
     CU_ASSERT_EQUAL(problem_internal(&r, "SELECT secret FROM t"), 500);
     CU_ASSERT_PTR_NULL(strstr(r.sent, "SELECT"));

@@ -34,6 +34,19 @@ static void test_parse_accepts_valid_and_rejects_malformed(void)
     json_object_put(o);
 }
 
+static void test_parse_rejects_bytes_that_are_not_utf8(void)
+{
+    json_object *o = parse("{\"name\": \"caf\xc3\xa9 \xf0\x9f\x8d\xb5\"}");
+    CU_ASSERT_PTR_NOT_NULL(o);
+    json_object_put(o);
+    CU_ASSERT_PTR_NULL(parse("{\"name\": \"caf\xe9\"}"));            /* Latin-1 */
+    CU_ASSERT_PTR_NULL(parse("{\"name\": \"\xc3\x28\"}"));          /* bad continuation */
+    CU_ASSERT_PTR_NULL(parse("{\"name\": \"\xc0\xaf\"}"));          /* overlong */
+    CU_ASSERT_PTR_NULL(parse("{\"name\": \"\xed\xa0\x80\"}"));     /* surrogate */
+    CU_ASSERT_PTR_NULL(parse("{\"\xff\": 1}"));                    /* a member name */
+    CU_ASSERT_PTR_NULL(parse("{\"name\": \"\xe2\x82\"}"));          /* truncated */
+}
+
 static void test_parse_limits_depth(void)
 {
     char deep[200];
@@ -123,6 +136,7 @@ int main(void)
         return 1;
     CU_pSuite s = CU_add_suite("json", NULL, NULL);
     CU_add_test(s, "parse accepts valid, rejects malformed", test_parse_accepts_valid_and_rejects_malformed);
+    CU_add_test(s, "parse rejects bytes that are not UTF-8", test_parse_rejects_bytes_that_are_not_utf8);
     CU_add_test(s, "parse limits depth", test_parse_limits_depth);
     CU_add_test(s, "get_int is strict", test_get_int_is_strict);
     CU_add_test(s, "get_int absent and null", test_get_int_absent_and_null);

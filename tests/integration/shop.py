@@ -43,11 +43,14 @@ def load_stack(state_dir):
 
 
 def call(method, path, body=None, token=None, headers=None, raw=None,
-         base=None, timeout=30):
+         base=None, timeout=30, source=None):
     """One HTTP request to the edge (or `base`).  `body` is JSON-encoded with
-    Content-Type application/json unless `raw` (bytes) is given instead."""
+    Content-Type application/json unless `raw` (bytes) is given instead.
+    `source`: the local address to send from (e.g. "127.0.0.2": another
+    client address on loopback)."""
     url = urllib.parse.urlsplit(base or STACK["SHOP_URL"])
-    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=timeout)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=timeout,
+                                      source_address=(source, 0) if source else None)
     hdrs = {}
     data = None
     if body is not None:

@@ -86,3 +86,30 @@ def test_product_turned_draft_disappears_for_anonymous_within_max_age():
              headers={"If-Match": '"%d"' % p["version"]})
     assert r.status == 200, r
     _anon_until(path, lambda r: r.status == 404, MAX_AGE + 1.5)
+
+
+def test_anonymous_if_none_match_gets_304_through_the_cache():
+    _, seller = shop.new_user("seller")
+    p = shop.new_product(seller)
+    path = "/products/%d" % p["id"]
+    first = call("GET", path)                                  # fills the cache
+    assert first.status == 200 and first.header("etag") == '"1"', first
+    for inm in ('"1"', 'W/"1"', '"0", "1"', "*"):
+        r = call("GET", path, headers={"If-None-Match": inm})
+        assert r.status == 304, (inm, r)
+        assert r.body == b"", (inm, r)
+        assert r.header("etag") == '"1"', (inm, r.headers)
+    # An ETag the product never had, or a stale one, gets the whole body.
+    for inm in ('"0"', '"2"', '"1-x"'):
+        r = call("GET", path, headers={"If-None-Match": inm})
+        assert r.status == 200 and r.json == first.json, (inm, r)
+        assert r.header("etag") == '"1"', (inm, r.headers)
+    # After an edit, the old ETag is stale for anonymous readers too (once
+    # max-age has passed): 200 with the new version and its ETag.
+    r = call("PATCH", path, {"name": "Edited"}, token=seller, headers={"If-Match": '"1"'})
+    assert r.status == 200, r
+    _anon_until(path, lambda r: r.status == 200 and r.header("etag") == '"2"', MAX_AGE + 1.5)
+    r = call("GET", path, headers={"If-None-Match": '"1"'})
+    assert r.status == 200 and r.json["name"] == "Edited" and r.header("etag") == '"2"', r
+    r = call("GET", path, headers={"If-None-Match": '"2"'})
+    assert r.status == 304 and r.body == b"", r
