@@ -4,7 +4,11 @@ nodes, 3 lighttpd hosts, HAProxy) on free ports in a temporary state
 directory, runs every test_* function of tests/integration/test_*.py (or
 ha_*.py with --ha), always stops the stack, and prints "N passed, N failed".
 
-  run.py [--ha] [--keep] [-k SUBSTRING]"""
+  run.py [--ha] [--keep] [--prism] [-k SUBSTRING]
+
+--prism puts Stoplight Prism's validating proxy (scripts/openapi proxy) in
+front of the edge: shop.call sends the tests' requests through it, and a
+response that violates api/openapi.yaml fails the test that received it."""
 import argparse
 import importlib
 import os
@@ -48,13 +52,52 @@ def free_block():
     raise RuntimeError("no free port block")
 
 
+def start_prism(state, port):
+    """Starts scripts/openapi proxy on `port` in front of the stack's edge;
+    returns the process once it answers, its output in state/prism.log."""
+    log = open(os.path.join(state, "prism.log"), "wb")
+    p = subprocess.Popen([os.path.join(REPO, "scripts", "openapi"), "proxy", str(port),
+                          shop.STACK["SHOP_URL"]],
+                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if p.poll() is not None:
+            raise RuntimeError("prism exited with %d; see %s/prism.log" % (p.returncode, state))
+        if not port_free(port):
+            try:
+                # A documented operation, through the proxy to the edge.
+                if shop.call("GET", "/auth/health", base="http://127.0.0.1:%d" % port).status == 200:
+                    return p
+            except OSError:
+                pass
+        time.sleep(0.3)
+    stop_prism(p)
+    raise RuntimeError("prism did not answer on port %d in 120 s" % port)
+
+
+def stop_prism(p):
+    if p is None or p.poll() is not None:
+        return
+    os.killpg(p.pid, 15)          # its own session: scripts/openapi, node
+    try:
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, 9)
+        p.wait()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ha", action="store_true", help="run the failure tests (ha_*.py)")
     ap.add_argument("--keep", action="store_true", help="leave the stack running")
+    ap.add_argument("--prism", action="store_true",
+                    help="validate every response against api/openapi.yaml (Prism's proxy)")
     ap.add_argument("-k", default="", help="only tests whose name contains this")
     args = ap.parse_args()
 
+    if args.prism:
+        # npm ci of the pinned tools when needed, before any stack exists.
+        subprocess.run([os.path.join(REPO, "scripts", "openapi"), "deps"], check=True)
     base = free_block()
     state = tempfile.mkdtemp(prefix="shop-it-")
     env = dict(os.environ,
@@ -69,6 +112,7 @@ def main():
     os.environ.update({k: v for k, v in env.items() if k.startswith("SHOP_")})
     stack = os.path.join(REPO, "scripts", "stack")
     passed, failed = 0, 0
+    prism = None
     try:
         t0 = time.time()
         r = subprocess.run([stack, "up"], env=env)
@@ -81,6 +125,11 @@ def main():
         shop.load_stack(state)
         shop.STACK.update(SHOP_ADMIN_EMAIL=env["SHOP_ADMIN_EMAIL"],
                           SHOP_ADMIN_PASSWORD=env["SHOP_ADMIN_PASSWORD"])
+        if args.prism:
+            # base+60: inside the block free_block checked, unused by the stack.
+            prism = start_prism(state, base + 60)
+            shop.STACK["SHOP_PRISM_URL"] = "http://127.0.0.1:%d" % (base + 60)
+            print("prism proxy validating responses on", shop.STACK["SHOP_PRISM_URL"], flush=True)
         prefix = "ha_" if args.ha else "test_"
         mods = sorted(f[:-3] for f in os.listdir(HERE)
                       if f.startswith(prefix) and f.endswith(".py"))
@@ -103,6 +152,10 @@ def main():
                     print("FAIL  %s" % full, flush=True)
                     traceback.print_exc()
     finally:
+        if args.keep and prism is not None:
+            print("prism proxy left running, pid %d" % prism.pid)
+        elif prism is not None:
+            stop_prism(prism)
         if not args.keep:
             subprocess.run([stack, "down"], env=env)
             if failed == 0:
