@@ -60,21 +60,27 @@ CREATE TABLE IF NOT EXISTS shop_product.products (
     CONSTRAINT products_stock_nonneg CHECK (stock >= 0)
 ) ENGINE=InnoDB;
 
--- Stock taken for an order, keyed by the order id so a repeated reserve is a
--- no-op.  held -> confirmed (order placed) or released (failed/cancelled).
+-- Stock taken for an order the order service is about to write, keyed by a
+-- reservation id that service chooses (derived from the user and the
+-- Idempotency-Key when there is one, so a retry lands on the same row and a
+-- repeated reserve is a no-op).  held until expires_at, then confirmed (the
+-- order stands) or released (it does not, or it was cancelled); only the
+-- order service decides which.
 CREATE TABLE IF NOT EXISTS shop_product.reservations (
-    order_id    BIGINT UNSIGNED NOT NULL PRIMARY KEY,
+    id          BIGINT UNSIGNED NOT NULL PRIMARY KEY,
+    user_id     BIGINT UNSIGNED NOT NULL DEFAULT 0,
     status      ENUM('held','confirmed','released') NOT NULL DEFAULT 'held',
+    expires_at  DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
     created_at  DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
     updated_at  DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
-    KEY reservations_status (status, created_at)
+    KEY reservations_expiry (status, expires_at)
 ) ENGINE=InnoDB;
 
 -- One row per reserved line.  The sale data (sku, name, price, currency) is
 -- copied at reserve time so a repeated reserve answers exactly what the first
 -- one did, whatever edits happened since; line_no keeps the request's order.
 CREATE TABLE IF NOT EXISTS shop_product.reservation_items (
-    order_id         BIGINT UNSIGNED NOT NULL,
+    reservation_id   BIGINT UNSIGNED NOT NULL,
     product_id       BIGINT UNSIGNED NOT NULL,
     line_no          INT NOT NULL DEFAULT 0,
     quantity         INT NOT NULL,
@@ -82,14 +88,31 @@ CREATE TABLE IF NOT EXISTS shop_product.reservation_items (
     name             VARCHAR(200) NOT NULL DEFAULT '',
     unit_price_cents BIGINT NOT NULL DEFAULT 0,
     currency         CHAR(3) CHARACTER SET ascii COLLATE ascii_bin NOT NULL DEFAULT '',
-    PRIMARY KEY (order_id, product_id)
+    PRIMARY KEY (reservation_id, product_id)
 ) ENGINE=InnoDB;
 
+-- From the shape where reservations were keyed by order id (that id stays
+-- the reservation's id; the order rows below point back at it).
+ALTER TABLE shop_product.reservations
+    CHANGE COLUMN IF EXISTS order_id id BIGINT UNSIGNED NOT NULL,
+    ADD COLUMN IF NOT EXISTS user_id BIGINT UNSIGNED NOT NULL DEFAULT 0 AFTER id,
+    ADD COLUMN IF NOT EXISTS expires_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) AFTER status,
+    DROP KEY IF EXISTS reservations_status,
+    ADD KEY IF NOT EXISTS reservations_expiry (status, expires_at);
+ALTER TABLE shop_product.reservation_items
+    CHANGE COLUMN IF EXISTS order_id reservation_id BIGINT UNSIGNED NOT NULL;
+
 -- ---------------------------------------------------------------- order
--- pending and failed orders are internal states: never shown to clients.
+-- An order is written once, confirmed, in the transaction that also writes
+-- its items, its outbox event and its Idempotency-Key reply.  'failed' rows
+-- are fences: a reservation that outlived its TTL without an order gets one
+-- (same reservation_id), so the UNIQUE key makes "its order was written" and
+-- "it was given up" mutually exclusive.  pending and failed are never shown
+-- to clients ('pending' is left from an earlier shape and no longer written).
 CREATE TABLE IF NOT EXISTS shop_order.orders (
     id           BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
     user_id      BIGINT UNSIGNED NOT NULL,
+    reservation_id BIGINT UNSIGNED NULL,            -- product's reservation (NULL: legacy, = id)
     status       ENUM('pending','confirmed','cancelled','failed') NOT NULL DEFAULT 'pending',
     -- what the product service holds for this order, as far as we know:
     -- the sweep drives it to match status (confirmed->confirmed, else released)
@@ -100,8 +123,12 @@ CREATE TABLE IF NOT EXISTS shop_order.orders (
     updated_at   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
     KEY orders_user_id (user_id, id),
     KEY orders_status_updated (status, updated_at),
+    UNIQUE KEY orders_reservation (reservation_id),
     KEY orders_stock_state (stock_state, status)     -- the sweep's unsettled stock
 ) ENGINE=InnoDB;
+ALTER TABLE shop_order.orders
+    ADD COLUMN IF NOT EXISTS reservation_id BIGINT UNSIGNED NULL AFTER user_id,
+    ADD UNIQUE KEY IF NOT EXISTS orders_reservation (reservation_id);
 
 CREATE TABLE IF NOT EXISTS shop_order.order_items (
     order_id         BIGINT UNSIGNED NOT NULL,
@@ -115,8 +142,10 @@ CREATE TABLE IF NOT EXISTS shop_order.order_items (
     PRIMARY KEY (order_id, line_no)
 ) ENGINE=InnoDB;
 
--- Idempotency-Key records, per user.  The first request inserts 'running';
--- its final response is stored so a repeat with the same body replays it.
+-- Idempotency-Key records, per user: the final response of the first request
+-- (written with the order, or with a refusal), so a repeat with the same body
+-- replays it.  While that request runs, a named lock on the writer says so
+-- ('running' rows are left from an earlier shape and no longer written).
 CREATE TABLE IF NOT EXISTS shop_order.idempotency_keys (
     user_id         BIGINT UNSIGNED NOT NULL,
     idem_key        VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,

@@ -1,22 +1,25 @@
--- order_tx.lua: sysbench script, the ceiling of the two order rows.  One
--- event = the database work of one placed order, as the services issue it
--- (cgi/order/store.c, cgi/product/store.c), with no HTTP, FastCGI, JSON or
--- tokens around it: four transactions on the writer node, through the
--- HAProxy DB listener like the services:
---   1. order:   INSERT the order as pending
---   2. product: INSERT the reservation, lock the product row (FOR UPDATE),
---               UPDATE its stock, INSERT the reservation item
---   3. order:   UPDATE the order to confirmed, INSERT its item, read it back,
---               INSERT the outbox event
---   4. product: lock the reservation, UPDATE it to confirmed
+-- order_tx.lua: sysbench script, the ceilings of the two order rows.  One
+-- event = the database work of one placed order with no HTTP, FastCGI, JSON
+-- or tokens around it, on the writer node through the HAProxy DB listener
+-- like the services.  --shape chooses what an order is:
+--   shop: what the services issue (cgi/product/store.c, cgi/order/store.c),
+--         two transactions:
+--     1. product: INSERT the reservation, lock the product row (FOR UPDATE),
+--                 UPDATE its stock, INSERT the reservation item
+--     2. order:   INSERT the order (confirmed), its item, the outbox event
+--     (the sweep's batched reservation confirm, 1/500 of a transaction per
+--     order, is left out)
+--   min:  the least work a correct order needs, one transaction: lock the
+--         product row, UPDATE its stock, INSERT the order and its line.
 -- It runs on copies of the tables in database shop_bench (bench/run.py
 -- creates them), over --rows products (1: every order on one hot row).
 -- Deadlocks (1213) restart the event, as db_tx retries the transaction.
---   sysbench bench/order_tx.lua --rows=10000 --run-id=N ... run
+--   sysbench bench/order_tx.lua --shape=shop --rows=10000 --run-id=N ... run
 
 sysbench.cmdline.options = {
    rows = {"products to spread the orders over (1 = one hot row)", 10000},
-   run_id = {"distinct per invocation: keeps order ids unique", 1},
+   run_id = {"distinct per invocation: keeps ids unique", 1},
+   shape = {"shop (the services' two transactions) or min (one transaction)", "shop"},
 }
 
 function thread_init()
@@ -35,48 +38,50 @@ end
 
 local PAYLOAD = string.rep("x", 320)   -- about one rendered order
 
+local function insert_order(oid, rid, pid, sku, name, price, cur)
+   con:query(string.format("INSERT INTO orders (id, user_id, reservation_id, status," ..
+      " stock_state, total_cents, currency, created_at, updated_at) VALUES (%d, 1, %d," ..
+      " 'confirmed', 'held', %d, '%s', UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
+      oid, rid, price, cur))
+   con:query(string.format("INSERT INTO order_items (order_id, line_no, product_id, sku," ..
+      " name, unit_price_cents, quantity, line_total_cents) VALUES (%d, 1, %d, '%s', '%s', %d, 1, %d)",
+      oid, pid, sku, name, price, price))
+end
+
 function event()
    n = n + 1
    local oid = (sysbench.opt.run_id * 1000 + sysbench.tid) * 100000000 + n
    local pid = sysbench.rand.uniform(1, sysbench.opt.rows)
 
-   con:query("BEGIN")
-   con:query(string.format("INSERT INTO orders (id, user_id, status, stock_state," ..
-      " created_at, updated_at) VALUES (%d, 1, 'pending', 'none'," ..
-      " UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))", oid))
-   con:query("COMMIT")
+   if sysbench.opt.shape == "min" then
+      con:query("BEGIN")
+      local sku, name, price, cur = con:query_row(string.format(
+         "SELECT sku, name, price_cents, currency, stock, status FROM products" ..
+         " WHERE id = %d FOR UPDATE", pid))
+      con:query(string.format("UPDATE products SET stock = stock - 1, version = version + 1," ..
+         " updated_at = UTC_TIMESTAMP(3) WHERE id = %d", pid))
+      insert_order(oid, oid, pid, sku, name, price, cur)
+      con:query("COMMIT")
+      return
+   end
 
    con:query("BEGIN")
-   con:query(string.format("INSERT INTO reservations (order_id, status, created_at," ..
-      " updated_at) VALUES (%d, 'held', UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))", oid))
+   con:query(string.format("INSERT INTO reservations (id, user_id, status, expires_at," ..
+      " created_at, updated_at) VALUES (%d, 1, 'held', UTC_TIMESTAMP(3) + INTERVAL 60 SECOND," ..
+      " UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))", oid))
    local sku, name, price, cur = con:query_row(string.format(
       "SELECT sku, name, price_cents, currency, stock, status FROM products" ..
       " WHERE id = %d FOR UPDATE", pid))
    con:query(string.format("UPDATE products SET stock = stock - 1, version = version + 1," ..
       " updated_at = UTC_TIMESTAMP(3) WHERE id = %d", pid))
-   con:query(string.format("INSERT INTO reservation_items (order_id, product_id, line_no," ..
+   con:query(string.format("INSERT INTO reservation_items (reservation_id, product_id, line_no," ..
       " quantity, sku, name, unit_price_cents, currency) VALUES (%d, %d, 0, 1, '%s', '%s', %d, '%s')",
       oid, pid, sku, name, price, cur))
    con:query("COMMIT")
 
    con:query("BEGIN")
-   con:query(string.format("UPDATE orders SET status = 'confirmed', stock_state = 'held'," ..
-      " total_cents = %d, currency = '%s', updated_at = UTC_TIMESTAMP(3)" ..
-      " WHERE id = %d AND status = 'pending'", price, cur, oid))
-   con:query(string.format("INSERT INTO order_items (order_id, line_no, product_id, sku," ..
-      " name, unit_price_cents, quantity, line_total_cents) VALUES (%d, 1, %d, '%s', '%s', %d, 1, %d)",
-      oid, pid, sku, name, price, price))
-   con:query_row(string.format("SELECT id, user_id, status, total_cents, currency," ..
-      " created_at, updated_at FROM orders WHERE id = %d", oid))
-   con:query(string.format("SELECT line_no, product_id, sku, name, unit_price_cents," ..
-      " quantity, line_total_cents FROM order_items WHERE order_id = %d ORDER BY line_no", oid))
+   insert_order(oid, oid, pid, sku, name, price, cur)
    con:query(string.format("INSERT INTO outbox (event_type, order_id, payload, created_at)" ..
       " VALUES ('order.confirmed', %d, '%s', UTC_TIMESTAMP(3))", oid, PAYLOAD))
-   con:query("COMMIT")
-
-   con:query("BEGIN")
-   con:query_row(string.format("SELECT status FROM reservations WHERE order_id = %d FOR UPDATE", oid))
-   con:query(string.format("UPDATE reservations SET status = 'confirmed'," ..
-      " updated_at = UTC_TIMESTAMP(3) WHERE order_id = %d", oid))
    con:query("COMMIT")
 end

@@ -95,6 +95,25 @@ static void test_request_hash(void)
     CU_ASSERT_NOT_EQUAL(memcmp(hd, he, 32), 0);  /* "12x1" vs "1x21": separated */
 }
 
+/* A key's reservation id is the same on every call (a retry lands on the
+ * same reservation), differs per user and key, and fits a {id} path segment;
+ * without a key each call draws a new one. */
+static void test_reservation_id(void)
+{
+    int64_t a = order_reservation_id(7, "key-1");
+    CU_ASSERT_EQUAL(a, order_reservation_id(7, "key-1"));
+    CU_ASSERT_NOT_EQUAL(a, order_reservation_id(8, "key-1"));
+    CU_ASSERT_NOT_EQUAL(a, order_reservation_id(7, "key-2"));
+    int64_t seen[64];
+    for (int i = 0; i < 64; i++) {
+        seen[i] = order_reservation_id(7, NULL);
+        CU_ASSERT(seen[i] >= 1 && seen[i] <= 999999999999999999LL);
+        for (int j = 0; j < i; j++)
+            CU_ASSERT_NOT_EQUAL(seen[i], seen[j]);
+    }
+    CU_ASSERT(a >= 1 && a <= 999999999999999999LL);
+}
+
 static void test_cursor(void)
 {
     char buf[64];
@@ -182,6 +201,7 @@ int main(void)
     CU_add_test(s, "idempotency key syntax", test_idem_key);
     CU_add_test(s, "canonical request hash", test_request_hash);
     CU_add_test(s, "cursor encode/decode", test_cursor);
+    CU_add_test(s, "reservation ids", test_reservation_id);
     CU_add_test(s, "handler early answers", test_handler_early_answers);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();

@@ -1,17 +1,20 @@
 /* handlers.c: the order service's endpoints, one function each: parse,
  * authorize, call the store and the product service, answer.
  *
- * Placing an order is a small saga (DESIGN.md "Placing an order"):
- *   1. claim the Idempotency-Key (if any) and insert the order as pending, in
- *      one transaction; the key's primary key settles races between repeats;
- *   2. ask product to reserve the stock for that order id (idempotent there);
- *   3. on success, one transaction confirms the order (only if still pending:
- *      the sweep may have failed it meanwhile), copies prices and names,
- *      writes the outbox event and the key's stored reply; then confirm the
- *      reservation;
- *   4. on refusal or failure, fail the order (again only if pending), store or
- *      drop the key's reply, and release whatever may have been reserved.
- * Every step is safe to interrupt: the sweep (sweep.c) finishes the job. */
+ * Placing an order takes two transactions and one call to product:
+ *   1. with an Idempotency-Key, take the key's lock and replay its stored
+ *      answer if it has one;
+ *   2. ask product to reserve the stock under a reservation id derived from
+ *      the user and the key (random without one), held for a TTL; a retry
+ *      or a racing duplicate lands on the same reservation and takes nothing
+ *      twice;
+ *   3. write the order, confirmed, with its items, outbox event and the
+ *      key's reply, in one transaction; orders.reservation_id is UNIQUE, so
+ *      a duplicate's order or the sweep's fence for an expired reservation
+ *      makes it stop instead of writing a second order.
+ * Confirming the reservation is left to the sweep (sweep.c), in batches; a
+ * reservation whose order never got written is released after its TTL.
+ * Every step is safe to interrupt. */
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -191,13 +194,34 @@ static bool order_visible(const store_order *o, const http_auth *who)
 
 /* ---------------------------------------------------------------- placing */
 
+int64_t order_reservation_id(int64_t user_id, const char *key)
+{
+    unsigned char h[crypto_hash_sha256_BYTES];
+    if (key) {
+        char uid[32];
+        crypto_hash_sha256_state st;
+        snprintf(uid, sizeof uid, "rid:%" PRId64 ":", user_id);
+        crypto_hash_sha256_init(&st);
+        crypto_hash_sha256_update(&st, (const unsigned char *)uid, strlen(uid));
+        crypto_hash_sha256_update(&st, (const unsigned char *)key, strlen(key));
+        crypto_hash_sha256_final(&st, h);
+    } else {
+        randombytes_buf(h, 8);
+    }
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | h[i];
+    return (int64_t)(v % 999999999999999999ULL) + 1;
+}
+
 typedef struct placing {
     http_req *req;
     int64_t user_id;
     const char *key;              /* Idempotency-Key or NULL */
+    const unsigned char *hash;    /* request hash */
     const order_line *lines;
     size_t n;
-    int64_t order_id;
+    int64_t rid;                  /* reservation id */
 } placing;
 
 /* Test-only fault switches, named by the X-Fault-Inject header and honoured
@@ -218,39 +242,31 @@ static bool order_fault(const http_req *req, const char *name)
     return h && strcmp(h, name) == 0;
 }
 
-/* Gives up on the order after a failure (dependency down, surprise reply):
- * fails it, drops the key row so a retry can run, releases anything product
- * may hold (safe: nobody but this request can confirm this order), answers
- * 503 (status 503) or 500. */
-static int order_abandon(placing *p, int status, const char *why)
-{
-    int rc = store_fail_order(p->order_id, p->user_id, false, p->key, 0, NULL);
-    if (rc < 0)
-        log_warn("order %" PRId64 ": could not mark failed (%d); the sweep will", p->order_id, rc);
-    reservation_release(p->order_id);
-    if (status == 503)
-        return problem_unavailable(p->req, why);
-    return problem_internal(p->req, why);
-}
+static int order_replay(http_req *req, int64_t user_id, const char *key,
+                        const unsigned char hash[32]);
 
-/* Stores a final refusal with the key row (so a repeat replays it), fails
- * the order and answers the problem.  extra (owned) holds the members beyond
+/* Answers a final refusal and, with a key, stores it as the key's reply so
+ * a repeat gets the same answer.  extra (owned) holds the members beyond
  * status/code/detail. */
 static int order_refuse(placing *p, int status, const char *code, const char *detail,
-                        json_object *extra, bool nothing_held)
+                        json_object *extra)
 {
-    json_object *stored = json_object_new_object();
-    json_object_object_foreach(extra, k, v)
-        json_object_object_add(stored, k, json_object_get(v));
-    json_set_str(stored, "code", code);
-    json_set_str(stored, "detail", detail);
-    int rc = store_fail_order(p->order_id, p->user_id, nothing_held, p->key, status,
+    if (p->key) {
+        json_object *stored = json_object_new_object();
+        json_object_object_foreach(extra, k, v)
+            json_object_object_add(stored, k, json_object_get(v));
+        json_set_str(stored, "code", code);
+        json_set_str(stored, "detail", detail);
+        int rc = store_refuse(p->user_id, p->key, p->hash, status,
                               json_object_to_json_string_ext(stored, JSON_C_TO_STRING_PLAIN));
-    json_object_put(stored);
-    if (rc < 0)
-        log_warn("order %" PRId64 ": could not mark failed (%d); the sweep will", p->order_id, rc);
-    if (!nothing_held)
-        reservation_release(p->order_id);
+        json_object_put(stored);
+        if (rc == DB_CONFLICT) {        /* a racing duplicate answered first */
+            json_object_put(extra);
+            return order_replay(p->req, p->user_id, p->key, p->hash);
+        }
+        if (rc < 0)
+            log_warn("refusal not stored with the Idempotency-Key (%d)", rc);
+    }
     return problem_send_extra(p->req, status, code, detail, extra);
 }
 
@@ -267,7 +283,8 @@ static json_object *order_reply_line(json_object *reply_items, int64_t product_i
     return NULL;
 }
 
-/* Reads one reservation line into it.  Returns false when it is malformed. */
+/* Reads one reservation line into it.  Returns false when it is malformed
+ * or is not the line requested. */
 static bool order_copy_line(json_object *line, int64_t quantity, store_item *it, char currency[4])
 {
     json_object *sku, *name, *price, *cur, *qty;
@@ -291,56 +308,88 @@ static bool order_copy_line(json_object *line, int64_t quantity, store_item *it,
     return it->unit_price_cents >= 0;
 }
 
-/* Step 3: product holds the stock; confirm the order. */
-static int order_complete(placing *p, json_object *reply)
+/* Answers with the order standing on our reservation (ours, or a racing
+ * duplicate's with the same key). */
+static int order_reply_standing(placing *p, int64_t order_id)
+{
+    if (p->key)
+        return order_replay(p->req, p->user_id, p->key, p->hash);
+    store_order o;
+    int rc = store_get_order(order_id, &o);
+    if (rc <= 0)
+        return rc < 0 ? problem_db(p->req, rc) : problem_internal(p->req, "order vanished");
+    json_object *body = order_to_json(&o);
+    store_order_free(&o);
+    http_add_header(p->req, "Location", "/orders/%" PRId64, order_id);
+    return http_reply_json(p->req, 201, body);
+}
+
+/* Product holds the stock: write the order.  Returns the status sent, or 0
+ * when the reservation was given up meanwhile (the caller starts anew). */
+static int order_write(placing *p, json_object *reply)
 {
     json_object *reply_items;
     store_item items[ORDER_MAX_LINES];
     char currency[4] = "", cur[4];
     bool mixed = false;
-    if (!reply || !json_object_object_get_ex(reply, "items", &reply_items) ||
-        !json_object_is_type(reply_items, json_type_array))
-        return order_abandon(p, 500, "reservation reply without items");
-    for (size_t i = 0; i < p->n; i++) {
+    if (!json_object_object_get_ex(reply, "items", &reply_items) ||
+        !json_object_is_type(reply_items, json_type_array) ||
+        json_object_array_length(reply_items) != p->n)
+        reply_items = NULL;
+    for (size_t i = 0; reply_items && i < p->n; i++) {
         items[i].product_id = p->lines[i].product_id;
         if (!order_copy_line(order_reply_line(reply_items, p->lines[i].product_id),
                              p->lines[i].quantity, &items[i], cur))
-            return order_abandon(p, 500, "reservation reply line malformed");
-        if (i == 0)
+            reply_items = NULL;
+        else if (i == 0)
             memcpy(currency, cur, 4);
         else if (strcmp(cur, currency) != 0)
             mixed = true;
     }
+    if (!reply_items) {
+        /* Another request's lines: with a key, a duplicate with another
+         * body holds this reservation and is still running. */
+        if (p->key) {
+            http_add_header(p->req, "Retry-After", "1");
+            return problem_send(p->req, 409, "idempotency_in_progress",
+                                "a request with this Idempotency-Key is still running");
+        }
+        reservation_release(0, p->rid);
+        return problem_internal(p->req, "reservation reply does not match the order");
+    }
     if (mixed) {
+        reservation_release(0, p->rid);   /* if this fails, its TTL does it */
         json_object *extra = json_object_new_object(), *errs = json_object_new_array();
         json_add_error(errs, "items", "all products of an order must have the same currency");
         json_object_object_add(extra, "errors", errs);
         return order_refuse(p, 422, "validation_failed",
-                            "the products are priced in different currencies", extra, false);
+                            "the products are priced in different currencies", extra);
     }
 
+    store_new_order o = { p->user_id, p->rid, items, p->n, currency, p->key, p->hash };
+    int64_t order_id = 0;
     char *text = NULL;
-    int rc = store_confirm_order(p->order_id, p->user_id, items, p->n, currency, p->key,
-                                 order_render, &text);
-    if (rc == 0)        /* the sweep failed it while we waited: give it all back */
-        return order_abandon(p, 503, "the order timed out; please retry");
-    if (rc < 0) {
-        /* Maybe committed, maybe not (a lost COMMIT reply).  Only when our
-         * own pending -> failed wins is it certain nothing stands, so only
-         * then release; otherwise the sweep settles it either way. */
-        int f = store_fail_order(p->order_id, p->user_id, false, p->key, 0, NULL);
-        if (f == 1)
-            reservation_release(p->order_id);
-        if (rc == STORE_FAILED)
-            return problem_internal(p->req, "could not render the confirmed order");
-        return problem_db(p->req, rc);
+    int rc = store_place_order(&o, order_render, &order_id, &text);
+    if (rc == STORE_STANDING)
+        return order_reply_standing(p, order_id);
+    if (rc == STORE_FENCED)
+        return 0;
+    if (rc == DB_CONFLICT) {
+        /* The key got its answer through another reservation (a duplicate
+         * racing us after a failover): that one stands, ours goes back. */
+        reservation_release(0, p->rid);
+        return order_replay(p->req, p->user_id, p->key, p->hash);
     }
-    reservation_confirm(p->order_id);   /* if it fails, the sweep confirms it */
+    if (rc == STORE_FAILED)
+        return problem_internal(p->req, "could not render the order");
+    if (rc < 0)     /* maybe committed (a lost reply): the sweep settles the stock */
+        return problem_db(p->req, rc);
+    metrics_inc(METRIC_ORDERS_PLACED, 1);
     json_object *body = json_tokener_parse(text);
     free(text);
     if (!body)
-        return problem_internal(p->req, "stored order reply does not parse");
-    http_add_header(p->req, "Location", "/orders/%" PRId64, p->order_id);
+        return problem_internal(p->req, "order reply does not parse");
+    http_add_header(p->req, "Location", "/orders/%" PRId64, order_id);
     return http_reply_json(p->req, 201, body);
 }
 
@@ -359,11 +408,14 @@ static json_object *order_unavailable_errors(const placing *p, json_object *repl
     return errs;
 }
 
-/* Steps 2-4 once the order exists as pending. */
+/* Reserves the stock under p->rid, then writes the order.  Returns the
+ * status sent, or 0 when the reservation id is spent (released or fenced:
+ * the caller retries under a fresh one). */
 static int order_place(placing *p)
 {
     json_object *body = json_object_new_object(), *items = json_object_new_array();
-    json_set_int(body, "order_id", p->order_id);
+    json_set_int(body, "id", p->rid);
+    json_set_int(body, "user_id", p->user_id);
     for (size_t i = 0; i < p->n; i++) {
         json_object *l = json_object_new_object();
         json_set_int(l, "product_id", p->lines[i].product_id);
@@ -376,8 +428,10 @@ static int order_place(placing *p)
                          body, &r);
     json_object_put(body);
     if (rc < 0 || r.status >= 500) {
+        /* Maybe reserved, maybe not: if it was, its TTL gives it back (or
+         * a retry with the same key picks it up). */
         client_free(&r);
-        return order_abandon(p, 503, "the product service is unavailable; please retry");
+        return problem_unavailable(p->req, "the product service is unavailable; please retry");
     }
 
     json_object *v, *reply_items = NULL;
@@ -389,22 +443,20 @@ static int order_place(placing *p)
         reply_items = v;
 
     int status;
-    if (r.status == 200) {
+    if (r.status == 200 && r.body) {
         if (order_fault(p->req, "after-reserve")) {
-            log_warn("fault injection: exiting after reserving order %" PRId64, p->order_id);
+            log_warn("fault injection: exiting after reservation %" PRId64, p->rid);
             _exit(1);
         }
         if (order_fault(p->req, "delay-after-reserve"))
             sleep(3);
-        status = order_complete(p, r.body);
-        if (status == 201)
-            metrics_inc(METRIC_ORDERS_PLACED, 1);
+        status = order_write(p, r.body);
     } else if (r.status == 409 && strcmp(code, "insufficient_stock") == 0) {
         json_object *extra = json_object_new_object();
         json_object_object_add(extra, "items",
                                reply_items ? json_object_get(reply_items) : json_object_new_array());
         status = order_refuse(p, 409, "insufficient_stock",
-                              "not enough stock for some lines; nothing was reserved", extra, true);
+                              "not enough stock for some lines; nothing was reserved", extra);
         metrics_inc(METRIC_ORDERS_REJECTED_STOCK, 1);
     } else if (r.status == 422 && strcmp(code, "product_unavailable") == 0) {
         json_object *extra = json_object_new_object();
@@ -412,21 +464,19 @@ static int order_place(placing *p)
                                reply_items ? json_object_get(reply_items) : json_object_new_array());
         json_object_object_add(extra, "errors", order_unavailable_errors(p, reply_items));
         status = order_refuse(p, 422, "product_unavailable",
-                              "some products do not exist or are not for sale", extra, true);
+                              "some products do not exist or are not for sale", extra);
     } else if (r.status == 409 && strcmp(code, "invalid_state") == 0) {
-        /* The sweep released this order id before our reserve arrived. */
-        status = order_abandon(p, 503, "the order timed out; please retry");
+        status = 0;     /* this reservation id was released: start anew */
     } else {
-        log_error("reserve for order %" PRId64 ": unexpected status %d code %s",
-                  p->order_id, r.status, code);
-        status = order_abandon(p, 500, "unexpected reply from the product service");
+        log_error("reserve %" PRId64 ": unexpected status %d code %s", p->rid, r.status, code);
+        status = problem_internal(p->req, "unexpected reply from the product service");
     }
     client_free(&r);
     return status;
 }
 
 /* Answers a repeat of an Idempotency-Key.  Returns the status sent, or 0
- * when the key row vanished meanwhile (its first request gave up: retry). */
+ * when the key has no reply yet. */
 static int order_replay(http_req *req, int64_t user_id, const char *key,
                         const unsigned char hash[32])
 {
@@ -474,33 +524,19 @@ static int order_replay(http_req *req, int64_t user_id, const char *key,
     return problem_send_extra(req, status, code, detail[0] ? detail : NULL, body);
 }
 
-/* Claims the key (or takes it over from a request that is gone, when we hold
- * its lock) with a new pending order and places it; a key claimed by a live
- * request or already answered is replayed instead. */
-static int order_claim_and_place(placing *p, const unsigned char hash[32], bool locked)
+/* Places the order: reserve, then write.  A spent reservation id (a keyed
+ * one whose earlier attempt outlived its TTL and was given up) is replaced
+ * by a random one, once. */
+static int order_reserve_and_write(placing *p)
 {
-    for (int attempt = 0; attempt < 3; attempt++) {
-        int rc = store_begin_order(p->user_id, p->key, hash, &p->order_id);
-        if (rc == 0)
-            return order_place(p);
-        if (rc != DB_CONFLICT)
-            return problem_db(p->req, rc);
-        if (locked) {
-            rc = store_takeover_order(p->user_id, p->key, hash, &p->order_id);
-            if (rc == 0) {
-                log_warn("Idempotency-Key taken over from a request that is gone");
-                return order_place(p);
-            }
-            if (rc != DB_CONFLICT)
-                return problem_db(p->req, rc);
-        }
-        rc = order_replay(p->req, p->user_id, p->key, hash);
-        if (rc != 0)
-            return rc;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int status = order_place(p);
+        if (status != 0)
+            return status;
+        log_warn("reservation %" PRId64 " was given up; placing under a new one", p->rid);
+        p->rid = order_reservation_id(p->user_id, NULL);
     }
-    http_add_header(p->req, "Retry-After", "1");
-    return problem_send(p->req, 409, "idempotency_in_progress",
-                        "a request with this Idempotency-Key is still running");
+    return problem_unavailable(p->req, "the order took too long; nothing was placed, please retry");
 }
 
 int order_create(http_req *req)
@@ -520,25 +556,25 @@ int order_create(http_req *req)
     unsigned char hash[32];
     order_request_hash(lines, n, hash);
 
-    placing p = { req, req->auth.user_id, key, lines, n, 0 };
+    int64_t user_id = req->auth.user_id;
+    placing p = { req, user_id, key, hash, lines, n, order_reservation_id(user_id, key) };
     if (!key)
-        return order_claim_and_place(&p, hash, false);
-    /* Holding the key's lock for the whole request tells a retry whether
-     * this request is still alive (store.h).  Busy: another request with
-     * this key is running, so only its stored answer or a 409 can be given.
-     * A DB error: carry on without it; the key row still arbitrates. */
-    int locked = store_idem_lock(p.user_id, key);
-    if (locked == 0) {
-        int rc = order_replay(req, p.user_id, key, hash);
-        if (rc != 0)
-            return rc;
+        return order_reserve_and_write(&p);
+    /* Holding the key's lock for the whole request tells a duplicate that
+     * this one is still running (store.h).  Busy: only a stored answer or
+     * a 409 can be given.  A DB error: carry on without it; the key row
+     * and the reservation id still arbitrate. */
+    int locked = store_idem_lock(user_id, key);
+    int status = order_replay(req, user_id, key, hash);
+    if (status == 0 && locked == 0) {
         http_add_header(req, "Retry-After", "1");
-        return problem_send(req, 409, "idempotency_in_progress",
-                            "a request with this Idempotency-Key is still running");
+        status = problem_send(req, 409, "idempotency_in_progress",
+                              "a request with this Idempotency-Key is still running");
     }
-    int status = order_claim_and_place(&p, hash, locked == 1);
+    if (status == 0)
+        status = order_reserve_and_write(&p);
     if (locked == 1)
-        store_idem_unlock(p.user_id, key);
+        store_idem_unlock(user_id, key);
     return status;
 }
 
@@ -656,7 +692,7 @@ int order_cancel(http_req *req)
         if (rc <= 0)
             return rc < 0 ? problem_db(req, rc) : problem_internal(req, "order vanished");
     }
-    if (strcmp(o.stock_state, "released") != 0 && reservation_release(o.id))
+    if (strcmp(o.stock_state, "released") != 0 && reservation_release(o.id, o.reservation_id))
         snprintf(o.stock_state, sizeof o.stock_state, "released");
     json_object *body = order_to_json(&o);
     store_order_free(&o);

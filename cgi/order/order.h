@@ -1,6 +1,6 @@
 /* order.h: what the order service's files share: the endpoint handlers
  * (handlers.c) for the route table in main.c, the calls to the product
- * service's reservations (reservations.c), the repair sweep (sweep.c), and the
+ * service's reservations (reservations.c), the settling sweep (sweep.c), and the
  * pure request helpers that unit tests exercise directly. */
 #ifndef ORDER_ORDER_H
 #define ORDER_ORDER_H
@@ -14,7 +14,7 @@
 
 #define ORDER_MAX_LINES 50
 #define ORDER_MAX_QUANTITY 1000
-#define ORDER_PENDING_TIMEOUT_DEFAULT 30   /* seconds a pending order may live */
+#define ORDER_SWEEP_BATCH 500      /* orders or reservations per sweep step */
 
 /* ---------------------------------------------------------------- handlers */
 int order_create(http_req *req);    /* POST /orders */
@@ -43,18 +43,29 @@ bool order_idem_key_valid(const char *k);
  * request for Idempotency-Key purposes. */
 void order_request_hash(const order_line *lines, size_t n, unsigned char out[32]);
 
+/* The id of the stock reservation for a request: with an Idempotency-Key a
+ * hash of the user and the key, so a retry or a racing duplicate lands on the
+ * same reservation; without one (key NULL), random.  In 1..10^18-1. */
+int64_t order_reservation_id(int64_t user_id, const char *key);
+
 /* Prefix of order list cursors (http_cursor_*): "orders with id below this". */
 #define ORDER_CURSOR "o1:"
 
 /* ---------------------------------------------------------------- reservations */
-/* Each returns true when product answered 200, and then records the new
- * stock_state with a conditional UPDATE.  Failures are logged. */
-bool reservation_release(int64_t order_id);
-bool reservation_confirm(int64_t order_id);
+/* Releases reservation_id at product; on success records stock_state
+ * released on order_id (when > 0).  False on failure (logged). */
+bool reservation_release(int64_t order_id, int64_t reservation_id);
+/* Confirms rids[0..n) at product in one call (n <= ORDER_SWEEP_BATCH) and
+ * records stock_state confirmed on the matching order_ids.  Returns how many
+ * were confirmed, or -1 when product could not be asked. */
+int reservation_confirm_many(const int64_t *order_ids, const int64_t *rids, int n);
+/* Held reservations past their TTL (up to max): ids and users.  Returns the
+ * count, or -1 when product could not be asked. */
+int reservation_expired(int64_t *rids, int64_t *user_ids, int max);
 
 /* ---------------------------------------------------------------- sweep */
 /* One repair pass (see sweep.c).  Returns the number of repairs, or -1 when
- * the database could not be read. */
+ * a step could not run. */
 int order_sweep_once(void);
 /* `build/order.fcgi --sweep[-once]`: sets up config, log and DB itself. */
 int order_sweep_main(bool once);

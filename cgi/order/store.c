@@ -1,16 +1,18 @@
-/* store.c: the order service's SQL (shop_order), nothing else.  Each state
- * change is a conditional UPDATE that names the state it expects, so the live
- * request, cancels and the sweeps on every host can run at once and exactly
- * one wins each transition; multi-statement changes go through db_tx, which
- * retries the whole callback on deadlocks and lost connections (so callbacks
- * reset their outputs first).  Times are written with UTC_TIMESTAMP(3) rather
- * than column defaults so they are UTC whatever the session time zone. */
+/* store.c: the order service's SQL (shop_order), nothing else.  An order is
+ * written once, whole; later state changes are conditional UPDATEs that name
+ * the state they expect, so the live request, cancels and the sweeps on every
+ * host can run at once and exactly one wins each transition.  Multi-statement
+ * changes go through db_tx, which retries the whole callback on deadlocks and
+ * lost connections (so callbacks reset their outputs first).  Times are UTC:
+ * UTC_TIMESTAMP(3), or the worker's UTC clock where the reply needs the
+ * value without reading it back. */
 #include "store.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sodium.h>
 
 #include "db.h"
@@ -36,7 +38,8 @@ static void store_copy(char *dst, size_t n, const char *src)
 
 /* ---------------------------------------------------------------- reads */
 
-#define ORDER_COLS "id, user_id, status, stock_state, total_cents, currency, created_at, updated_at"
+#define ORDER_COLS "id, user_id, status, stock_state, total_cents, currency, created_at, updated_at," \
+                   " COALESCE(reservation_id, id)"
 #define ITEM_COLS "order_id, product_id, sku, name, unit_price_cents, quantity, line_total_cents"
 
 /* Fills o (items left empty) from row `row` of an ORDER_COLS result. */
@@ -50,6 +53,7 @@ static void store_read_order(const db_res *r, int row, store_order *o)
     store_copy(o->currency, sizeof o->currency, db_str(r, row, 5));
     store_copy(o->created_at, sizeof o->created_at, db_str(r, row, 6));
     store_copy(o->updated_at, sizeof o->updated_at, db_str(r, row, 7));
+    o->reservation_id = db_int(r, row, 8);
     o->n_items = 0;
     o->items = NULL;
 }
@@ -201,75 +205,6 @@ int store_get_idem(int64_t user_id, const char *idem_key, store_idem *out)
 
 /* ---------------------------------------------------------------- placing */
 
-typedef struct begin_args {
-    int64_t user_id;
-    const char *key;
-    const unsigned char *hash;
-    int64_t order_id;
-} begin_args;
-
-static int store_insert_pending(int64_t user_id, int64_t *order_id)
-{
-    int64_t n = db_exec("INSERT INTO orders (user_id, status, stock_state, created_at, updated_at)"
-                        " VALUES (?, 'pending', 'none', UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
-                        "i", user_id);
-    if (n < 0)
-        return (int)n;
-    *order_id = db_last_id();
-    return 0;
-}
-
-static int store_begin_tx(void *arg)
-{
-    begin_args *a = arg;
-    if (a->order_id) {
-        /* A rerun: if the previous attempt's COMMIT went through and only
-         * its reply was lost, that order (and key) are ours: keep them
-         * rather than collide with our own key row or orphan an order. */
-        db_res *r = db_query("SELECT 1 FROM orders WHERE id = ? AND user_id = ? AND status = 'pending'",
-                             "ii", a->order_id, a->user_id);
-        if (!r)
-            return DB_ERROR;
-        int found = db_rows(r);
-        db_free(r);
-        if (found)
-            return 0;
-    }
-    int rc = store_insert_pending(a->user_id, &a->order_id);
-    if (rc < 0)
-        return rc;
-    if (a->key) {
-        /* The primary key (user_id, idem_key) is the race arbiter: a second
-         * request with the same key waits on the row lock, then gets 1062. */
-        int64_t n = db_exec("INSERT INTO idempotency_keys (user_id, idem_key, request_hash, status,"
-                    " order_id, created_at, updated_at) VALUES (?, ?, ?, 'running', ?,"
-                    " UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
-                    "isbi", a->user_id, a->key, (const void *)a->hash, (size_t)32, a->order_id);
-        if (n < 0)
-            return (int)n;
-    }
-    return 0;
-}
-
-/* Runs one of the transactions that make a pending order (begin or
- * takeover); sets *order_id on success. */
-static int store_make_pending(db_tx_fn fn, int64_t user_id, const char *idem_key,
-                              const unsigned char hash[32], int64_t *order_id)
-{
-    begin_args a = { user_id, idem_key, hash, 0 };
-    int rc = db_tx(fn, &a);
-    if (rc < 0)
-        return rc;
-    *order_id = a.order_id;
-    return 0;
-}
-
-int store_begin_order(int64_t user_id, const char *idem_key,
-                      const unsigned char hash[32], int64_t *order_id)
-{
-    return store_make_pending(store_begin_tx, user_id, idem_key, hash, order_id);
-}
-
 /* "shop_idem_" + 40 hex digits of SHA-256(user_id ":" key): within the
  * 64-character limit of lock names, whatever the key. */
 static void store_idem_lock_name(int64_t user_id, const char *idem_key, char name[64])
@@ -307,176 +242,149 @@ void store_idem_unlock(int64_t user_id, const char *idem_key)
     db_free(db_query("SELECT RELEASE_LOCK(?)", "s", name));
 }
 
-static int store_takeover_tx(void *arg)
+/* The worker's clock as DATETIME(3) text, UTC: "2026-11-24 19:30:00.123". */
+static void store_now(char *out, size_t n)
 {
-    begin_args *a = arg;
-    db_res *r = db_query("SELECT request_hash, status, order_id FROM idempotency_keys"
-                         " WHERE user_id = ? AND idem_key = ? FOR UPDATE",
-                         "is", a->user_id, a->key);
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t len = strftime(out, n, "%Y-%m-%d %H:%M:%S", &tm);
+    snprintf(out + len, n - len, ".%03d", (int)(ts.tv_nsec / 1000000) % 1000);
+}
+
+/* Reads the order row holding reservation_id: its id, user and status.
+ * Returns 1, 0 absent, or DB_ERROR. */
+static int store_order_of_reservation(int64_t rid, int64_t *id, int64_t *user_id,
+                                      char *status, size_t n)
+{
+    db_res *r = db_query("SELECT id, user_id, status FROM orders WHERE reservation_id = ?",
+                         "i", rid);
     if (!r)
         return DB_ERROR;
-    bool ours = db_rows(r) == 1 && db_len(r, 0, 0) == 32 &&
-                sodium_memcmp(db_str(r, 0, 0), a->hash, 32) == 0 &&
-                strcmp(db_str(r, 0, 1), "running") == 0;
-    int64_t old = db_int(r, 0, 2);
-    db_free(r);
-    if (!ours)
-        return DB_CONFLICT;
-    if (db_exec("UPDATE orders SET status = 'failed', updated_at = UTC_TIMESTAMP(3)"
-                " WHERE id = ? AND status = 'pending'", "i", old) < 0)
-        return DB_ERROR;
-    int rc = store_insert_pending(a->user_id, &a->order_id);
-    if (rc < 0)
-        return rc;
-    if (db_exec("UPDATE idempotency_keys SET order_id = ?, updated_at = UTC_TIMESTAMP(3)"
-                " WHERE user_id = ? AND idem_key = ?", "iis", a->order_id, a->user_id, a->key) < 0)
-        return DB_ERROR;
-    return 0;
-}
-
-int store_takeover_order(int64_t user_id, const char *idem_key,
-                         const unsigned char hash[32], int64_t *order_id)
-{
-    return store_make_pending(store_takeover_tx, user_id, idem_key, hash, order_id);
-}
-
-typedef struct confirm_args {
-    int64_t order_id, user_id;
-    const store_item *items;
-    size_t n;
-    const char *currency;
-    const char *key;
-    store_render_fn render;
-    char *reply;
-} confirm_args;
-
-/* The order was not pending.  Either the sweep failed it (returns 0), or
- * this very confirmation already committed and db_tx is rerunning it because
- * the COMMIT's reply was lost: nobody else confirms an order, so "confirmed"
- * (or cancelled since) means ours stands, and the caller must not release
- * its stock (returns 1 with the reply rendered from what was stored). */
-static int store_confirm_standing(confirm_args *a)
-{
-    store_order o;
-    int rc = store_get_order(a->order_id, &o);
-    if (rc <= 0)
-        return rc < 0 ? rc : STORE_FAILED;
-    if (strcmp(o.status, "confirmed") != 0 && strcmp(o.status, "cancelled") != 0) {
-        store_order_free(&o);
-        return 0;
+    int found = db_rows(r) > 0;
+    if (found) {
+        *id = db_int(r, 0, 0);
+        *user_id = db_int(r, 0, 1);
+        store_copy(status, n, db_str(r, 0, 2));
     }
-    a->reply = a->render(&o);
-    store_order_free(&o);
-    return a->reply ? 1 : STORE_FAILED;
+    db_free(r);
+    return found;
 }
 
-static int store_confirm_tx(void *arg)
+typedef struct place_args {
+    const store_new_order *o;
+    store_render_fn render;
+    int64_t order_id;
+    char *reply;
+} place_args;
+
+static int store_place_tx(void *arg)
 {
-    confirm_args *a = arg;
+    place_args *a = arg;
+    const store_new_order *o = a->o;
     free(a->reply);             /* a retried run starts clean */
     a->reply = NULL;
-    int64_t total = 0;
-    for (size_t i = 0; i < a->n; i++)
-        total += a->items[i].unit_price_cents * a->items[i].quantity;
-    int64_t n = db_exec("UPDATE orders SET status = 'confirmed', stock_state = 'held',"
-                        " total_cents = ?, currency = ?, updated_at = UTC_TIMESTAMP(3)"
-                        " WHERE id = ? AND status = 'pending'",
-                        "isi", total, a->currency, a->order_id);
+
+    store_item items[STORE_MAX_LINES];
+    store_order ord = { .user_id = o->user_id, .reservation_id = o->reservation_id,
+                        .status = "confirmed", .stock_state = "held",
+                        .n_items = o->n, .items = items };
+    for (size_t i = 0; i < o->n && i < STORE_MAX_LINES; i++) {
+        items[i] = o->items[i];
+        items[i].line_total_cents = items[i].unit_price_cents * items[i].quantity;
+        ord.total_cents += items[i].line_total_cents;
+    }
+    store_copy(ord.currency, sizeof ord.currency, o->currency);
+    store_now(ord.created_at, sizeof ord.created_at);
+    memcpy(ord.updated_at, ord.created_at, sizeof ord.updated_at);
+
+    int64_t n = db_exec("INSERT INTO orders (user_id, reservation_id, status, stock_state,"
+                        " total_cents, currency, created_at, updated_at)"
+                        " VALUES (?, ?, 'confirmed', 'held', ?, ?, ?, ?)",
+                        "iiisss", o->user_id, o->reservation_id, ord.total_cents,
+                        ord.currency, ord.created_at, ord.updated_at);
+    if (n == DB_CONFLICT) {
+        /* The reservation has its row: a racing duplicate's order, ours
+         * from a run whose COMMIT reply was lost, or the sweep's fence. */
+        int64_t uid = 0;
+        char st[16] = "";
+        int rc = store_order_of_reservation(o->reservation_id, &a->order_id, &uid, st, sizeof st);
+        if (rc < 0)
+            return rc;
+        if (rc == 0 || strcmp(st, "failed") == 0 || uid != o->user_id)
+            return STORE_FENCED;
+        return STORE_STANDING;
+    }
     if (n < 0)
         return (int)n;
-    if (n == 0)
-        return store_confirm_standing(a);
-    for (size_t i = 0; i < a->n; i++) {
-        const store_item *it = &a->items[i];
+    ord.id = a->order_id = db_last_id();
+    for (size_t i = 0; i < ord.n_items; i++) {
+        const store_item *it = &items[i];
         n = db_exec("INSERT INTO order_items (order_id, line_no, product_id, sku, name,"
                     " unit_price_cents, quantity, line_total_cents)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    "iiissiii", a->order_id, (int64_t)(i + 1), it->product_id, it->sku,
-                    it->name, it->unit_price_cents, it->quantity,
-                    it->unit_price_cents * it->quantity);
+                    "iiissiii", ord.id, (int64_t)(i + 1), it->product_id, it->sku,
+                    it->name, it->unit_price_cents, it->quantity, it->line_total_cents);
         if (n < 0)
             return (int)n;
     }
-    store_order o;
-    int rc = store_get_order(a->order_id, &o);
-    if (rc <= 0)
-        return rc < 0 ? rc : STORE_FAILED;
-    a->reply = a->render(&o);
-    store_order_free(&o);
+    a->reply = a->render(&ord);
     if (!a->reply)
         return STORE_FAILED;
     n = db_exec("INSERT INTO outbox (event_type, order_id, payload, created_at)"
-                " VALUES ('order.confirmed', ?, ?, UTC_TIMESTAMP(3))",
-                "is", a->order_id, a->reply);
+                " VALUES ('order.confirmed', ?, ?, UTC_TIMESTAMP(3))", "is", ord.id, a->reply);
     if (n < 0)
         return (int)n;
-    if (a->key) {
-        n = db_exec("UPDATE idempotency_keys SET status = 'done', response_status = 201,"
-                    " response_body = ?, updated_at = UTC_TIMESTAMP(3)"
-                    " WHERE user_id = ? AND idem_key = ? AND order_id = ?",
-                    "sisi", a->reply, a->user_id, a->key, a->order_id);
+    if (o->idem_key) {
+        n = db_exec("INSERT INTO idempotency_keys (user_id, idem_key, request_hash, status,"
+                    " response_status, response_body, order_id, created_at, updated_at)"
+                    " VALUES (?, ?, ?, 'done', 201, ?, ?, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
+                    "isbsi", o->user_id, o->idem_key, (const void *)o->hash, (size_t)32,
+                    a->reply, ord.id);
         if (n < 0)
-            return (int)n;
+            return (int)n;      /* DB_CONFLICT: the key has its answer already */
     }
     return 1;
 }
 
-int store_confirm_order(int64_t order_id, int64_t user_id, const store_item *items,
-                        size_t n, const char *currency, const char *idem_key,
-                        store_render_fn render, char **reply)
+int store_place_order(const store_new_order *o, store_render_fn render,
+                      int64_t *order_id, char **reply)
 {
-    confirm_args a = { order_id, user_id, items, n, currency, idem_key, render, NULL };
-    int rc = db_tx(store_confirm_tx, &a);
-    if (rc == 1) {
-        *reply = a.reply;
-        return 1;
-    }
-    free(a.reply);
+    place_args a = { o, render, 0, NULL };
     *reply = NULL;
+    int rc = db_tx(store_place_tx, &a);
+    *order_id = a.order_id;
+    if (rc == 1)
+        *reply = a.reply;
+    else
+        free(a.reply);
     return rc;
 }
 
-typedef struct fail_args {
-    int64_t order_id, user_id;
-    bool nothing_held;
-    const char *key;
-    int reply_status;
-    const char *reply_body;
-} fail_args;
-
-static int store_fail_tx(void *arg)
+int store_refuse(int64_t user_id, const char *idem_key, const unsigned char hash[32],
+                 int status, const char *body)
 {
-    fail_args *a = arg;
-    int64_t n = a->nothing_held
-        ? db_exec("UPDATE orders SET status = 'failed', stock_state = 'released',"
-                  " updated_at = UTC_TIMESTAMP(3) WHERE id = ? AND status = 'pending'",
-                  "i", a->order_id)
-        : db_exec("UPDATE orders SET status = 'failed', updated_at = UTC_TIMESTAMP(3)"
-                  " WHERE id = ? AND status = 'pending'", "i", a->order_id);
-    if (n < 0)
-        return (int)n;
-    if (a->key) {
-        int64_t k = a->reply_status > 0
-            ? db_exec("UPDATE idempotency_keys SET status = 'done', response_status = ?,"
-                      " response_body = ?, updated_at = UTC_TIMESTAMP(3)"
-                      " WHERE user_id = ? AND idem_key = ? AND order_id = ?"
-                      " AND status = 'running'",
-                      "isisi", (int64_t)a->reply_status, a->reply_body, a->user_id, a->key,
-                      a->order_id)
-            : db_exec("DELETE FROM idempotency_keys WHERE user_id = ? AND idem_key = ?"
-                      " AND order_id = ? AND status = 'running'",
-                      "isi", a->user_id, a->key, a->order_id);
-        if (k < 0)
-            return (int)k;
-    }
-    return (int)n;
+    int64_t n = db_exec("INSERT INTO idempotency_keys (user_id, idem_key, request_hash, status,"
+                        " response_status, response_body, created_at, updated_at)"
+                        " VALUES (?, ?, ?, 'done', ?, ?, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
+                        "isbis", user_id, idem_key, (const void *)hash, (size_t)32,
+                        (int64_t)status, body);
+    return n < 0 ? (int)n : 0;
 }
 
-int store_fail_order(int64_t order_id, int64_t user_id, bool nothing_held,
-                     const char *idem_key, int reply_status, const char *reply_body)
+int store_fence(int64_t reservation_id, int64_t user_id, char *status, size_t n)
 {
-    fail_args a = { order_id, user_id, nothing_held, idem_key, reply_status, reply_body };
-    return db_tx(store_fail_tx, &a);
+    int64_t ins = db_exec("INSERT INTO orders (user_id, reservation_id, status, stock_state,"
+                          " created_at, updated_at) VALUES (?, ?, 'failed', 'released',"
+                          " UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))", "ii", user_id, reservation_id);
+    if (ins >= 0)
+        return 1;
+    if (ins != DB_CONFLICT)
+        return (int)ins;
+    int64_t id = 0, uid = 0;
+    int rc = store_order_of_reservation(reservation_id, &id, &uid, status, n);
+    return rc == 1 ? 0 : (rc == 0 ? DB_ERROR : rc);
 }
 
 /* ---------------------------------------------------------------- transitions */
@@ -502,11 +410,26 @@ int store_cancel_order(int64_t id)
     return db_tx(store_cancel_tx, &id);
 }
 
-int store_mark_stock_confirmed(int64_t id)
+typedef struct mark_args {
+    const int64_t *ids;
+    int n;
+} mark_args;
+
+static int store_mark_confirmed_tx(void *arg)
 {
-    return (int)db_exec("UPDATE orders SET stock_state = 'confirmed'"
-                        " WHERE id = ? AND status = 'confirmed' AND stock_state = 'held'",
-                        "i", id);
+    mark_args *a = arg;
+    for (int i = 0; i < a->n; i++)
+        if (db_exec("UPDATE orders SET stock_state = 'confirmed'"
+                    " WHERE id = ? AND status = 'confirmed' AND stock_state = 'held'",
+                    "i", a->ids[i]) < 0)
+            return DB_ERROR;
+    return DB_OK;
+}
+
+int store_mark_stock_confirmed(const int64_t *ids, int n)
+{
+    mark_args a = { ids, n };
+    return n > 0 ? db_tx(store_mark_confirmed_tx, &a) : DB_OK;
 }
 
 int store_mark_stock_released(int64_t id)
@@ -518,53 +441,50 @@ int store_mark_stock_released(int64_t id)
 
 /* ---------------------------------------------------------------- sweep */
 
-/* Runs an id query and copies up to max ids.  Returns the count or DB_ERROR. */
-static int store_collect_ids(db_res *r, int64_t *ids, int max)
+/* Copies up to max (id, reservation id) pairs of r.  Returns the count or
+ * DB_ERROR. */
+static int store_collect_ids(db_res *r, int64_t *ids, int64_t *rids, int max)
 {
     if (!r)
         return DB_ERROR;
     int n = db_rows(r) < max ? db_rows(r) : max;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         ids[i] = db_int(r, i, 0);
+        rids[i] = db_int(r, i, 1);
+    }
     db_free(r);
     return n;
 }
 
-int store_stale_pending(int pending_timeout_s, int64_t *ids, int max)
+int store_sweep_lock(void)
 {
-    return store_collect_ids(
-        db_query("SELECT id FROM orders WHERE status = 'pending'"
-                 " AND updated_at < UTC_TIMESTAMP(3) - INTERVAL ? SECOND"
-                 " ORDER BY updated_at LIMIT ?",
-                 "ii", (int64_t)pending_timeout_s, (int64_t)max), ids, max);
+    db_res *r = db_query("SELECT GET_LOCK('shop_order_sweep', 0)", "");
+    if (!r)
+        return DB_ERROR;
+    int held = db_int(r, 0, 0) == 1;
+    db_free(r);
+    return held;
 }
 
-/* The live request confirms its own reservation right after committing; the
- * grace keeps the sweep from duplicating that call in the common case. */
-int store_unconfirmed_stock(int64_t *ids, int max)
+void store_sweep_unlock(void)
 {
-    return store_collect_ids(
-        db_query("SELECT id FROM orders WHERE stock_state = 'held' AND status = 'confirmed'"
-                 " AND updated_at < UTC_TIMESTAMP(3) - INTERVAL 2 SECOND"
-                 " ORDER BY id LIMIT ?", "i", (int64_t)max), ids, max);
+    db_free(db_query("SELECT RELEASE_LOCK('shop_order_sweep')", ""));
 }
 
-/* 'none' is included: a failed order may still have a reservation its
- * request never heard about (timeout), and a release without one leaves a
- * tombstone so a late reserve takes nothing. */
-int store_unreleased_stock(int64_t *ids, int max)
+/* In reservation id order, so product locks a batch's rows in one order. */
+int store_unconfirmed_stock(int64_t *ids, int64_t *rids, int max)
 {
     return store_collect_ids(
-        db_query("SELECT id FROM orders WHERE stock_state IN ('none','held','confirmed')"
+        db_query("SELECT id, COALESCE(reservation_id, id) AS rid FROM orders"
+                 " WHERE stock_state = 'held' AND status = 'confirmed'"
+                 " ORDER BY rid LIMIT ?", "i", (int64_t)max), ids, rids, max);
+}
+
+int store_unreleased_stock(int64_t *ids, int64_t *rids, int max)
+{
+    return store_collect_ids(
+        db_query("SELECT id, COALESCE(reservation_id, id) FROM orders"
+                 " WHERE stock_state IN ('none','held','confirmed')"
                  " AND status IN ('cancelled','failed')"
-                 " AND updated_at < UTC_TIMESTAMP(3) - INTERVAL 2 SECOND"
-                 " ORDER BY id LIMIT ?", "i", (int64_t)max), ids, max);
-}
-
-int store_purge_stuck_keys(int timeout_s)
-{
-    return (int)db_exec("DELETE k FROM idempotency_keys k JOIN orders o ON o.id = k.order_id"
-                        " WHERE k.status = 'running'"
-                        " AND k.updated_at < UTC_TIMESTAMP(3) - INTERVAL ? SECOND"
-                        " AND o.status = 'failed'", "i", (int64_t)timeout_s);
+                 " ORDER BY id LIMIT ?", "i", (int64_t)max), ids, rids, max);
 }

@@ -1,16 +1,19 @@
-/* sweep.c: the repair pass that makes "no confirmed order without its stock,
- * no stock taken without a confirmed order" true once things settle, whatever
- * crashed or timed out in between.  One runs on every host (--sweep), so every
- * step is a conditional UPDATE or an idempotent product call: concurrent
- * sweeps and live requests may overlap, and the worst outcome is a repeated
- * call.  Steps, each over at most SWEEP_BATCH orders per pass:
- *   a. pending for longer than PENDING_TIMEOUT: fail it (only if still
- *      pending), then release (a release without a reservation leaves a
- *      tombstone, so a reserve still in flight takes nothing);
- *   b. confirmed with stock_state held: confirm the reservation;
- *   c. cancelled or failed with stock not known released: release;
- *   d. Idempotency-Key rows still running long after their order failed:
- *      delete, so the client's retry can run. */
+/* sweep.c: the pass that settles stock after the request, and makes "no
+ * confirmed order without its stock, no stock taken without a confirmed
+ * order" true once things settle, whatever crashed or timed out in between.
+ * One runs on every host (--sweep), so every step is a conditional UPDATE, a
+ * unique-key insert or an idempotent product call: concurrent sweeps and live
+ * requests may overlap, and the worst outcome is a repeated call.  Steps,
+ * each over at most ORDER_SWEEP_BATCH per pass:
+ *   a. confirmed orders whose stock is still held: confirm their
+ *      reservations at product, in one call;
+ *   b. cancelled (or failed) orders whose stock is not known released:
+ *      release;
+ *   c. reservations past their TTL (product lists them): fence each with a
+ *      failed order row on its reservation_id, then release it; if the
+ *      order was written after all, the fence loses to it and step a
+ *      confirms the reservation instead. */
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,8 +27,6 @@
 #include "order.h"
 #include "store.h"
 
-#define SWEEP_BATCH 500
-
 static volatile sig_atomic_t sweep_stop;
 
 static void sweep_on_signal(int sig)
@@ -34,56 +35,67 @@ static void sweep_on_signal(int sig)
     sweep_stop = 1;
 }
 
-static int sweep_pending_timeout(void)
+/* Step c: settles one expired reservation.  Returns 1 when released, else
+ * 0: its order stands (step a confirms it) or was cancelled (step b releases
+ * it), or something failed (the next pass retries). */
+static int sweep_expired_one(int64_t rid, int64_t user_id)
 {
-    long long t = config_int("PENDING_TIMEOUT", ORDER_PENDING_TIMEOUT_DEFAULT);
-    return t < 0 ? 0 : (int)t;
+    char status[16] = "";
+    int rc = store_fence(rid, user_id, status, sizeof status);
+    if (rc < 0)
+        return 0;
+    if (rc == 1 || strcmp(status, "failed") == 0)
+        return reservation_release(0, rid) ? 1 : 0;
+    return 0;
 }
 
 int order_sweep_once(void)
 {
-    static int64_t ids[SWEEP_BATCH];
-    int timeout = sweep_pending_timeout();
-    int failed = 0, released = 0, confirmed = 0, purged = 0, errors = 0;
-
-    int n = store_stale_pending(timeout, ids, SWEEP_BATCH);
-    if (n < 0)
-        errors++;
-    for (int i = 0; i < n; i++) {
-        int rc = store_fail_order(ids[i], 0, false, NULL, 0, NULL);
-        if (rc == 1) {
-            failed++;
-            released += reservation_release(ids[i]);
-        }
-    }
-
-    n = store_unconfirmed_stock(ids, SWEEP_BATCH);
-    if (n < 0)
-        errors++;
-    for (int i = 0; i < n; i++)
-        confirmed += reservation_confirm(ids[i]);
-
-    n = store_unreleased_stock(ids, SWEEP_BATCH);
-    if (n < 0)
-        errors++;
-    for (int i = 0; i < n; i++)
-        released += reservation_release(ids[i]);
-
-    n = store_purge_stuck_keys(timeout);
-    if (n < 0)
-        errors++;
-    else
-        purged = n;
-
-    metrics_inc(METRIC_SWEEP_REPAIRS, (unsigned long long)(failed + released + confirmed));
-    if (failed || released || confirmed || purged)
-        log_info("sweep: failed %d stale pending orders, released %d reservations,"
-                 " confirmed %d, purged %d idempotency keys", failed, released, confirmed, purged);
-    if (errors) {
-        log_warn("sweep: %d steps could not read the database", errors);
+    static int64_t ids[ORDER_SWEEP_BATCH], rids[ORDER_SWEEP_BATCH];
+    static int64_t users[ORDER_SWEEP_BATCH];
+    int released = 0, confirmed = 0, errors = 0;
+    int locked = store_sweep_lock();
+    if (locked == 0)
+        return 0;       /* another host's sweep is on it */
+    if (locked < 0) {
+        log_warn("sweep: the database does not answer");
         return -1;
     }
-    return failed + released + confirmed + purged;
+
+    /* Under load more than a batch piles up between passes: keep going
+     * while batches come back full (bounded, so the other steps run). */
+    int n = ORDER_SWEEP_BATCH;
+    for (int round = 0; n == ORDER_SWEEP_BATCH && round < 20; round++) {
+        n = store_unconfirmed_stock(ids, rids, ORDER_SWEEP_BATCH);
+        int c = n < 0 ? -1 : reservation_confirm_many(ids, rids, n);
+        if (c < 0) {
+            errors++;
+            break;
+        }
+        confirmed += c;
+    }
+
+    n = store_unreleased_stock(ids, rids, ORDER_SWEEP_BATCH);
+    if (n < 0)
+        errors++;
+    for (int i = 0; i < n; i++)
+        released += reservation_release(ids[i], rids[i]);
+
+    n = reservation_expired(rids, users, ORDER_SWEEP_BATCH);
+    if (n < 0)
+        errors++;
+    for (int i = 0; i < n; i++)
+        released += sweep_expired_one(rids[i], users[i]);
+
+    store_sweep_unlock();
+    metrics_inc(METRIC_SWEEP_REPAIRS, (unsigned long long)released);
+    if (released || confirmed)
+        log_info("sweep: confirmed %d reservations, released %d", confirmed, released);
+    if (errors) {
+        log_warn("sweep: %d steps could not run", errors);
+        return -1;
+    }
+    return released + confirmed;
 }
 
 int order_sweep_main(bool once)
@@ -113,7 +125,7 @@ int order_sweep_main(bool once)
         long long interval = config_int("SWEEP_INTERVAL", 5);
         if (interval < 1)
             interval = 1;
-        log_info("sweep: every %llds, pending timeout %ds", interval, sweep_pending_timeout());
+        log_info("sweep: every %llds", interval);
         while (!sweep_stop) {
             order_sweep_once();
             for (long long s = 0; s < interval && !sweep_stop; s++)

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sodium.h>
 
+#include "config.h"
 #include "db.h"
 #include "json.h"
 #include "log.h"
@@ -25,6 +26,9 @@
 #define STOCK_MAX 1000000000LL        /* 10^9 */
 #define RESERVE_LINES_MAX 100
 #define RESERVE_QTY_MAX 1000000
+#define RESERVE_BATCH_MAX 500           /* ids per confirm / expired call */
+#define RESERVE_ID_MAX 999999999999999999LL   /* what a {id} path segment holds */
+#define RESERVATION_TTL_DEFAULT 60      /* seconds a reservation is held */
 
 /* Guard results: what a write's policy check found on the locked row. */
 enum {
@@ -557,7 +561,7 @@ static resv_line *parse_lines(json_object *body, int *n, json_object *errs)
 static json_object *reservation_json(const reservation *r, bool with_items)
 {
     json_object *o = json_object_new_object();
-    json_set_int(o, "order_id", r->order_id);
+    json_set_int(o, "id", r->id);
     json_set_str(o, "status", r->status);
     if (!with_items)
         return o;
@@ -609,14 +613,18 @@ static int reply_bad_lines(http_req *req, int rc, const resv_line *lines, int n)
                               "Not enough stock for every line; nothing was reserved.", extra);
 }
 
+/* POST /internal/reservations {id, user_id, items}: takes the stock for
+ * reservation `id` (chosen by the order service) and holds it for
+ * RESERVATION_TTL seconds; a repeat answers the stored reservation. */
 int handle_reserve(http_req *req)
 {
-    static const char *const allowed[] = {"order_id", "items", NULL};
+    static const char *const allowed[] = {"id", "user_id", "items", NULL};
     json_object *errs = json_object_new_array();
-    int64_t order_id = 0;
+    int64_t id = 0, user_id = 0;
     int n = 0;
     json_check_fields(req->json, allowed, errs);
-    json_get_int(req->json, "order_id", 1, INT64_MAX, true, &order_id, errs);
+    json_get_int(req->json, "id", 1, RESERVE_ID_MAX, true, &id, errs);
+    json_get_int(req->json, "user_id", 1, INT64_MAX, true, &user_id, errs);
     resv_line *lines = parse_lines(req->json, &n, errs);
     if (has_errors(errs) || !lines) {
         free(lines);
@@ -628,16 +636,17 @@ int handle_reserve(http_req *req)
     }
     json_object_put(errs);
 
+    long long ttl = config_int("RESERVATION_TTL", RESERVATION_TTL_DEFAULT);
     reservation r = {0};
-    int rc = store_reserve(order_id, lines, n, &r);
+    int rc = store_reserve(id, user_id, ttl < 1 ? 1 : (int)ttl, lines, n, &r);
     if (rc == STORE_UNAVAILABLE || rc == STORE_INSUFFICIENT) {
         rc = reply_bad_lines(req, rc, lines, n);
     } else if (rc == STORE_INVALID_STATE) {
-        rc = problem_send(req, 409, "invalid_state", "Order %" PRId64 " was released.", order_id);
+        rc = problem_send(req, 409, "invalid_state", "Reservation %" PRId64 " was released.", id);
     } else if (rc != DB_OK) {
         rc = problem_db(req, rc);
     } else {
-        log_info("reservation %" PRId64 " %s, %d lines", order_id, r.status, r.n);
+        log_info("reservation %" PRId64 " %s, %d lines", id, r.status, r.n);
         rc = http_reply_json(req, 200, reservation_json(&r, true));
     }
     reservation_free(&r);
@@ -647,7 +656,7 @@ int handle_reserve(http_req *req)
 
 static int reply_reservation_status(http_req *req, const char *status)
 {
-    reservation r = {.order_id = req->id};
+    reservation r = {.id = req->id};
     snprintf(r.status, sizeof r.status, "%s", status);
     return http_reply_json(req, 200, reservation_json(&r, false));
 }
@@ -659,21 +668,50 @@ int handle_reservation_get(http_req *req)
     if (rc < 0)
         return problem_db(req, rc);
     if (rc == 0)
-        return problem_send(req, 404, "not_found", "No reservation for this order.");
+        return problem_send(req, 404, "not_found", "No such reservation.");
     return reply_reservation_status(req, status);
 }
 
-int handle_reservation_confirm(http_req *req)
+/* POST /internal/reservations/confirm {ids: [...]}: the orders of these
+ * reservations stand.  Answers each one's status: confirmed, or released /
+ * missing (which the caller logs: a standing order whose stock is not held). */
+int handle_reservations_confirm(http_req *req)
 {
-    int rc = store_confirm(req->id);
-    if (rc == STORE_NOT_FOUND)
-        return problem_send(req, 404, "not_found", "No reservation for this order.");
-    if (rc == STORE_INVALID_STATE)
-        return problem_send(req, 409, "invalid_state", "The reservation was released.");
+    static const char *const allowed[] = {"ids", NULL};
+    json_object *errs = json_object_new_array(), *arr = NULL;
+    json_check_fields(req->json, allowed, errs);
+    size_t len = 0;
+    if (!json_object_object_get_ex(req->json, "ids", &arr) ||
+        !json_object_is_type(arr, json_type_array) ||
+        (len = json_object_array_length(arr)) < 1 || len > RESERVE_BATCH_MAX)
+        json_add_error(errs, "ids", "must be an array of 1 to 500 reservation ids");
+    int64_t ids[RESERVE_BATCH_MAX];
+    for (size_t i = 0; i < len && !has_errors(errs); i++) {
+        json_object *v = json_object_array_get_idx(arr, i);
+        if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 1)
+            json_add_error(errs, "ids", "must hold positive integers");
+        else
+            ids[i] = json_object_get_int64(v);
+    }
+    if (has_errors(errs))
+        return problem_invalid(req, errs);
+    json_object_put(errs);
+
+    static char status[RESERVE_BATCH_MAX][10];
+    int rc = store_confirm_many(ids, (int)len, status);
     if (rc != DB_OK)
         return problem_db(req, rc);
-    log_info("reservation %" PRId64 " confirmed", req->id);
-    return reply_reservation_status(req, "confirmed");
+    json_object *items = json_object_new_array();
+    for (size_t i = 0; i < len; i++) {
+        json_object *it = json_object_new_object();
+        json_set_int(it, "id", ids[i]);
+        json_set_str(it, "status", status[i]);
+        json_object_array_add(items, it);
+    }
+    json_object *body = json_object_new_object();
+    json_object_object_add(body, "items", items);
+    log_info("confirmed a batch of %zu reservations", len);
+    return http_reply_json(req, 200, body);
 }
 
 int handle_reservation_release(http_req *req)
@@ -683,4 +721,37 @@ int handle_reservation_release(http_req *req)
         return problem_db(req, rc);
     log_info("reservation %" PRId64 " released", req->id);
     return reply_reservation_status(req, "released");
+}
+
+/* GET /internal/reservations/expired?limit=N: held reservations past their
+ * TTL, for the order service to settle (it alone knows whether their order
+ * was written). */
+int handle_reservations_expired(http_req *req)
+{
+    char buf[16];
+    long limit = 100;
+    int has = http_query(req, "limit", buf, sizeof buf);
+    if (has != 0) {
+        char *end = NULL;
+        limit = has > 0 ? strtol(buf, &end, 10) : 0;
+        if (has < 0 || !end || *end || limit < 1 || limit > RESERVE_BATCH_MAX) {
+            json_object *errs = json_object_new_array();
+            json_add_error(errs, "limit", "must be an integer from 1 to 500");
+            return problem_invalid(req, errs);
+        }
+    }
+    static int64_t ids[RESERVE_BATCH_MAX], users[RESERVE_BATCH_MAX];
+    int n = store_expired(ids, users, (int)limit);
+    if (n < 0)
+        return problem_db(req, n);
+    json_object *items = json_object_new_array();
+    for (int i = 0; i < n; i++) {
+        json_object *it = json_object_new_object();
+        json_set_int(it, "id", ids[i]);
+        json_set_int(it, "user_id", users[i]);
+        json_object_array_add(items, it);
+    }
+    json_object *body = json_object_new_object();
+    json_object_object_add(body, "items", items);
+    return http_reply_json(req, 200, body);
 }

@@ -22,8 +22,9 @@ int handle_stock(http_req *req);
 
 int handle_reserve(http_req *req);
 int handle_reservation_get(http_req *req);
-int handle_reservation_confirm(http_req *req);
+int handle_reservations_confirm(http_req *req);
 int handle_reservation_release(http_req *req);
+int handle_reservations_expired(http_req *req);
 
 /* Product list cursors (http_cursor_*) have no prefix: base64url of the last
  * id's digits (bench/run.py builds a deep-page cursor the same way). */

@@ -19,9 +19,9 @@ static const route product_routes[] = {
     {"DELETE", "/products/{id}", ROUTE_USER, false, handle_delete},
     {"POST", "/products/{id}/stock", ROUTE_USER, true, handle_stock},
     {"POST", "/internal/reservations", ROUTE_SERVICE, true, handle_reserve},
+    {"GET", "/internal/reservations/expired", ROUTE_SERVICE, false, handle_reservations_expired},
+    {"POST", "/internal/reservations/confirm", ROUTE_SERVICE, true, handle_reservations_confirm},
     {"GET", "/internal/reservations/{id}", ROUTE_SERVICE, false, handle_reservation_get},
-    {"POST", "/internal/reservations/{id}/confirm", ROUTE_SERVICE, false,
-     handle_reservation_confirm},
     {"POST", "/internal/reservations/{id}/release", ROUTE_SERVICE, false,
      handle_reservation_release},
 };

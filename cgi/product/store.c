@@ -331,12 +331,11 @@ void reservation_free(reservation *r)
     memset(r, 0, sizeof *r);
 }
 
-/* Locks the reservation row of order_id and copies its status.  Returns 1,
- * 0 absent, or DB_ERROR. */
-static int lock_reservation(int64_t order_id, char *status, size_t n)
+/* Locks reservation `id` and copies its status.  Returns 1, 0 absent, or
+ * DB_ERROR. */
+static int lock_reservation(int64_t id, char *status, size_t n)
 {
-    db_res *r = db_query("SELECT status FROM reservations WHERE order_id = ? FOR UPDATE",
-                         "i", order_id);
+    db_res *r = db_query("SELECT status FROM reservations WHERE id = ? FOR UPDATE", "i", id);
     if (!r)
         return DB_ERROR;
     int found = db_rows(r) > 0;
@@ -346,12 +345,12 @@ static int lock_reservation(int64_t order_id, char *status, size_t n)
     return found;
 }
 
-/* Loads the stored lines of order_id (request order) into out->lines. */
-static int load_lines(int64_t order_id, reservation *out)
+/* Loads the stored lines of reservation `id` (request order) into out->lines. */
+static int load_lines(int64_t id, reservation *out)
 {
     db_res *r = db_query("SELECT product_id, quantity, sku, name, unit_price_cents, currency"
-                         " FROM reservation_items WHERE order_id = ? ORDER BY line_no",
-                         "i", order_id);
+                         " FROM reservation_items WHERE reservation_id = ? ORDER BY line_no",
+                         "i", id);
     if (!r)
         return DB_ERROR;
     int n = db_rows(r);
@@ -372,7 +371,8 @@ static int load_lines(int64_t order_id, reservation *out)
 }
 
 struct reserve_tx {
-    int64_t order_id;
+    int64_t id, user_id;
+    int ttl_s;
     resv_line *req;
     int n;
     int *order;          /* indexes of req sorted by product_id */
@@ -382,12 +382,12 @@ struct reserve_tx {
 /* Answers a repeated reserve from the stored reservation. */
 static int replay_reservation(struct reserve_tx *t)
 {
-    int rc = lock_reservation(t->order_id, t->out->status, sizeof t->out->status);
+    int rc = lock_reservation(t->id, t->out->status, sizeof t->out->status);
     if (rc <= 0)      /* absent right after a duplicate key cannot happen */
         return rc == 0 ? DB_ERROR : rc;
     if (strcmp(t->out->status, "released") == 0)
         return STORE_INVALID_STATE;
-    return load_lines(t->order_id, t->out);
+    return load_lines(t->id, t->out);
 }
 
 /* Locks every requested product (ascending id) and copies its sale data.
@@ -429,16 +429,18 @@ static int reserve_fn(void *arg)
 {
     struct reserve_tx *t = arg;
     reservation_free(t->out);
-    t->out->order_id = t->order_id;
+    t->out->id = t->id;
+    t->out->user_id = t->user_id;
     for (int i = 0; i < t->n; i++) {
         t->req[i].bad = false;
         t->req[i].available = 0;
     }
-    /* The reservation row first: a concurrent reserve of the same order waits
+    /* The reservation row first: a concurrent reserve of the same id waits
      * on it, then sees it and replays instead of taking stock twice. */
-    int64_t ins = db_exec("INSERT INTO reservations (order_id, status, created_at, updated_at)"
-                          " VALUES (?, 'held', UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
-                          "i", t->order_id);
+    int64_t ins = db_exec("INSERT INTO reservations (id, user_id, status, expires_at,"
+                          " created_at, updated_at) VALUES (?, ?, 'held',"
+                          " UTC_TIMESTAMP(3) + INTERVAL ? SECOND, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
+                          "iii", t->id, t->user_id, (int64_t)t->ttl_s);
     if (ins == DB_CONFLICT)
         return replay_reservation(t);
     if (ins < 0)
@@ -453,9 +455,9 @@ static int reserve_fn(void *arg)
                     " updated_at = UTC_TIMESTAMP(3) WHERE id = ?",
                     "ii", l->quantity, l->product_id) < 0)
             return DB_ERROR;
-        if (db_exec("INSERT INTO reservation_items (order_id, product_id, line_no, quantity,"
+        if (db_exec("INSERT INTO reservation_items (reservation_id, product_id, line_no, quantity,"
                     " sku, name, unit_price_cents, currency) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    "iiiissis", t->order_id, l->product_id, (int64_t)i, l->quantity,
+                    "iiiissis", t->id, l->product_id, (int64_t)i, l->quantity,
                     l->sku, l->name, l->unit_price_cents, l->currency) < 0)
             return DB_ERROR;
     }
@@ -477,7 +479,8 @@ static int cmp_by_product(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-int store_reserve(int64_t order_id, resv_line *req, int n, reservation *out)
+int store_reserve(int64_t id, int64_t user_id, int ttl_s, resv_line *req, int n,
+                  reservation *out)
 {
     memset(out, 0, sizeof *out);
     int *order = malloc((n > 0 ? (size_t)n : 1) * sizeof *order);
@@ -487,7 +490,7 @@ int store_reserve(int64_t order_id, resv_line *req, int n, reservation *out)
         order[i] = i;
     sort_base = req;
     qsort(order, (size_t)n, sizeof *order, cmp_by_product);
-    struct reserve_tx t = {order_id, req, n, order, out};
+    struct reserve_tx t = {id, user_id, ttl_s, req, n, order, out};
     int rc = db_tx(reserve_fn, &t);
     free(order);
     if (rc != DB_OK)
@@ -495,33 +498,45 @@ int store_reserve(int64_t order_id, resv_line *req, int n, reservation *out)
     return rc;
 }
 
+struct confirm_tx {
+    const int64_t *ids;
+    int n;
+    char (*status)[10];
+};
+
 static int confirm_fn(void *arg)
 {
-    int64_t order_id = *(int64_t *)arg;
-    char status[10];
-    int rc = lock_reservation(order_id, status, sizeof status);
-    if (rc <= 0)
-        return rc == 0 ? STORE_NOT_FOUND : rc;
-    if (strcmp(status, "released") == 0)
-        return STORE_INVALID_STATE;
-    if (strcmp(status, "confirmed") == 0)
-        return DB_OK;
-    if (db_exec("UPDATE reservations SET status = 'confirmed', updated_at = UTC_TIMESTAMP(3)"
-                " WHERE order_id = ?", "i", order_id) < 0)
-        return DB_ERROR;
+    struct confirm_tx *t = arg;
+    for (int i = 0; i < t->n; i++) {
+        int64_t n = db_exec("UPDATE reservations SET status = 'confirmed',"
+                            " updated_at = UTC_TIMESTAMP(3) WHERE id = ? AND status = 'held'",
+                            "i", t->ids[i]);
+        if (n < 0)
+            return (int)n;
+        if (n == 1) {
+            copy_str(t->status[i], sizeof t->status[i], "confirmed");
+            continue;
+        }
+        db_res *r = db_query("SELECT status FROM reservations WHERE id = ?", "i", t->ids[i]);
+        if (!r)
+            return DB_ERROR;
+        copy_str(t->status[i], sizeof t->status[i], db_rows(r) ? db_str(r, 0, 0) : "missing");
+        db_free(r);
+    }
     return DB_OK;
 }
 
-int store_confirm(int64_t order_id)
+int store_confirm_many(const int64_t *ids, int n, char (*status)[10])
 {
-    return db_tx(confirm_fn, &order_id);
+    struct confirm_tx t = {ids, n, status};
+    return db_tx(confirm_fn, &t);
 }
 
 /* Gives back every line's quantity, locking products in ascending id order. */
-static int return_stock(int64_t order_id)
+static int return_stock(int64_t id)
 {
     db_res *r = db_query("SELECT product_id, quantity FROM reservation_items"
-                         " WHERE order_id = ? ORDER BY product_id", "i", order_id);
+                         " WHERE reservation_id = ? ORDER BY product_id", "i", id);
     if (!r)
         return DB_ERROR;
     int rc = DB_OK;
@@ -544,21 +559,21 @@ static int return_stock(int64_t order_id)
 
 static int release_fn(void *arg)
 {
-    int64_t order_id = *(int64_t *)arg;
+    int64_t id = *(int64_t *)arg;
     char status[10];
-    int rc = lock_reservation(order_id, status, sizeof status);
+    int rc = lock_reservation(id, status, sizeof status);
     if (rc == 0) {
         /* No reservation yet: leave a tombstone so a late reserve takes
          * nothing.  A reserve racing us makes this insert wait and then
          * conflict: the row is there now, so release it like any other. */
-        int64_t ins = db_exec("INSERT INTO reservations (order_id, status, created_at, updated_at)"
-                              " VALUES (?, 'released', UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
-                              "i", order_id);
+        int64_t ins = db_exec("INSERT INTO reservations (id, status, expires_at, created_at,"
+                              " updated_at) VALUES (?, 'released', UTC_TIMESTAMP(3),"
+                              " UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))", "i", id);
         if (ins >= 0)
             return DB_OK;
         if (ins != DB_CONFLICT)
             return (int)ins;
-        rc = lock_reservation(order_id, status, sizeof status);
+        rc = lock_reservation(id, status, sizeof status);
         if (rc == 0)
             return DB_ERROR;
     }
@@ -566,22 +581,38 @@ static int release_fn(void *arg)
         return rc;
     if (strcmp(status, "released") == 0)
         return DB_OK;
-    if ((rc = return_stock(order_id)) != DB_OK)
+    if ((rc = return_stock(id)) != DB_OK)
         return rc;
     if (db_exec("UPDATE reservations SET status = 'released', updated_at = UTC_TIMESTAMP(3)"
-                " WHERE order_id = ?", "i", order_id) < 0)
+                " WHERE id = ?", "i", id) < 0)
         return DB_ERROR;
     return DB_OK;
 }
 
-int store_release(int64_t order_id)
+int store_release(int64_t id)
 {
-    return db_tx(release_fn, &order_id);
+    return db_tx(release_fn, &id);
 }
 
-int store_reservation_status(int64_t order_id, char *status, size_t n)
+int store_expired(int64_t *ids, int64_t *user_ids, int max)
 {
-    db_res *r = db_query("SELECT status FROM reservations WHERE order_id = ?", "i", order_id);
+    db_res *r = db_query("SELECT id, user_id FROM reservations WHERE status = 'held'"
+                         " AND expires_at < UTC_TIMESTAMP(3) ORDER BY expires_at LIMIT ?",
+                         "i", (int64_t)max);
+    if (!r)
+        return db_retryable() ? DB_UNAVAILABLE : DB_ERROR;
+    int n = db_rows(r) < max ? db_rows(r) : max;
+    for (int i = 0; i < n; i++) {
+        ids[i] = db_int(r, i, 0);
+        user_ids[i] = db_int(r, i, 1);
+    }
+    db_free(r);
+    return n;
+}
+
+int store_reservation_status(int64_t id, char *status, size_t n)
+{
+    db_res *r = db_query("SELECT status FROM reservations WHERE id = ?", "i", id);
     if (!r)
         return db_retryable() ? DB_UNAVAILABLE : DB_ERROR;
     int found = db_rows(r) > 0;

@@ -123,6 +123,11 @@ int store_product_add_stock(int64_t id, int64_t delta, store_guard guard,
 
 /* ------------------------------------------------------------ reservations */
 
+/* A reservation is stock taken for an order that the order service is about
+ * to write.  Its id is chosen by the order service (so a retry lands on the
+ * same one); it is held until expires_at, then confirmed (the order stands)
+ * or released (it does not, or it was cancelled).  Product never decides on
+ * its own whether an order stands: the order service tells it. */
 typedef struct resv_line {
     int64_t product_id, quantity;
     /* filled by the store: */
@@ -135,7 +140,7 @@ typedef struct resv_line {
 } resv_line;
 
 typedef struct reservation {
-    int64_t order_id;
+    int64_t id, user_id;
     char status[10];     /* held | confirmed | released */
     resv_line *lines;    /* malloc'd, in request order */
     int n;
@@ -143,23 +148,34 @@ typedef struct reservation {
 
 void reservation_free(reservation *r);
 
-/* Reserves every line for order_id, all or nothing (see COMMON.md).  `req`
- * lines carry product_id and quantity (distinct product ids).  On DB_OK *out
- * holds the reservation (the stored one when order_id was reserved before).
- * STORE_UNAVAILABLE / STORE_INSUFFICIENT mark the failing lines of `req`
- * (bad, available).  STORE_INVALID_STATE when order_id was released. */
-int store_reserve(int64_t order_id, resv_line *req, int n, reservation *out);
+/* Reserves every line under reservation `id` for `user_id`, all or nothing,
+ * held for ttl_s seconds: one transaction that locks the product rows in
+ * ascending id order (SELECT ... FOR UPDATE), checks and takes the stock and
+ * records the lines with their sale data (sku, name, price, currency).
+ * `req` lines carry product_id and quantity (distinct product ids).  On DB_OK
+ * *out holds the reservation (the stored one when `id` was reserved before:
+ * a repeat takes nothing).  STORE_UNAVAILABLE / STORE_INSUFFICIENT mark the
+ * failing lines of `req` (bad, available).  STORE_INVALID_STATE when `id`
+ * was released. */
+int store_reserve(int64_t id, int64_t user_id, int ttl_s, resv_line *req, int n,
+                  reservation *out);
 
-/* held -> confirmed (idempotent).  Returns DB_OK, STORE_NOT_FOUND,
- * STORE_INVALID_STATE (released) or a db.h code. */
-int store_confirm(int64_t order_id);
+/* held -> confirmed for each of ids[0..n) (idempotent), in one transaction.
+ * status[i] receives "confirmed", "released" or "missing".  Returns DB_OK or
+ * a db.h code. */
+int store_confirm_many(const int64_t *ids, int n, char (*status)[10]);
 
 /* Returns the stock of a held/confirmed reservation and marks it released;
- * records a released tombstone when none exists.  Idempotent. */
-int store_release(int64_t order_id);
+ * records a released tombstone when none exists, so a late reserve of that
+ * id takes nothing.  Idempotent. */
+int store_release(int64_t id);
+
+/* Up to max held reservations past their expiry, oldest first: ids[] and
+ * user_ids[].  Returns the count or a db.h code. */
+int store_expired(int64_t *ids, int64_t *user_ids, int max);
 
 /* Copies the status into status (>= 10 bytes).  Returns 1, 0 absent, or a db.h code. */
-int store_reservation_status(int64_t order_id, char *status, size_t n);
+int store_reservation_status(int64_t id, char *status, size_t n);
 
 /* True when the database answers (health). */
 bool store_healthy(void);

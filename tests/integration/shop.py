@@ -251,3 +251,38 @@ def assert_problem(r, status, code=None):
         assert k in r.json, (k, r)
     if code:
         assert r.json["code"] == code, "expected code %s, got %r" % (code, r)
+
+
+def unsettled():
+    """What does not match yet between orders and product's reservations:
+    stock held without a confirmed order, confirmed orders without confirmed
+    stock, cancelled or given-up orders whose stock is not back.  Empty once
+    the system has settled (reservation TTLs over, sweeps run)."""
+    bad = sql(
+        "SELECT 'stock held without a confirmed order', r.id, r.status, o.status"
+        " FROM shop_product.reservations r"
+        " LEFT JOIN shop_order.orders o ON COALESCE(o.reservation_id, o.id) = r.id"
+        " WHERE r.status <> 'released' AND COALESCE(o.status, '') <> 'confirmed'")
+    bad += sql(
+        "SELECT 'confirmed order without confirmed stock', o.id, o.stock_state, r.status"
+        " FROM shop_order.orders o"
+        " LEFT JOIN shop_product.reservations r ON r.id = COALESCE(o.reservation_id, o.id)"
+        " WHERE o.status = 'confirmed' AND COALESCE(r.status, '') <> 'confirmed'")
+    bad += sql(
+        "SELECT 'unsettled order', id, status, stock_state FROM shop_order.orders"
+        " WHERE status IN ('cancelled', 'failed') AND stock_state <> 'released'"
+        " OR status = 'confirmed' AND stock_state <> 'confirmed'")
+    return bad
+
+
+def wait_settled(timeout=60.0):
+    """Waits until unsettled() is empty; fails naming what is not."""
+    last = []
+
+    def settled():
+        last[:] = unsettled()
+        return not last
+    try:
+        wait_for("orders and reservations to settle", settled, timeout=timeout, every=1)
+    except AssertionError as e:
+        raise AssertionError("%s: %s" % (e, last[:20]))

@@ -60,9 +60,14 @@ def internal(method, path, body=None, token=True):
     return call(method, path, body, headers=hdrs, base=shop.STACK["SHOP_INTERNAL_URL"])
 
 
-def order_id():
-    # Far above the order service's own ids, so the two never collide.
-    return random.randrange(10 ** 15, 10 ** 16)
+def resv_id():
+    # A reservation id as the order service would choose one (1..10^18-1).
+    return random.randrange(10 ** 15, 10 ** 18)
+
+
+# Reservations made here have no order behind them: like a request that died
+# after reserving, the order service's sweep gives them back after their TTL.
+RESV_USER = 424242
 
 
 PRODUCT_KEYS = {"id", "sku", "name", "description", "price_cents", "currency", "stock",
@@ -417,20 +422,25 @@ def test_twenty_patches_with_one_etag_yield_one_success():
 # ------------------------------------------------------------ internal reservations
 
 def test_internal_api_is_hidden():
-    assert_problem(call("POST", "/internal/reservations", {"order_id": 1, "items": []}), 404)
+    assert_problem(call("POST", "/internal/reservations", {"id": 1, "items": []}), 404)
     r = internal("GET", "/internal/reservations/1", token=False)
     assert_problem(r, 404)
+    assert_problem(internal("GET", "/internal/reservations/expired", token=False), 404)
+
+
+def resv(rid, *lines):
+    return {"id": rid, "user_id": RESV_USER,
+            "items": [{"product_id": p, "quantity": q} for p, q in lines]}
 
 
 def test_reserve_confirm_release_cycle():
     tok = seller()[1]
     a, b = product(tok, stock=5, price_cents=300), product(tok, stock=2, currency="EUR")
-    oid = order_id()
-    body = {"order_id": oid, "items": [{"product_id": b["id"], "quantity": 2},
-                                       {"product_id": a["id"], "quantity": 3}]}
+    rid = resv_id()
+    body = resv(rid, (b["id"], 2), (a["id"], 3))
     r = internal("POST", "/internal/reservations", body)
     assert r.status == 200, r
-    want = {"order_id": oid, "status": "held", "items": [
+    want = {"id": rid, "status": "held", "items": [
         {"product_id": b["id"], "sku": b["sku"], "name": b["name"],
          "unit_price_cents": b["price_cents"], "currency": "EUR", "quantity": 2},
         {"product_id": a["id"], "sku": a["sku"], "name": a["name"],
@@ -444,70 +454,91 @@ def test_reserve_confirm_release_cycle():
     r = internal("POST", "/internal/reservations", body)
     assert r.status == 200 and r.json == want, r
     assert get(a["id"], tok).json["stock"] == 2
-    assert internal("GET", "/internal/reservations/%d" % oid).json == \
-        {"order_id": oid, "status": "held"}
+    assert internal("GET", "/internal/reservations/%d" % rid).json == \
+        {"id": rid, "status": "held"}
+    missing = resv_id()
     for _ in range(2):
-        r = internal("POST", "/internal/reservations/%d/confirm" % oid)
-        assert r.status == 200 and r.json == {"order_id": oid, "status": "confirmed"}, r
+        r = internal("POST", "/internal/reservations/confirm", {"ids": [rid, missing]})
+        assert r.status == 200 and r.json == {"items": [
+            {"id": rid, "status": "confirmed"}, {"id": missing, "status": "missing"}]}, r
     r = internal("POST", "/internal/reservations", body)
     assert r.status == 200 and r.json["status"] == "confirmed", r
     for _ in range(2):
-        r = internal("POST", "/internal/reservations/%d/release" % oid)
-        assert r.status == 200 and r.json == {"order_id": oid, "status": "released"}, r
+        r = internal("POST", "/internal/reservations/%d/release" % rid)
+        assert r.status == 200 and r.json == {"id": rid, "status": "released"}, r
     assert (get(a["id"], tok).json["stock"], get(b["id"], tok).json["stock"]) == (5, 2)
     assert_problem(internal("POST", "/internal/reservations", body), 409, "invalid_state")
-    assert_problem(internal("POST", "/internal/reservations/%d/confirm" % oid), 409,
-                   "invalid_state")
+    r = internal("POST", "/internal/reservations/confirm", {"ids": [rid]})
+    assert r.status == 200 and r.json["items"] == [{"id": rid, "status": "released"}], r
     assert get(a["id"], tok).json["stock"] == 5
+    for bad in ({"ids": []}, {"ids": [0]}, {"ids": ["1"]}, {"ids": list(range(1, 502))}, {}):
+        assert_problem(internal("POST", "/internal/reservations/confirm", bad), 422,
+                       "validation_failed")
 
 
 def test_release_before_reserve_leaves_tombstone():
     p = product(stock=4)
-    oid = order_id()
-    assert_problem(internal("GET", "/internal/reservations/%d" % oid), 404)
-    assert_problem(internal("POST", "/internal/reservations/%d/confirm" % oid), 404)
-    r = internal("POST", "/internal/reservations/%d/release" % oid)
+    rid = resv_id()
+    assert_problem(internal("GET", "/internal/reservations/%d" % rid), 404)
+    r = internal("POST", "/internal/reservations/%d/release" % rid)
     assert r.status == 200 and r.json["status"] == "released", r
-    r = internal("POST", "/internal/reservations",
-                 {"order_id": oid, "items": [{"product_id": p["id"], "quantity": 1}]})
-    assert_problem(r, 409, "invalid_state")
+    assert_problem(internal("POST", "/internal/reservations", resv(rid, (p["id"], 1))), 409,
+                   "invalid_state")
     assert get(p["id"], seller()[1]).json["stock"] == 4
 
 
 def test_reserve_is_all_or_nothing():
     tok = seller()[1]
     ok, short, draft = product(tok, stock=5), product(tok, stock=1), product(tok, status="draft")
-    oid = order_id()
-    r = internal("POST", "/internal/reservations", {"order_id": oid, "items": [
-        {"product_id": ok["id"], "quantity": 1}, {"product_id": draft["id"], "quantity": 1},
-        {"product_id": 999999999999, "quantity": 1}]})
+    rid = resv_id()
+    r = internal("POST", "/internal/reservations",
+                 resv(rid, (ok["id"], 1), (draft["id"], 1), (999999999999, 1)))
     assert_problem(r, 422, "product_unavailable")
     assert r.json["items"] == [{"product_id": draft["id"]}, {"product_id": 999999999999}], r
-    r = internal("POST", "/internal/reservations", {"order_id": oid, "items": [
-        {"product_id": ok["id"], "quantity": 5}, {"product_id": short["id"], "quantity": 3}]})
+    r = internal("POST", "/internal/reservations", resv(rid, (ok["id"], 5), (short["id"], 3)))
     assert_problem(r, 409, "insufficient_stock")
     assert r.json["items"] == [{"product_id": short["id"], "requested": 3, "available": 1}], r
     assert (get(ok["id"], tok).json["stock"], get(short["id"], tok).json["stock"]) == (5, 1)
-    assert_problem(internal("GET", "/internal/reservations/%d" % oid), 404)
-    for bad in ({"order_id": oid, "items": []},
-                {"order_id": oid, "items": [{"product_id": ok["id"], "quantity": 0}]},
-                {"order_id": oid, "items": [{"product_id": ok["id"], "quantity": 1}] * 2},
-                {"order_id": "1", "items": [{"product_id": ok["id"], "quantity": 1}]}):
+    assert_problem(internal("GET", "/internal/reservations/%d" % rid), 404)
+    line = [{"product_id": ok["id"], "quantity": 1}]
+    for bad in ({"id": rid, "user_id": 1, "items": []},
+                {"id": rid, "user_id": 1, "items": [{"product_id": ok["id"], "quantity": 0}]},
+                {"id": rid, "user_id": 1, "items": line * 2},
+                {"id": "1", "user_id": 1, "items": line},
+                {"id": 10 ** 18, "user_id": 1, "items": line},
+                {"id": rid, "items": line}):
         assert_problem(internal("POST", "/internal/reservations", bad), 422, "validation_failed")
-    # the same order id now succeeds: failures left nothing behind
-    r = internal("POST", "/internal/reservations", {"order_id": oid, "items": [
-        {"product_id": ok["id"], "quantity": 5}, {"product_id": short["id"], "quantity": 1}]})
+    # the same id now succeeds: failures left nothing behind
+    r = internal("POST", "/internal/reservations", resv(rid, (ok["id"], 5), (short["id"], 1)))
     assert r.status == 200, r
     assert (get(ok["id"], tok).json["stock"], get(short["id"], tok).json["stock"]) == (0, 0)
 
 
-def test_concurrent_reserves_of_one_order_take_stock_once():
+def test_concurrent_reserves_of_one_id_take_stock_once():
     p = product(stock=100)
-    oid = order_id()
-    body = {"order_id": oid, "items": [{"product_id": p["id"], "quantity": 7}]}
+    body = resv(resv_id(), (p["id"], 7))
     res = shop.parallel(10, lambda i: internal("POST", "/internal/reservations", body))
     assert all(r.status == 200 for r in res), res
     assert get(p["id"], seller()[1]).json["stock"] == 93
+
+
+def test_reservation_without_order_comes_back_after_its_ttl():
+    """A reservation nobody writes an order for (its request died) is listed
+    as expired once its TTL is over, and the order service's sweep releases
+    it: the stock returns without anyone asking."""
+    p = product(stock=10)
+    rid = resv_id()
+    assert internal("POST", "/internal/reservations", resv(rid, (p["id"], 4))).status == 200
+    assert get(p["id"], seller()[1]).json["stock"] == 6
+    shop.wait_for("the orphaned reservation's stock to come back",
+                  lambda: get(p["id"], seller()[1]).json["stock"] == 10, timeout=40)
+    assert internal("GET", "/internal/reservations/%d" % rid).json["status"] == "released"
+    assert_problem(internal("POST", "/internal/reservations", resv(rid, (p["id"], 4))), 409,
+                   "invalid_state")
+    r = internal("GET", "/internal/reservations/expired?limit=500")
+    assert r.status == 200 and rid not in [i["id"] for i in r.json["items"]], r
+    assert_problem(internal("GET", "/internal/reservations/expired?limit=0"), 422,
+                   "validation_failed")
 
 
 # ------------------------------------------------------------ database facts
