@@ -123,6 +123,7 @@ def main():
             print("stack failed to start; logs in", state)
             subprocess.run(["sh", "-c", "tail -n 30 %s/*/*.log %s/*.log 2>/dev/null" % (state, state)])
             print("0 passed, 1 failed")
+            failed = 1                 # keeps the logs (finally, below)
             return 1
         print("stack up in %.0fs" % (time.time() - t0), flush=True)
         shop.load_stack(state)
@@ -130,7 +131,13 @@ def main():
                           SHOP_ADMIN_PASSWORD=env["SHOP_ADMIN_PASSWORD"])
         if args.prism:
             # base+60: inside the block free_block checked, unused by the stack.
-            prism = start_prism(state, base + 60)
+            try:
+                prism = start_prism(state, base + 60)
+            except RuntimeError as e:
+                print(e)
+                print("0 passed, 1 failed")
+                failed = 1
+                return 1
             shop.STACK["SHOP_PRISM_URL"] = "http://127.0.0.1:%d" % (base + 60)
             print("prism proxy validating responses on", shop.STACK["SHOP_PRISM_URL"], flush=True)
         prefix = "ha_" if args.ha else "test_"
