@@ -10,6 +10,7 @@ ha_*.py with --ha), always stops the stack, and prints "N passed, N failed".
 front of the edge: shop.call sends the tests' requests through it, and a
 response that violates api/openapi.yaml fails the test that received it."""
 import argparse
+import http.client
 import importlib
 import os
 import random
@@ -52,27 +53,30 @@ def free_block():
     raise RuntimeError("no free port block")
 
 
-def start_prism(state, port):
-    """Starts scripts/openapi proxy on `port` in front of the stack's edge;
-    returns the process once it answers, its output in state/prism.log."""
+def start_prism(state, port, upstream):
+    """Starts scripts/openapi proxy on `port` in front of `upstream` (the
+    edge); its output goes to state/prism.log.  Started before the stack so
+    that its start-up (seconds of CPU) overlaps the stack's."""
     log = open(os.path.join(state, "prism.log"), "wb")
-    p = subprocess.Popen([os.path.join(REPO, "scripts", "openapi"), "proxy", str(port),
-                          shop.STACK["SHOP_URL"]],
-                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.time() + 120
+    return subprocess.Popen([os.path.join(REPO, "scripts", "openapi"), "proxy", str(port), upstream],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_prism(p, state, port, timeout=180):
+    """Waits until the proxy forwards to the edge: an answer that carries the
+    edge's X-Request-ID (whatever its status)."""
+    deadline = time.time() + timeout
     while time.time() < deadline:
         if p.poll() is not None:
             raise RuntimeError("prism exited with %d; see %s/prism.log" % (p.returncode, state))
-        if not port_free(port):
-            try:
-                # A documented operation, through the proxy to the edge.
-                if shop.call("GET", "/auth/health", base="http://127.0.0.1:%d" % port).status == 200:
-                    return p
-            except OSError:
-                pass
-        time.sleep(0.3)
-    stop_prism(p)
-    raise RuntimeError("prism did not answer on port %d in 120 s" % port)
+        try:
+            r = shop.call("GET", "/auth/health", base="http://127.0.0.1:%d" % port, timeout=10)
+            if r.header("x-request-id"):
+                return
+        except (OSError, http.client.HTTPException):
+            pass
+        time.sleep(0.5)
+    raise RuntimeError("prism did not forward on port %d in %d s; see %s/prism.log" % (port, timeout, state))
 
 
 def stop_prism(p):
@@ -116,8 +120,11 @@ def main():
     stack = os.path.join(REPO, "scripts", "stack")
     passed, failed = 0, 0
     prism = None
+    prism_port = base + 60             # in the block free_block checked, unused by the stack
     try:
         t0 = time.time()
+        if args.prism:
+            prism = start_prism(state, prism_port, "http://127.0.0.1:%d" % (base + PORT_SPAN))
         r = subprocess.run([stack, "up"], env=env)
         if r.returncode != 0:
             print("stack failed to start; logs in", state)
@@ -130,15 +137,14 @@ def main():
         shop.STACK.update(SHOP_ADMIN_EMAIL=env["SHOP_ADMIN_EMAIL"],
                           SHOP_ADMIN_PASSWORD=env["SHOP_ADMIN_PASSWORD"])
         if args.prism:
-            # base+60: inside the block free_block checked, unused by the stack.
             try:
-                prism = start_prism(state, base + 60)
+                wait_prism(prism, state, prism_port)
             except RuntimeError as e:
                 print(e)
                 print("0 passed, 1 failed")
                 failed = 1
                 return 1
-            shop.STACK["SHOP_PRISM_URL"] = "http://127.0.0.1:%d" % (base + 60)
+            shop.STACK["SHOP_PRISM_URL"] = "http://127.0.0.1:%d" % prism_port
             print("prism proxy validating responses on", shop.STACK["SHOP_PRISM_URL"], flush=True)
         prefix = "ha_" if args.ha else "test_"
         mods = sorted(f[:-3] for f in os.listdir(HERE)
