@@ -1,6 +1,6 @@
 # shop: build, run and test.  Logic lives in scripts/; this file only wires it.
 # Targets: all deps up down status check check-unit check-asan check-integration
-#          install clean fuzz bench
+#          check-openapi install clean fuzz bench
 
 ifeq ($(origin CC),default)
 CC = gcc
@@ -26,7 +26,7 @@ ASAN_TESTS = $(TEST_SRC:tests/%.c=build/asan/tests/%)
 BINS     = $(SERVICES:%=build/%.fcgi)
 
 .PHONY: all deps up down status check check-unit check-asan check-integration \
-        check-ha check-monitoring install clean fuzz bench monitor
+        check-ha check-monitoring check-openapi install clean fuzz bench monitor
 .SECONDARY:
 
 all: $(BINS) $(TESTS)
@@ -81,6 +81,7 @@ check: deps
 	$(MAKE) check-asan
 	scripts/fuzz 10
 	$(MAKE) check-monitoring
+	$(MAKE) check-openapi
 	$(MAKE) check-integration
 	$(MAKE) check-ha
 
@@ -94,8 +95,14 @@ check-asan: $(ASAN_TESTS)
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	    scripts/with-test-db scripts/run-unit $(ASAN_TESTS)
 
+# Redocly lints api/openapi.yaml (pinned npm tools, scripts/openapi).
+check-openapi:
+	scripts/openapi lint
+
+# Every test's responses pass through Prism's validating proxy: a response
+# that violates api/openapi.yaml fails the test.
 check-integration: $(BINS)
-	python3 tests/integration/run.py
+	python3 tests/integration/run.py --prism
 
 check-ha: $(BINS)
 	python3 tests/integration/run.py --ha

@@ -4,8 +4,13 @@ nodes, 3 lighttpd hosts, HAProxy) on free ports in a temporary state
 directory, runs every test_* function of tests/integration/test_*.py (or
 ha_*.py with --ha), always stops the stack, and prints "N passed, N failed".
 
-  run.py [--ha] [--keep] [-k SUBSTRING]"""
+  run.py [--ha] [--keep] [--prism] [-k SUBSTRING]
+
+--prism puts Stoplight Prism's validating proxy (scripts/openapi proxy) in
+front of the edge: shop.call sends the tests' requests through it, and a
+response that violates api/openapi.yaml fails the test that received it."""
 import argparse
+import http.client
 import importlib
 import os
 import random
@@ -48,14 +53,56 @@ def free_block():
     raise RuntimeError("no free port block")
 
 
+def start_prism(state, port, upstream):
+    """Starts scripts/openapi proxy on `port` in front of `upstream` (the
+    edge); its output goes to state/prism.log.  Started before the stack so
+    that its start-up (seconds of CPU) overlaps the stack's."""
+    log = open(os.path.join(state, "prism.log"), "wb")
+    return subprocess.Popen([os.path.join(REPO, "scripts", "openapi"), "proxy", str(port), upstream],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_prism(p, state, port, timeout=180):
+    """Waits until the proxy forwards to the edge: an answer that carries the
+    edge's X-Request-ID (whatever its status)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if p.poll() is not None:
+            raise RuntimeError("prism exited with %d; see %s/prism.log" % (p.returncode, state))
+        try:
+            r = shop.call("GET", "/auth/health", base="http://127.0.0.1:%d" % port, timeout=10)
+            if r.header("x-request-id"):
+                return
+        except (OSError, http.client.HTTPException):
+            pass
+        time.sleep(0.5)
+    raise RuntimeError("prism did not forward on port %d in %d s; see %s/prism.log" % (port, timeout, state))
+
+
+def stop_prism(p):
+    if p is None or p.poll() is not None:
+        return
+    os.killpg(p.pid, 15)          # its own session: scripts/openapi, node
+    try:
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, 9)
+        p.wait()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ha", action="store_true", help="run the failure tests (ha_*.py)")
     ap.add_argument("--keep", action="store_true", help="leave the stack running")
+    ap.add_argument("--prism", action="store_true",
+                    help="validate every response against api/openapi.yaml (Prism's proxy)")
     ap.add_argument("-k", action="append", default=[],
                     help="only tests whose name contains this (repeatable: any of them)")
     args = ap.parse_args()
 
+    if args.prism:
+        # npm ci of the pinned tools when needed, before any stack exists.
+        subprocess.run([os.path.join(REPO, "scripts", "openapi"), "deps"], check=True)
     base = free_block()
     state = tempfile.mkdtemp(prefix="shop-it-")
     env = dict(os.environ,
@@ -72,18 +119,33 @@ def main():
     os.environ.update({k: v for k, v in env.items() if k.startswith("SHOP_")})
     stack = os.path.join(REPO, "scripts", "stack")
     passed, failed = 0, 0
+    prism = None
+    prism_port = base + 60             # in the block free_block checked, unused by the stack
     try:
         t0 = time.time()
+        if args.prism:
+            prism = start_prism(state, prism_port, "http://127.0.0.1:%d" % (base + PORT_SPAN))
         r = subprocess.run([stack, "up"], env=env)
         if r.returncode != 0:
             print("stack failed to start; logs in", state)
             subprocess.run(["sh", "-c", "tail -n 30 %s/*/*.log %s/*.log 2>/dev/null" % (state, state)])
             print("0 passed, 1 failed")
+            failed = 1                 # keeps the logs (finally, below)
             return 1
         print("stack up in %.0fs" % (time.time() - t0), flush=True)
         shop.load_stack(state)
         shop.STACK.update(SHOP_ADMIN_EMAIL=env["SHOP_ADMIN_EMAIL"],
                           SHOP_ADMIN_PASSWORD=env["SHOP_ADMIN_PASSWORD"])
+        if args.prism:
+            try:
+                wait_prism(prism, state, prism_port)
+            except RuntimeError as e:
+                print(e)
+                print("0 passed, 1 failed")
+                failed = 1
+                return 1
+            shop.STACK["SHOP_PRISM_URL"] = "http://127.0.0.1:%d" % prism_port
+            print("prism proxy validating responses on", shop.STACK["SHOP_PRISM_URL"], flush=True)
         prefix = "ha_" if args.ha else "test_"
         mods = sorted(f[:-3] for f in os.listdir(HERE)
                       if f.startswith(prefix) and f.endswith(".py"))
@@ -106,6 +168,10 @@ def main():
                     print("FAIL  %s" % full, flush=True)
                     traceback.print_exc()
     finally:
+        if args.keep and prism is not None:
+            print("prism proxy left running, pid %d" % prism.pid)
+        elif prism is not None:
+            stop_prism(prism)
         if not args.keep:
             subprocess.run([stack, "down"], env=env)
             if failed == 0:
