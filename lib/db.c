@@ -3,7 +3,7 @@
  * honest.  Statements are prepared once per connection and cached by SQL
  * pointer; results are buffered as text so callers never touch MYSQL_BIND.
  *
- * Galera facts this rests on (DESIGN.md): writes all go to one node, yet a
+ * Galera facts this rests on (docs/ARCHITECTURE.md): writes all go to one node, yet a
  * transaction can still fail with 1213 at any statement or at COMMIT after a
  * failover or a certification conflict, so the unit of retry is the whole
  * transaction (db_tx), never one statement. */

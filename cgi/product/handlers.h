@@ -1,6 +1,6 @@
 /* handlers.h: the product service's endpoints (one function each, wired to
  * paths in main.c) and the pure helpers they rest on, exposed for the unit
- * tests (tests/test_product_handlers.c). */
+ * tests (tests/test_product_helpers.c). */
 #ifndef SHOP_PRODUCT_HANDLERS_H
 #define SHOP_PRODUCT_HANDLERS_H
 
