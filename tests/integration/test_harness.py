@@ -105,9 +105,13 @@ def test_load_with_a_dead_thread_refuses_to_summarise():
     with _broken_edge() as (url, _), _edge_at(url):
         ld = _load()
         ld.kinds = None             # the mix itself breaks: every thread dies at once
-        ld.start()
-        time.sleep(0.3)
-        ld.stop()
+        hook, threading.excepthook = threading.excepthook, lambda args: None
+        try:
+            ld.start()
+            time.sleep(0.3)
+            ld.stop()
+        finally:
+            threading.excepthook = hook
     assert len(ld.died) == ld.threads, ld.died
     try:
         ld.summary()
