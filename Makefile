@@ -57,10 +57,10 @@ TEST_EXTRA = $(if $(filter test_auth_%,$*),$(filter-out %/main.c,$(wildcard cgi/
              $(if $(filter test_product_%,$*),$(filter-out %/main.c,$(wildcard cgi/product/*.c)),) \
              $(if $(filter test_order_%,$*),$(filter-out %/main.c,$(wildcard cgi/order/*.c)),)
 
-build/tests/%: tests/%.c build/libshop.a | build/tests
+build/tests/%: tests/%.c tests/cunit_main.h build/libshop.a | build/tests
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -Icgi -o $@ $< $(TEST_EXTRA) build/libshop.a $(LIBS) -lcunit
 
-build/asan/tests/%: tests/%.c build/asan/libshop.a | build/asan/tests
+build/asan/tests/%: tests/%.c tests/cunit_main.h build/asan/libshop.a | build/asan/tests
 	$(CC) $(CFLAGS_COMMON) $(ASAN) -Icgi -o $@ $< $(TEST_EXTRA) build/asan/libshop.a $(LIBS) -lcunit
 
 build/lib build/asan/lib build/tests build/asan/tests:

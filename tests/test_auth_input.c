@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include <CUnit/Basic.h>
+#include "cunit_main.h"
 #include <sodium.h>
 
 #include "auth/handlers.h"
@@ -93,9 +94,5 @@ int main(void)
     CU_add_test(s, "email length in characters", test_email_length_in_characters);
     CU_add_test(s, "password 8-128 characters", test_password_length);
     CU_add_test(s, "password hash Argon2id", test_password_hash_is_argon2id);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
-    CU_cleanup_registry();
-    return failed ? 1 : 0;
+    return cunit_run_all();
 }

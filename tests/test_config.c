@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include <CUnit/Basic.h>
+#include "cunit_main.h"
 #include "config.h"
 
 static char path[64];
@@ -14,9 +15,13 @@ static int setup(void)
     if (fd < 0)
         return -1;
     FILE *f = fdopen(fd, "w");
-    fputs("# comment\n\nDB_HOST = db.example\nDB_PORT=3307\nEMPTY=\nWEIRD=a=b\nBADINT=12x\n", f);
-    fclose(f);
-    return 0;
+    if (!f) {
+        close(fd);
+        return -1;
+    }
+    int bad = fputs("# comment\n\nDB_HOST = db.example\nDB_PORT=3307\nEMPTY=\nWEIRD=a=b\n"
+                    "BADINT=12x\n", f) < 0;
+    return fclose(f) != 0 || bad ? -1 : 0;
 }
 
 static int teardown(void)
@@ -72,9 +77,5 @@ int main(void)
     CU_add_test(s, "env overrides", test_env_overrides);
     CU_add_test(s, "missing file fails", test_missing_file_fails);
     CU_add_test(s, "bad line fails", test_bad_line_fails);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    unsigned failed = CU_get_number_of_failures();
-    CU_cleanup_registry();
-    return failed ? 1 : 0;
+    return cunit_run_all();
 }

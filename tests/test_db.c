@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <CUnit/Basic.h>
+#include "cunit_main.h"
 #include "db.h"
 
 static int setup(void)
@@ -173,9 +174,5 @@ int main(void)
     CU_add_test(s, "tx retries whole transaction on deadlock", test_tx_retries_whole_transaction_on_deadlock);
     CU_add_test(s, "tx retries after lost connection", test_tx_retries_after_lost_connection);
     CU_add_test(s, "unreachable is unavailable", test_unreachable_is_unavailable);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
-    CU_cleanup_registry();
-    return failed ? 1 : 0;
+    return cunit_run_all();
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <CUnit/Basic.h>
+#include "cunit_main.h"
 #include "json.h"
 #include "problem.h"
 #include "route.h"
@@ -293,9 +294,5 @@ int main(void)
     CU_add_test(s, "route walk", test_route_walk);
     CU_add_test(s, "problem body", test_problem_body);
     CU_add_test(s, "reply once", test_reply_once);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    unsigned failed = CU_get_number_of_failures();
-    CU_cleanup_registry();
-    return failed ? 1 : 0;
+    return cunit_run_all();
 }

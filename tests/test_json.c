@@ -2,6 +2,7 @@
  * validate fields, collect every error for one 422. */
 #include <string.h>
 #include <CUnit/Basic.h>
+#include "cunit_main.h"
 #include "json.h"
 
 static json_object *parse(const char *s)
@@ -143,9 +144,5 @@ int main(void)
     CU_add_test(s, "get_str counts characters", test_get_str_counts_characters);
     CU_add_test(s, "utf8_len", test_utf8_len);
     CU_add_test(s, "check_fields names unknown", test_check_fields_names_unknown);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    unsigned failed = CU_get_number_of_failures();
-    CU_cleanup_registry();
-    return failed ? 1 : 0;
+    return cunit_run_all();
 }

@@ -3,6 +3,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <CUnit/Basic.h>
+#include "cunit_main.h"
 #include "json.h"
 #include "log.h"
 
@@ -77,9 +78,5 @@ int main(void)
     CU_pSuite s = CU_add_suite("log", NULL, NULL);
     CU_add_test(s, "line is JSON with request id", test_line_is_json_with_request_id);
     CU_add_test(s, "level filter", test_level_filter);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    unsigned failed = CU_get_number_of_failures();
-    CU_cleanup_registry();
-    return failed ? 1 : 0;
+    return cunit_run_all();
 }

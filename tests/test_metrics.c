@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <CUnit/Basic.h>
+#include "cunit_main.h"
 #include "metrics.h"
 
 static int noop(http_req *r) { (void)r; return 0; }
@@ -58,9 +59,5 @@ int main(void)
         return 1;
     CU_pSuite s = CU_add_suite("metrics", NULL, NULL);
     CU_add_test(s, "shared between processes", test_shared_between_processes);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    unsigned failed = CU_get_number_of_failures();
-    CU_cleanup_registry();
-    return failed ? 1 : 0;
+    return cunit_run_all();
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <CUnit/Basic.h>
+#include "cunit_main.h"
 
 #include "json.h"
 #include "order/order.h"
@@ -203,9 +204,5 @@ int main(void)
     CU_add_test(s, "cursor encode/decode", test_cursor);
     CU_add_test(s, "reservation ids", test_reservation_id);
     CU_add_test(s, "handler early answers", test_handler_early_answers);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    unsigned failed = CU_get_number_of_failures();
-    CU_cleanup_registry();
-    return failed ? 1 : 0;
+    return cunit_run_all();
 }

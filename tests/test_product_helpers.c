@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <CUnit/Basic.h>
+#include "cunit_main.h"
 
 #include "db.h"
 #include "json.h"
@@ -293,9 +294,5 @@ int main(void)
     CU_add_test(s, "edit validation", test_edit_validation);
     CU_add_test(s, "list parameters", test_list_params);
     CU_add_test(s, "reserve validation", test_reserve_validation);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    unsigned failed = CU_get_number_of_failures();
-    CU_cleanup_registry();
-    return failed ? 1 : 0;
+    return cunit_run_all();
 }

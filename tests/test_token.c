@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <CUnit/Basic.h>
+#include "cunit_main.h"
 #include <jwt.h>
 #include <openssl/bn.h>
 #include <openssl/ecdsa.h>
@@ -448,9 +449,5 @@ int main(void)
     CU_add_test(s, "JWKS", test_jwks);
     CU_add_test(s, "roles", test_roles);
     CU_add_test(s, "key rotation", test_rotation);   /* last: changes the key set */
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
-    CU_cleanup_registry();
-    return failed ? 1 : 0;
+    return cunit_run_all();
 }

@@ -18,10 +18,18 @@ refresh token).  Nothing else in the mix could be repeated safely.
 The client timeout (35 s) is above HAProxy's `timeout server` (30 s), so a
 slow answer is HAProxy's to give, not the client's to guess.
 Every request leaves one Rec; an order's Rec also carries its key, user,
-lines and (on 201) the order id, for the invariants."""
+lines and (on 201) the order id, for the invariants.  Every attempt counts:
+an answer the client cannot read (reset, timeout, a bad status line, a body
+cut short: OSError, ValueError, http.client.HTTPException) is status 0, and
+an exception from anywhere else in a request is recorded as a failed request
+too (status 0, error "crash: ...") and the thread carries on.  A load thread
+that ends before stop() anyway makes summary() raise: a run that stopped
+counting must not pass on what it did count."""
+import http.client
 import random
 import threading
 import time
+import traceback
 import uuid
 
 import shop
@@ -98,6 +106,7 @@ class Load:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads = []
+        self.died = []              # load threads that ended before stop()
         self.t0 = self.t1 = None
 
     # ------------------------------------------------------------ running
@@ -118,11 +127,26 @@ class Load:
         self.t1 = time.time()
 
     def _loop(self, rnd):
-        while not self._stop.is_set():
-            kind = rnd.choices(self.kinds, self.weights)[0]
-            rec = getattr(self, "_" + kind)(rnd)
-            with self._lock:
-                self.records.append(rec)
+        try:
+            while not self._stop.is_set():
+                kind = rnd.choices(self.kinds, self.weights)[0]
+                try:
+                    rec = getattr(self, "_" + kind)(rnd)
+                except Exception as e:      # a failed request, never a dead thread
+                    rec = Rec(kind)
+                    rec.t_end = time.time()
+                    rec.error = "crash: %s: %s\n%s" % (type(e).__name__, e,
+                                                       traceback.format_exc(limit=5))
+                    rec.attempts.append((0, None, False))
+                    if rec.first_status is None:
+                        rec.first_status = 0
+                with self._lock:
+                    self.records.append(rec)
+        finally:
+            if not self._stop.is_set():
+                with self._lock:
+                    self.died.append("%s: %s" % (threading.current_thread().name,
+                                                 traceback.format_exc(limit=5)))
 
     def _send(self, rec, method, path, body=None, token=None, headers=None):
         """Sends the request (and the one safe retry); fills rec."""
@@ -137,7 +161,9 @@ class Load:
                 status = resp.status
                 if isinstance(resp.json, dict):
                     code = resp.json.get("code")
-            except (OSError, ValueError) as e:   # refused, reset, timeout, bad status line
+            except (OSError, ValueError, http.client.HTTPException) as e:
+                # refused, reset, timeout; bad status line, line too long,
+                # body cut short (IncompleteRead), remote closed: no answer
                 rec.error = "%s: %s" % (type(e).__name__, e)
             rec.rid = rid if rec.rid is None else rec.rid + "," + rid
             rec.status, rec.code = status, code
@@ -191,10 +217,14 @@ class Load:
     # ------------------------------------------------------------ results
 
     def summary(self):
-        """{requests, failed (not ok, not deferred), failed_pct, deferred, gap (longest stretch without a
+        """Raises AssertionError when a load thread died.  Otherwise
+        {requests, failed (not ok, not deferred), failed_pct, deferred, gap (longest stretch without a
         success, from start to stop; gap_at: its start, seconds after start),
         first_failed_pct (before the client's retry), by_status {kind/status: n}, failures
         and all: the Recs}."""
+        if self.died:
+            raise AssertionError("%d load thread(s) died before stop(); the counts are "
+                                 "incomplete: %s" % (len(self.died), self.died))
         recs = sorted(self.records, key=lambda r: r.t_end)
         failed = [r for r in recs if not r.ok and not r.deferred]
         ends = [self.t0] + [r.t_end for r in recs if r.ok] + [self.t1]

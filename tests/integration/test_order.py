@@ -173,10 +173,8 @@ def test_order_one_currency():
     shop.assert_problem(r, 422, "validation_failed")
     assert r.json.get("errors"), r
     # The reservation product took is given back.
-    deadline = time.time() + 10
-    while (_stock(e["id"]), _stock(u["id"])) != (5, 5) and time.time() < deadline:
-        time.sleep(0.5)
-    assert (_stock(e["id"]), _stock(u["id"])) == (5, 5)
+    shop.wait_for("the refused order's stock to come back",
+                  lambda: (_stock(e["id"]), _stock(u["id"])) == (5, 5), timeout=10, every=0.5)
 
 
 def test_order_prices_and_names_copied():
@@ -217,8 +215,21 @@ def test_order_visibility_and_listing():
     shop.assert_problem(shop.call("GET", "/orders/99999999999", token=ta), 404)
     shop.assert_problem(shop.call("GET", "/orders"), 401)
     assert _stock(p["id"]) == 47
+    rb = _order(tb, [{"product_id": p["id"], "quantity": 1}])
+    assert rb.status == 201, rb
+    b_order = rb.json["id"]
+    # A non-admin lists only their own: B sees B's order and none of A's.
+    listed = shop.call("GET", "/orders?limit=100", token=tb)
+    assert listed.status == 200 and b_order in {o["id"] for o in listed.json["items"]}, listed
+    assert not {o["id"] for o in listed.json["items"]} & set(ids), listed
+    assert all(o["user_id"] == b["id"] for o in listed.json["items"]), listed
+    assert _stock(p["id"]) == 46
 
     # Pagination: newest first, opaque cursor, page 2 ends the list.
+    mine = shop.call("GET", "/orders?limit=100", token=ta)
+    assert mine.status == 200 and set(ids) <= {o["id"] for o in mine.json["items"]}, mine
+    assert all(o["user_id"] == a["id"] for o in mine.json["items"]), mine
+    assert b_order not in {o["id"] for o in mine.json["items"]}, mine
     page1 = shop.call("GET", "/orders?limit=2", token=ta)
     assert page1.status == 200, page1
     assert [o["id"] for o in page1.json["items"]] == [ids[2], ids[1]], page1
@@ -244,8 +255,20 @@ def test_order_visibility_and_listing():
     assert all(o["user_id"] == a["id"] for o in f.json["items"]), f
     r = shop.call("GET", "/orders?user_id=abc", token=adm)
     shop.assert_problem(r, 422, "validation_failed")
-    everyone = shop.call("GET", "/orders?limit=100", token=adm)
-    assert everyone.status == 200 and len({o["user_id"] for o in everyone.json["items"]}) >= 1
+    # The admin's unfiltered list holds both users' orders (walked newest
+    # first until all four are seen; other tests' orders may sit between).
+    want = {oid: a["id"] for oid in ids}
+    want[b_order] = b["id"]
+    seen, cursor = {}, None
+    for _ in range(20):
+        everyone = shop.call("GET", "/orders?limit=100" + ("&cursor=" + cursor if cursor else ""),
+                             token=adm)
+        assert everyone.status == 200, everyone
+        seen.update({o["id"]: o["user_id"] for o in everyone.json["items"]})
+        cursor = everyone.json["next_cursor"]
+        if set(want) <= set(seen) or not cursor:
+            break
+    assert {oid: seen.get(oid) for oid in want} == want, (want, len(seen))
 
 
 def test_order_cancel_returns_stock():
@@ -315,11 +338,15 @@ def test_order_idempotency_race():
         assert r.status in (201, 409), r
         if r.status == 409:
             shop.assert_problem(r, 409, "idempotency_in_progress")
-    ids = {r.json["id"] for r in res if r.status == 201}
-    assert len(ids) <= 1, ids
+    placed = [r for r in res if r.status == 201]
+    # Exactly one order: at least one request placed it, every other 201 is
+    # a replay of that same order, the rest were told the key is in use.
+    assert placed, ("no request of the race placed the order", res)
+    ids = {r.json["id"] for r in placed}
+    assert len(ids) == 1, ids
+    assert all(r.json == placed[0].json for r in placed), placed
     final = _order(tok, items, headers={"Idempotency-Key": key})
-    assert final.status == 201, final
-    assert not ids or ids == {final.json["id"]}, (ids, final)
+    assert final.status == 201 and final.json == placed[0].json, (final, placed[0])
     assert _stock(p["id"]) == 99, "the race placed more than one order"
 
 
@@ -513,8 +540,66 @@ def test_order_crash_after_reserve_unkeyed_stock_returns_after_ttl():
 
 
 def test_order_settled_stock_matches_orders():
-    """Once everything has settled (reservation TTLs over, sweeps run),
-    product holds stock exactly for the confirmed orders: no confirmed order
-    without its stock, no stock taken without a confirmed order, whatever
-    the tests before left behind."""
+    """Once settled, each product holds stock exactly for its confirmed
+    orders: placed, cancelled, refused, replayed and crashed orders of this
+    test's own users on this test's own products leave stock = initial -
+    the quantities of the orders that are confirmed (as the users list them)."""
+    users = [shop.new_user() for _ in range(3)]
+    prods = [_product(stock=30) for _ in range(3)]
+    pids = [p["id"] for p in prods]
+
+    def lines(i, q):
+        return [{"product_id": pids[i % 3], "quantity": q},
+                {"product_id": pids[(i + 1) % 3], "quantity": 1}]
+    for i, (_, tok) in enumerate(users):
+        key = shop.unique("settle")
+        r = _order(tok, lines(i, 2), headers={"Idempotency-Key": key})
+        assert r.status == 201, r
+        again = _order(tok, lines(i, 2), headers={"Idempotency-Key": key})
+        assert again.status == 201 and again.json["id"] == r.json["id"], again
+        c = _order(tok, lines(i, 3))
+        assert c.status == 201, c
+        assert shop.call("POST", "/orders/%d/cancel" % c.json["id"], token=tok).status == 200
+        shop.assert_problem(_order(tok, lines(i, 31)), 409, "insufficient_stock")
+    if _fault_switch_on():      # a request that dies after taking its stock
+        try:
+            shop.call("POST", "/orders", {"items": lines(0, 4)}, token=users[0][1],
+                      headers={"X-Fault-Inject": "after-reserve",
+                               "Idempotency-Key": shop.unique("settle-crash")})
+        except (ConnectionError, OSError):
+            pass
+    want = {pid: 30 for pid in pids}
+    for _, tok in users:
+        lst = shop.call("GET", "/orders?limit=100", token=tok)
+        assert lst.status == 200, lst
+        for o in lst.json["items"]:
+            assert o["status"] in ("confirmed", "cancelled"), o
+            if o["status"] == "confirmed":
+                for line in o["items"]:
+                    want[line["product_id"]] -= line["quantity"]
+    # Each user's one confirmed order took 2 of one product and 1 of the next.
+    assert want == {pid: 27 for pid in pids}, want
+    _settle(pids, want, "stock to match the confirmed orders")
+
+
+def _settle(pids, want, what, timeout=30.0):
+    """Polls (running a sweep pass each time) until every product in pids
+    has the stock `want` names, as a client reads it; fails after timeout."""
+    def settled():
+        _sweep_once()
+        got = {pid: _stock(pid) for pid in pids}
+        return got == want or None
+    try:
+        shop.wait_for(what, settled, timeout=timeout, every=0.5)
+    except AssertionError:
+        got = {pid: _stock(pid) for pid in pids}
+        raise AssertionError("%s: stock %r, expected %r" % (what, got, want))
+
+
+def test_order_every_reservation_settles():
+    """Across the whole database, once reservation TTLs are over and the
+    sweeps have run: stock is held only for confirmed orders, every confirmed
+    order has its stock confirmed, every cancelled order's stock is back,
+    whatever the tests before (reservations without orders, crashes)
+    left behind."""
     shop.wait_settled()

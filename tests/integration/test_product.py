@@ -774,23 +774,32 @@ def test_two_galera_nodes_conflict_as_deadlocks_never_negative():
               "UPDATE shop_product.products SET stock=stock-1 WHERE id=%d AND stock>0; "
               "SELECT ROW_COUNT(); COMMIT;" % (pid, pid))
     results = {0: [], 1: []}
-    barrier = threading.Barrier(2)
+    errors = []             # a worker thread's exception, for the main thread to raise
+    barrier = threading.Barrier(2, timeout=30)
 
     def worker(n):
-        barrier.wait()
-        for _ in range(15):
-            r = run_mysql(socks[n], script)
-            if r.returncode == 0:
-                results[n].append(int(r.stdout.split()[-1]))    # rows the commit took
-            else:
-                assert "1213" in r.stderr, r.stderr            # nothing else may fail
-                results[n].append("deadlock")
+        try:
+            barrier.wait()
+            for _ in range(15):
+                r = run_mysql(socks[n], script)
+                if r.returncode == 0:
+                    results[n].append(int(r.stdout.split()[-1]))    # rows the commit took
+                elif "1213" in r.stderr:
+                    results[n].append("deadlock")
+                else:
+                    results[n].append("error: " + r.stderr.strip())
+        except BaseException as e:
+            errors.append((n, repr(e)))
     ts = [threading.Thread(target=worker, args=(n,)) for n in (0, 1)]
     for t in ts:
         t.start()
     for t in ts:
         t.join()
+    assert not errors, errors
     all_results = results[0] + results[1]
+    assert len(results[0]) == len(results[1]) == 15, results
+    # Nothing but a deadlock (1213) may fail.
+    assert all(x == "deadlock" or isinstance(x, int) for x in all_results), all_results
     taken = sum(x for x in all_results if x != "deadlock")
     deadlocks = all_results.count("deadlock")
     assert deadlocks > 0, all_results

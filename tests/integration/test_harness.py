@@ -1,0 +1,121 @@
+"""test_harness.py: the failure tests' load client (load.py) counts what it
+claims to count.  A local server that answers every request with something a
+client cannot read (a body cut short, a bad status line, a header line too
+long, the connection closed without an answer) stands in for the edge; the
+load must record every one of those as a failed request and keep all its
+threads running, and a load whose thread died must refuse to summarise.
+Does not touch the stack."""
+import contextlib
+import socket
+import threading
+import time
+
+import load
+import shop
+
+BROKEN = (
+    # IncompleteRead: a body shorter than its Content-Length
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\"",
+    # BadStatusLine
+    b"HTTP/1.1 two hundred\r\n\r\n",
+    # LineTooLong (http.client reads at most 65536 bytes per header line)
+    b"HTTP/1.1 200 OK\r\nX-Long: " + b"x" * 70000 + b"\r\n\r\n",
+    # RemoteDisconnected: closed before a status line
+    b"",
+)
+
+
+@contextlib.contextmanager
+def _broken_edge():
+    """A TCP server on 127.0.0.1 answering each request with the next of
+    BROKEN; yields its URL and the number of answers given so far."""
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(64)
+    srv.settimeout(0.2)
+    stop = threading.Event()
+    served = [0]
+
+    def serve():
+        while not stop.is_set():
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                continue
+            with c:
+                try:
+                    c.settimeout(2)
+                    c.recv(65536)
+                    c.sendall(BROKEN[served[0] % len(BROKEN)])
+                    served[0] += 1
+                except OSError:
+                    pass
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        yield "http://127.0.0.1:%d" % srv.getsockname()[1], served
+    finally:
+        stop.set()
+        t.join()
+        srv.close()
+
+
+@contextlib.contextmanager
+def _edge_at(url):
+    old = shop.STACK.get("SHOP_URL")
+    shop.STACK["SHOP_URL"] = url
+    try:
+        yield
+    finally:
+        if old is None:
+            shop.STACK.pop("SHOP_URL", None)
+        else:
+            shop.STACK["SHOP_URL"] = old
+
+
+def _load():
+    users = [({"id": 1}, "a@example.test", "token-a"), ({"id": 2}, "b@example.test", "token-b")]
+    return load.Load(users, hot=[1, 2], cold=[3], threads=3, pause=0.01, timeout=5.0,
+                     key_prefix="harness")
+
+
+def test_load_counts_unreadable_answers_as_failed():
+    with _broken_edge() as (url, served), _edge_at(url):
+        ld = _load()
+        ld.start()
+        time.sleep(1.5)
+        alive = sum(t.is_alive() for t in ld._threads)
+        ld.stop()
+    assert alive == ld.threads, "%d of %d load threads died on an unreadable answer" % (
+        ld.threads - alive, ld.threads)
+    s = ld.summary()
+    attempts = sum(len(r.attempts) for r in s["all"])
+    # Every answer the server gave is an attempt the load recorded (the
+    # server may have answered a last one the client was still reading).
+    assert s["requests"] > 0 and attempts >= served[0] - ld.threads, (attempts, served[0])
+    assert s["failed"] == s["requests"], s["by_status"]
+    assert all(r.status == 0 and r.error for r in s["all"]), s["all"][:5]
+    errors = " ".join(r.error for r in s["all"])
+    for name in ("IncompleteRead", "BadStatusLine", "LineTooLong", "RemoteDisconnected"):
+        assert name in errors, (name, errors[:500])
+
+
+def test_load_with_a_dead_thread_refuses_to_summarise():
+    with _broken_edge() as (url, _), _edge_at(url):
+        ld = _load()
+        ld.kinds = None             # the mix itself breaks: every thread dies at once
+        hook, threading.excepthook = threading.excepthook, lambda args: None
+        try:
+            ld.start()
+            time.sleep(0.3)
+            ld.stop()
+        finally:
+            threading.excepthook = hook
+    assert len(ld.died) == ld.threads, ld.died
+    try:
+        ld.summary()
+    except AssertionError as e:
+        assert "died" in str(e), e
+    else:
+        raise AssertionError("summary() of a load whose threads died did not fail")
