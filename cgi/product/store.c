@@ -61,10 +61,11 @@ static int load_product(const db_res *r, int row, product *p)
     return p->description ? 0 : -1;
 }
 
-/* Runs a one-product statement (get or lock).  Returns 1, 0 or DB_ERROR. */
-static int fetch_product(const char *sql, int64_t id, product *out)
+/* Runs a one-product statement (get or lock) on the writer, or on the
+ * reader for `replica`.  Returns 1, 0 or DB_ERROR. */
+static int fetch_product_from(const char *sql, int64_t id, bool replica, product *out)
 {
-    db_res *r = db_query(sql, "i", id);
+    db_res *r = replica ? db_read(sql, "i", id) : db_query(sql, "i", id);
     if (!r)
         return DB_ERROR;
     int rc = 0;
@@ -74,9 +75,17 @@ static int fetch_product(const char *sql, int64_t id, product *out)
     return rc;
 }
 
-int store_product_get(int64_t id, product *out)
+static int fetch_product(const char *sql, int64_t id, product *out)
 {
-    int rc = fetch_product(SQL_PRODUCT_GET, id, out);
+    return fetch_product_from(sql, id, false, out);
+}
+
+int store_product_get(int64_t id, bool latest, product *out)
+{
+    int rc = latest ? 0 : fetch_product_from(SQL_PRODUCT_GET, id, true, out);
+    /* Not on the replica (yet): the writer decides. */
+    if (rc == 0)
+        rc = fetch_product(SQL_PRODUCT_GET, id, out);
     if (rc == DB_ERROR && db_retryable())
         return DB_UNAVAILABLE;
     return rc;
@@ -179,16 +188,17 @@ int store_product_list(const product_query *q, product_page *out)
         return DB_ERROR;
     int64_t rows_wanted = (int64_t)q->limit + 1;
     db_res *r;
+    db_res *(*query)(const char *, const char *, ...) = q->latest ? db_query : db_read;
     if (q->vis == VIS_OWN && !q->status && q->seller_id <= 0)
-        r = db_query(store_list_own_sql(pattern != NULL), "isiiisiiisii",
-                     q->after_id, pattern, rows_wanted,
-                     q->viewer_id, q->after_id, pattern, rows_wanted,
-                     q->viewer_id, q->after_id, pattern, rows_wanted, rows_wanted);
+        r = query(store_list_own_sql(pattern != NULL), "isiiisiiisii",
+                  q->after_id, pattern, rows_wanted,
+                  q->viewer_id, q->after_id, pattern, rows_wanted,
+                  q->viewer_id, q->after_id, pattern, rows_wanted, rows_wanted);
     else
-        r = db_query(store_list_sql(q->vis, q->status != NULL, q->seller_id > 0,
-                                    pattern != NULL),
-                     "iisisi", q->after_id, q->viewer_id, q->status, q->seller_id, pattern,
-                     rows_wanted);
+        r = query(store_list_sql(q->vis, q->status != NULL, q->seller_id > 0,
+                                 pattern != NULL),
+                  "iisisi", q->after_id, q->viewer_id, q->status, q->seller_id, pattern,
+                  rows_wanted);
     free(pattern);
     if (!r)
         return db_retryable() ? DB_UNAVAILABLE : DB_ERROR;
