@@ -6,6 +6,7 @@ import glob
 import json
 import os
 import subprocess
+import threading
 import time
 import urllib.request
 
@@ -145,3 +146,47 @@ def test_outbox_records_confirmed_and_cancelled_orders():
     assert call("POST", "/orders/%d/cancel" % oid, token=buyer).status == 200
     rows = shop.sql("SELECT event_type FROM shop_order.outbox WHERE order_id = %d ORDER BY id" % oid)
     assert [row[0] for row in rows] == ["order.confirmed", "order.cancelled"], rows
+
+
+def _auth_servers_down():
+    with urllib.request.urlopen(shop.STACK["SHOP_STATS_URL"] + "/stats;csv", timeout=5) as f:
+        rows = [r.split(",") for r in f.read().decode().splitlines()]
+    return [r[1] for r in rows if r[0] == "auth" and r[1].startswith("host") and r[17] != "UP"]
+
+
+def test_a_login_burst_leaves_every_host_a_worker_for_health_checks():
+    """60 logins at once (Argon2id, 64 MiB each) through the edge: HAProxy
+    lets fewer run per host than it has auth workers, so every host's
+    /auth/health (what HAProxy's check asks) keeps answering promptly, no
+    auth server is marked down, and every login succeeds."""
+    email = shop.new_user()[0]["email"]
+    done, slowest, errors = threading.Event(), {1: 0.0, 2: 0.0, 3: 0.0}, []
+
+    def probe():
+        while not done.is_set():
+            for h in slowest:
+                t = time.time()
+                try:
+                    r = call("GET", "/auth/health", base=_host_url(h), timeout=10)
+                    if r.status != 200:
+                        errors.append((h, r.status))
+                except OSError as e:
+                    errors.append((h, repr(e)))
+                slowest[h] = max(slowest[h], time.time() - t)
+            down = _auth_servers_down()
+            if down:
+                errors.append(("down", down))
+            time.sleep(0.05)
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        res = shop.parallel(60, lambda i: call("POST", "/auth/login",
+                                               {"email": email, "password": shop.PASSWORD}))
+    finally:
+        done.set()
+        prober.join()
+    statuses = [r.status if isinstance(r, shop.Resp) else r for r in res]
+    assert statuses == [200] * 60, statuses
+    assert not errors, errors
+    assert max(slowest.values()) < 1.0, slowest
