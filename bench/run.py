@@ -10,6 +10,10 @@ the generated part of bench/RESULTS.md.
 Each figure is the median of --runs runs of --seconds seconds, after one short
 warm-up run.  Ceilings:
   static        lighttpd static file through HAProxy (the layer's top)
+  get_direct    the uncached product GET straight to host 1's lighttpd: what
+                the edge adds is the ratio of the "product get, cache off" row
+  (every wrk row also reports the CPU its HAProxy used, from /proc/<pid>/stat
+  utime+stime over each run, in % of one core)
   hello         bench/hello.c, a FastCGI no-op, through HAProxy -> lighttpd
   argon2        bench/argon2_rate.c: crypto_pwhash_str at the auth service's
                 parameters (read from a hash it stored), on nproc threads
@@ -157,6 +161,15 @@ def host_port(conf_path):
     with open(conf_path) as f:
         m = re.search(r"^\s*server\.port\s*=\s*(\d+)", f.read(), re.M)
     return int(m.group(1))
+
+
+def haproxy_pid(state):
+    """The stack's HAProxy (scripts/stack writes its pid file)."""
+    try:
+        with open(os.path.join(state, "haproxy", "haproxy.pid")) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def lighttpd_pids(state):
@@ -347,22 +360,49 @@ def skipped(name):
     return ONLY and not any(o in name for o in ONLY)
 
 
-def measure_wrk(args, name, url, script, env=None, conns=None):
+def cpu_ticks(pid):
+    """utime + stime of `pid` in clock ticks (None when it is gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            # Fields after the ")" that ends comm: state is field 3, utime 14.
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def run_wrk_cpu(url, script, env, conns, secs, cpu_pid):
+    """run_wrk, plus r["cpu"]: cpu_pid's CPU over the run in % of one core."""
+    t0, c0 = time.time(), cpu_ticks(cpu_pid) if cpu_pid else None
+    r = run_wrk(url, script, env, conns, secs)
+    t1, c1 = time.time(), cpu_ticks(cpu_pid) if cpu_pid else None
+    r["cpu"] = (100.0 * (c1 - c0) / os.sysconf("SC_CLK_TCK") / (t1 - t0)
+                if c0 is not None and c1 is not None else None)
+    return r
+
+
+def measure_wrk(args, name, url, script, env=None, conns=None, cpu_pid=None):
+    """Rate, latency and errors of one row; with cpu_pid (the HAProxy the
+    requests cross) also that process's CPU use during the runs."""
     if skipped(name):
         return None
     env = env or {}
     conns = conns or args.connections
     load = wait_quiet(args.quiet_load, args.quiet_wait)
     run_wrk(url, script, env, conns, 1)        # warm-up: pools, caches, connections
-    runs = [run_wrk(url, script, env, conns, args.seconds) for _ in range(args.runs)]
+    runs = [run_wrk_cpu(url, script, env, conns, args.seconds, cpu_pid)
+            for _ in range(args.runs)]
+    cpus = [r["cpu"] for r in runs if r["cpu"] is not None]
     res = {"rate": median([r["rate"] for r in runs]),
+           "cpu": median(cpus) if cpus else None,
            "p50": median([r["p50_us"] for r in runs]) / 1000,
            "p99": median([r["p99_us"] for r in runs]) / 1000,
            "errors": sum(r["errors"] for r in runs),
            "requests": sum(r["requests"] for r in runs),
            "runs": [round(r["rate"]) for r in runs], "conns": conns, "load": load}
-    log("%-22s %8.0f/s  p50 %6.2f ms  p99 %7.2f ms  errors %d  runs %s  c%d  load %.1f"
-        % (name, res["rate"], res["p50"], res["p99"], res["errors"], res["runs"], conns, load))
+    log("%-22s %8.0f/s  p50 %6.2f ms  p99 %7.2f ms  errors %d  runs %s  c%d  load %.1f%s"
+        % (name, res["rate"], res["p50"], res["p99"], res["errors"], res["runs"], conns, load,
+           "" if res["cpu"] is None else "  HAProxy %.0f%% of a core" % res["cpu"]))
     return res
 
 
@@ -416,8 +456,10 @@ ROWS = [
     ("static", "static", "static file, HAProxy -> lighttpd", None, ""),
     ("hello", "hello", "FastCGI no-op, HAProxy -> lighttpd", "static", ""),
     ("get_cached", "product get, cache on", "GET /products/{id}, 100 hot ids, anonymous", "hello", ""),
-    ("get", "product get, cache off", "GET /products/{id}, random of 1M, no-cache", "hello",
-     ">= 0.8 of hello; p99 < 10 ms"),
+    ("get_direct", "product get, one host", "GET /products/{id}, random of 1M, straight to "
+     "host 1's lighttpd (no HAProxy)", "hello", ""),
+    ("get", "product get, cache off", "GET /products/{id}, random of 1M, no-cache", "get_direct",
+     ">= 0.8 of one host; p99 < 10 ms; HAProxy < 40% of a core"),
     ("list_first", "product list, first", "GET /products?limit=20, no-cache", "hello", ""),
     ("list_deep", "product list, deep", "GET /products?limit=20&cursor=(row ~999,980), no-cache", "hello",
      ">= first page / 1.2"),
@@ -432,6 +474,7 @@ ROWS = [
      ">= 0.4 of the one-transaction ceiling"),
 ]
 CEILING_NAMES = {"static": "static", "hello": "hello", "get": "product get (cache off)",
+                 "get_direct": "product get, one host",
                  "argon2": "Argon2id alone", "tx_spread": "order DB tx, 10,000 rows",
                  "tx_hot": "order DB tx, one row", "list_first": "product list, first",
                  "tx_min_spread": "one-transaction order, 10,000 rows",
@@ -442,8 +485,9 @@ def target_met(key, res):
     r = res.get(key)
     if not r or r.get("rate") is None:
         return None
-    if key == "get":
-        return (r["rate"] >= 0.8 * res["hello"]["rate"] and r["p99"] < 10)
+    if key == "get" and res.get("get_direct"):
+        return (r["rate"] >= 0.8 * res["get_direct"]["rate"] and r["p99"] < 10
+                and r.get("cpu") is not None and r["cpu"] < 40)
     if key == "list_deep" and res.get("list_first"):
         return r["rate"] >= res["list_first"]["rate"] / 1.2
     if key == "search_rare" and res.get("list_first"):
@@ -460,21 +504,22 @@ def fmt_rate(x):
 
 
 def render_table(res):
-    lines = ["| row | what | req/s | ceiling | ceiling req/s | ratio | p50 ms | p99 ms | errors | conns | load | target |",
-             "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = ["| row | what | req/s | ceiling | ceiling req/s | ratio | p50 ms | p99 ms | errors | conns | load | HAProxy CPU % | target |",
+             "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for key, row, what, ceil, target in ROWS:
         r = res.get(key)
         if not r:
-            lines.append("| %s | %s | not measured | | | | | | | | | %s |" % (row, what, target))
+            lines.append("| %s | %s | not measured | | | | | | | | | | %s |" % (row, what, target))
             continue
         c = res.get(ceil) if ceil else None
         ratio = "%.2f" % (r["rate"] / c["rate"]) if c and c.get("rate") else "—"
         met = target_met(key, res)
         tgt = target + ("" if met is None else (" **met**" if met else " **missed**"))
-        lines.append("| %s | %s | %s | %s | %s | %s | %.2f | %.2f | %d | %d | %.1f | %s |" % (
+        cpu = "—" if r.get("cpu") is None else "%.0f" % r["cpu"]
+        lines.append("| %s | %s | %s | %s | %s | %s | %.2f | %.2f | %d | %d | %.1f | %s | %s |" % (
             row, what, fmt_rate(r["rate"]), CEILING_NAMES.get(ceil, "—") if ceil else "—",
             fmt_rate(c["rate"]) if c else "—", ratio, r["p50"], r["p99"], r["errors"],
-            r["conns"], r["load"], tgt))
+            r["conns"], r["load"], cpu, tgt))
     lines.append("")
     lines.append("| ceiling | how | rate/s | p99 ms | runs |")
     lines.append("|---|---|---:|---:|---|")
@@ -638,34 +683,45 @@ def bench(args, env, state, res, notes):
         if s not in (200, 201):
             raise RuntimeError("%s answers %d %r" % (what, s, b))
 
-    # --- measurements
-    res["static"] = measure_wrk(args, "static", front + "/static/hello.txt", "plain.lua")
+    # --- measurements; "HAProxy CPU" is the HAProxy each row's requests cross
+    edge_pid = haproxy_pid(state)
+    front_pid = edge_pid if front == url else (started[-1].pid if started else None)
+    res["static"] = measure_wrk(args, "static", front + "/static/hello.txt", "plain.lua",
+                                cpu_pid=front_pid)
     if hello_ok:
-        res["hello"] = measure_wrk(args, "hello", front + "/hello", "plain.lua")
+        res["hello"] = measure_wrk(args, "hello", front + "/hello", "plain.lua",
+                                   cpu_pid=front_pid)
     else:
         notes.append("no /hello pool (build/hello.fcgi missing when the stack started?)")
     res["get_cached"] = measure_wrk(args, "product get cache on", url, "product_get.lua",
-                                    {"BENCH_ID_LO": str(first), "BENCH_ID_HI": str(first + 99)})
-    res["get"] = measure_wrk(args, "product get cache off", url, "product_get.lua",
-                             {"BENCH_ID_LO": str(first), "BENCH_ID_HI": str(last),
-                              "BENCH_NOCACHE": "1"})
+                                    {"BENCH_ID_LO": str(first), "BENCH_ID_HI": str(first + 99)},
+                                    cpu_pid=edge_pid)
+    # The same uncached GET straight to one host (its lighttpd and product
+    # pool, reading from its own Galera node), then through the edge.
+    uncached = {"BENCH_ID_LO": str(first), "BENCH_ID_HI": str(last), "BENCH_NOCACHE": "1"}
+    res["get_direct"] = measure_wrk(args, "product get one host", "http://127.0.0.1:%d" % hosts[0],
+                                    "product_get.lua", uncached, cpu_pid=edge_pid)
+    res["get"] = measure_wrk(args, "product get cache off", url, "product_get.lua", uncached,
+                             cpu_pid=edge_pid)
     res["list_first"] = measure_wrk(args, "list first page", url, "product_list.lua",
-                                    {"BENCH_NOCACHE": "1"})
+                                    {"BENCH_NOCACHE": "1"}, cpu_pid=edge_pid)
     res["list_deep"] = measure_wrk(args, "list deep page", url, "product_list.lua",
-                                   {"BENCH_CURSOR": cursor, "BENCH_NOCACHE": "1"})
+                                   {"BENCH_CURSOR": cursor, "BENCH_NOCACHE": "1"},
+                                   cpu_pid=edge_pid)
     res["search_rare"] = measure_wrk(args, "search rare word", url, "product_list.lua",
-                                     {"BENCH_Q": RARE_WORD, "BENCH_NOCACHE": "1"})
+                                     {"BENCH_Q": RARE_WORD, "BENCH_NOCACHE": "1"}, cpu_pid=edge_pid)
     tokens = write_tokens()
     res["token"] = measure_wrk(args, "token check", url, "product_get.lua",
                                {"BENCH_ID_LO": str(first), "BENCH_ID_HI": str(last),
-                                "BENCH_TOKENS": tokens})
+                                "BENCH_TOKENS": tokens}, cpu_pid=edge_pid)
     # Logins at fewer connections than auth workers: a deeper queue only adds
     # latency, and a health check queued behind more than `timeout check` of
     # Argon2 work marks every auth server down (503s; seen at -c32).
     auth_workers = len(worker_procs(set(lighttpd_pids(state))).get("auth.fcgi", [])) or 9
     res["login"] = measure_wrk(args, "login", url, "login.lua",
                                {"BENCH_EMAIL": users[0], "BENCH_PASSWORD": PASSWORD},
-                               conns=min(args.connections, max(2, auth_workers - 1)))
+                               conns=min(args.connections, max(2, auth_workers - 1)),
+                               cpu_pid=edge_pid)
     wait_login(url, users[0])
     threads = os.cpu_count() or 2
     res["argon2"] = measure_argon2(args, ops, mem, threads)
@@ -680,11 +736,11 @@ def bench(args, env, state, res, notes):
     res["order_spread"] = measure_wrk(args, "order spread", url, "order.lua",
                                       {"BENCH_ID_LO": str(first),
                                        "BENCH_ID_HI": str(first + SPREAD - 1),
-                                       "BENCH_TOKENS": tokens})
+                                       "BENCH_TOKENS": tokens}, cpu_pid=edge_pid)
     res["order_hot"] = measure_wrk(args, "order hot", url, "order.lua",
                                    {"BENCH_ID_LO": str(first + SPREAD),
                                     "BENCH_ID_HI": str(first + SPREAD),
-                                    "BENCH_TOKENS": tokens})
+                                    "BENCH_TOKENS": tokens}, cpu_pid=edge_pid)
     res["tx_spread"] = measure_sysbench(args, "order tx spread", db_port, pw, SPREAD, order_workers)
     res["tx_hot"] = measure_sysbench(args, "order tx hot", db_port, pw, 1, order_workers)
     res["tx_min_spread"] = measure_sysbench(args, "order 1-tx spread", db_port, pw, SPREAD,

@@ -1,7 +1,9 @@
-/* db.c: the worker's one MariaDB connection.  A FastCGI worker serves one
- * request at a time, so one connection per process is enough and a global is
- * honest.  Statements are prepared once per connection and cached by SQL
- * pointer; results are buffered as text so callers never touch MYSQL_BIND.
+/* db.c: the worker's MariaDB connections.  A FastCGI worker serves one
+ * request at a time, so one writer connection per process is enough and a
+ * global is honest; a second, read-only one (when DB_READ_* names the host's
+ * own Galera node) serves db_read().  Each connection ("link") prepares its
+ * statements once and caches them by SQL pointer; results are buffered as
+ * text so callers never touch MYSQL_BIND.
  *
  * Galera facts this rests on (docs/ARCHITECTURE.md): writes all go to one node, yet a
  * transaction can still fail with 1213 at any statement or at COMMIT after a
@@ -36,12 +38,29 @@ struct db_res {
     db_cell *cells;
 };
 
-static MYSQL *db_conn;
-static struct {
-    const char *sql;
-    MYSQL_STMT *stmt;
-} db_cache[DB_CACHE_MAX];
-static int db_cached;
+/* One connection and its statement cache.  Everything below db_ensure()
+ * works on db_cur: the writer, except for the moment db_read() points it at
+ * the reader. */
+typedef struct db_link {
+    MYSQL *conn;
+    struct {
+        const char *sql;
+        MYSQL_STMT *stmt;
+    } cache[DB_CACHE_MAX];
+    int cached;
+    char host[256], socket[256];
+    unsigned port;
+    bool read_only;
+} db_link;
+
+static db_link db_writer;
+static db_link db_reader = {.read_only = true};
+static db_link *db_cur = &db_writer;
+/* The reader is used only when configured, and not before db_reader_retry_ms
+ * after it failed (down, not Synced): until then reads go to the writer
+ * without paying a connect attempt each. */
+static bool db_reader_on;
+static long db_reader_retry_ms, db_reader_checked_ms;
 static unsigned db_last_errno;
 static int64_t db_insert_id;
 static bool db_in_tx;
@@ -50,8 +69,7 @@ static uint64_t db_retries;
 /* Connection settings, read once by db_init() (a worker's config does not
  * change under it). */
 static struct {
-    char host[256], user[128], password[256], name[128], socket[256];
-    unsigned port;
+    char user[128], password[256], name[128];
 } db_cfg;
 
 static int db_cfg_copy(char *dst, size_t n, const char *key, const char *def)
@@ -67,36 +85,54 @@ static int db_cfg_copy(char *dst, size_t n, const char *key, const char *def)
     return 0;
 }
 
-int db_init(void)
+static int db_cfg_port(const char *key, long long def, unsigned *out)
 {
-    long long port = config_int("DB_PORT", 3306);
+    long long port = config_int(key, def);
     if (port <= 0 || port > 65535) {
-        log_error("db: DB_PORT %lld is not a port", port);
+        log_error("db: %s %lld is not a port", key, port);
         return -1;
     }
-    db_cfg.port = (unsigned)port;
-    if (db_cfg_copy(db_cfg.host, sizeof db_cfg.host, "DB_HOST", "127.0.0.1") != 0 ||
+    *out = (unsigned)port;
+    return 0;
+}
+
+int db_init(void)
+{
+    if (db_cfg_port("DB_PORT", 3306, &db_writer.port) != 0 ||
+        db_cfg_copy(db_writer.host, sizeof db_writer.host, "DB_HOST", "127.0.0.1") != 0 ||
+        db_cfg_copy(db_writer.socket, sizeof db_writer.socket, "DB_SOCKET", "") != 0 ||
         db_cfg_copy(db_cfg.user, sizeof db_cfg.user, "DB_USER", "root") != 0 ||
         db_cfg_copy(db_cfg.password, sizeof db_cfg.password, "DB_PASSWORD", "") != 0 ||
-        db_cfg_copy(db_cfg.name, sizeof db_cfg.name, "DB_NAME", "") != 0 ||
-        db_cfg_copy(db_cfg.socket, sizeof db_cfg.socket, "DB_SOCKET", "") != 0)
+        db_cfg_copy(db_cfg.name, sizeof db_cfg.name, "DB_NAME", "") != 0)
         return -1;
+    if (db_cfg_port("DB_READ_PORT", 3306, &db_reader.port) != 0 ||
+        db_cfg_copy(db_reader.host, sizeof db_reader.host, "DB_READ_HOST", "") != 0 ||
+        db_cfg_copy(db_reader.socket, sizeof db_reader.socket, "DB_READ_SOCKET", "") != 0)
+        return -1;
+    db_reader_on = db_reader.host[0] || db_reader.socket[0];
+    db_reader_retry_ms = db_reader_checked_ms = 0;
     return 0;
+}
+
+static void db_link_drop(db_link *l)
+{
+    for (int i = 0; i < l->cached; i++)
+        mysql_stmt_close(l->cache[i].stmt);
+    l->cached = 0;
+    if (l->conn)
+        mysql_close(l->conn);
+    l->conn = NULL;
 }
 
 static void db_drop_connection(void)
 {
-    for (int i = 0; i < db_cached; i++)
-        mysql_stmt_close(db_cache[i].stmt);
-    db_cached = 0;
-    if (db_conn)
-        mysql_close(db_conn);
-    db_conn = NULL;
+    db_link_drop(db_cur);
 }
 
 void db_close(void)
 {
-    db_drop_connection();
+    db_link_drop(&db_reader);
+    db_link_drop(&db_writer);
 }
 
 /* Errors after which the connection is not usable any more. */
@@ -132,6 +168,8 @@ static void db_fail(unsigned e, const char *what, const char *err)
     db_last_errno = e;
     if (e == 1062)
         log_info("db: %s: duplicate key", what);
+    else if (db_cur->read_only)
+        log_warn("db: reader %s: %u %s", what, e, err);
     else if (e == 1213 || e == 1205)
         log_warn("db: %s: %u %s", what, e, err);
     else
@@ -144,7 +182,8 @@ static void db_fail(unsigned e, const char *what, const char *err)
  * the server cannot be reached. */
 static bool db_ensure(void)
 {
-    if (db_conn)
+    db_link *l = db_cur;
+    if (l->conn)
         return true;
     MYSQL *c = mysql_init(NULL);
     if (!c) {
@@ -165,16 +204,23 @@ static bool db_ensure(void)
      * REPEATABLE READ's gap locks buy nothing here and only add deadlocks
      * (e.g. on reservation ids that do not exist yet). */
     mysql_optionsv(c, MYSQL_INIT_COMMAND, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
-    if (!mysql_real_connect(c, db_cfg.host, db_cfg.user, db_cfg.password,
-                            db_cfg.name[0] ? db_cfg.name : NULL, db_cfg.port,
-                            db_cfg.socket[0] ? db_cfg.socket : NULL, CLIENT_FOUND_ROWS)) {
+    /* The reader can never write, whatever a caller passes to db_read(). */
+    if (l->read_only)
+        mysql_optionsv(c, MYSQL_INIT_COMMAND, "SET SESSION TRANSACTION READ ONLY");
+    if (!mysql_real_connect(c, l->host[0] ? l->host : NULL, db_cfg.user, db_cfg.password,
+                            db_cfg.name[0] ? db_cfg.name : NULL, l->port,
+                            l->socket[0] ? l->socket : NULL, CLIENT_FOUND_ROWS)) {
         db_last_errno = mysql_errno(c);
-        log_error("db: connect to %s:%u: %u %s", db_cfg.host, db_cfg.port, db_last_errno,
-                  mysql_error(c));
+        if (l->read_only)
+            log_warn("db: reader: connect to %s:%u: %u %s", l->host, l->port, db_last_errno,
+                     mysql_error(c));
+        else
+            log_error("db: connect to %s:%u: %u %s", l->host, l->port, db_last_errno,
+                      mysql_error(c));
         mysql_close(c);
         return false;
     }
-    db_conn = c;
+    l->conn = c;
     return true;
 }
 
@@ -183,12 +229,12 @@ bool db_ping(void)
     for (int attempt = 0; attempt < 2; attempt++) {
         if (!db_ensure())
             continue;
-        if (mysql_query(db_conn, "SELECT 1") == 0) {
-            MYSQL_RES *r = mysql_store_result(db_conn);
+        if (mysql_query(db_cur->conn, "SELECT 1") == 0) {
+            MYSQL_RES *r = mysql_store_result(db_cur->conn);
             mysql_free_result(r);
             return true;
         }
-        db_fail(mysql_errno(db_conn), "ping", mysql_error(db_conn));
+        db_fail(mysql_errno(db_cur->conn), "ping", mysql_error(db_cur->conn));
         db_drop_connection();
     }
     return false;
@@ -196,14 +242,15 @@ bool db_ping(void)
 
 static MYSQL_STMT *db_prepare(const char *sql)
 {
-    for (int i = 0; i < db_cached; i++)
-        if (db_cache[i].sql == sql)
-            return db_cache[i].stmt;
+    db_link *l = db_cur;
+    for (int i = 0; i < l->cached; i++)
+        if (l->cache[i].sql == sql)
+            return l->cache[i].stmt;
     if (!db_ensure())
         return NULL;
-    MYSQL_STMT *st = mysql_stmt_init(db_conn);
+    MYSQL_STMT *st = mysql_stmt_init(l->conn);
     if (!st) {
-        db_fail(mysql_errno(db_conn), "stmt_init", mysql_error(db_conn));
+        db_fail(mysql_errno(l->conn), "stmt_init", mysql_error(l->conn));
         return NULL;
     }
     if (mysql_stmt_prepare(st, sql, (unsigned long)strlen(sql)) != 0) {
@@ -214,15 +261,15 @@ static MYSQL_STMT *db_prepare(const char *sql)
         db_fail(e, "prepare", err);
         return NULL;
     }
-    if (db_cached == DB_CACHE_MAX) {
+    if (l->cached == DB_CACHE_MAX) {
         /* Full: evict the oldest.  Services use far fewer statements. */
-        mysql_stmt_close(db_cache[0].stmt);
-        memmove(db_cache, db_cache + 1, sizeof db_cache[0] * (DB_CACHE_MAX - 1));
-        db_cached--;
+        mysql_stmt_close(l->cache[0].stmt);
+        memmove(l->cache, l->cache + 1, sizeof l->cache[0] * (DB_CACHE_MAX - 1));
+        l->cached--;
     }
-    db_cache[db_cached].sql = sql;
-    db_cache[db_cached].stmt = st;
-    db_cached++;
+    l->cache[l->cached].sql = sql;
+    l->cache[l->cached].stmt = st;
+    l->cached++;
     return st;
 }
 
@@ -410,13 +457,21 @@ static db_res *db_fetch_all(MYSQL_STMT *st)
     return r;
 }
 
-db_res *db_query(const char *sql, const char *types, ...)
+static long db_now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000L + t.tv_nsec / 1000000L;
+}
+
+/* db_query on db_cur, with the parameters as a va_list (left unconsumed). */
+static db_res *db_vquery(const char *sql, const char *types, va_list ap)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
-        va_list ap;
-        va_start(ap, types);
-        MYSQL_STMT *st = db_run(sql, types, ap);
-        va_end(ap);
+        va_list cp;
+        va_copy(cp, ap);
+        MYSQL_STMT *st = db_run(sql, types, cp);
+        va_end(cp);
         if (st)
             return db_fetch_all(st);
         /* A read outside a transaction is safe to repeat on a new connection. */
@@ -424,6 +479,78 @@ db_res *db_query(const char *sql, const char *types, ...)
             return NULL;
     }
     return NULL;
+}
+
+db_res *db_query(const char *sql, const char *types, ...)
+{
+    va_list ap;
+    va_start(ap, types);
+    db_res *r = db_vquery(sql, types, ap);
+    va_end(ap);
+    return r;
+}
+
+#define DB_READER_RETRY_MS 1000   /* a failed reader is left alone this long */
+#define DB_READER_CHECK_MS 1000   /* its Galera state is re-read this often */
+
+/* True when the reader's node answers as a Synced Galera node (or as a plain
+ * server without wsrep, e.g. a test database).  wsrep_ready OFF (non-Primary,
+ * joining) would fail every query with 1047 anyway; a Donor or Desynced node
+ * may lag far behind, so only state 4 (Synced) is good enough to read from. */
+static bool db_reader_synced(void)
+{
+    db_res *r = db_query("SELECT @@global.wsrep_on,"
+                         " (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS"
+                         "  WHERE VARIABLE_NAME = 'wsrep_local_state'),"
+                         " (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS"
+                         "  WHERE VARIABLE_NAME = 'wsrep_ready')", NULL);
+    if (!r)
+        return false;
+    bool ok = db_rows(r) == 1 &&
+              (db_int(r, 0, 0) == 0 ||
+               (db_int(r, 0, 1) == 4 && db_str(r, 0, 2) && strcmp(db_str(r, 0, 2), "ON") == 0));
+    db_free(r);
+    return ok;
+}
+
+/* Tries the query on the reader; NULL (reader left alone for a while) when
+ * it is not usable or the query failed there. */
+static db_res *db_reader_query(const char *sql, const char *types, va_list ap)
+{
+    long now = db_now_ms();
+    if (!db_reader_on || db_in_tx || now < db_reader_retry_ms)
+        return NULL;
+    db_cur = &db_reader;
+    db_res *r = NULL;
+    bool fresh = db_reader.conn == NULL;
+    if (fresh || now - db_reader_checked_ms >= DB_READER_CHECK_MS) {
+        if (!db_reader_synced()) {
+            if (db_reader.conn)
+                log_warn("db: reader %s:%u is not a Synced node; reading from the writer",
+                         db_reader.host, db_reader.port);
+            goto out;
+        }
+        db_reader_checked_ms = now;
+    }
+    r = db_vquery(sql, types, ap);
+out:
+    if (!r) {
+        db_link_drop(&db_reader);
+        db_reader_retry_ms = now + DB_READER_RETRY_MS;
+    }
+    db_cur = &db_writer;
+    return r;
+}
+
+db_res *db_read(const char *sql, const char *types, ...)
+{
+    va_list ap;
+    va_start(ap, types);
+    db_res *r = db_reader_query(sql, types, ap);
+    if (!r)
+        r = db_vquery(sql, types, ap);
+    va_end(ap);
+    return r;
 }
 
 int db_rows(const db_res *r)
@@ -472,13 +599,6 @@ void db_free(db_res *r)
     free(r);
 }
 
-static long db_now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1000L + t.tv_nsec / 1000000L;
-}
-
 /* Sleeps a random time in [base/2, base] ms: jitter keeps the workers that
  * collided from colliding again in lockstep. */
 static void db_backoff(long base_ms)
@@ -491,8 +611,8 @@ static void db_backoff(long base_ms)
 
 static void db_rollback(void)
 {
-    if (db_conn && mysql_rollback(db_conn) != 0)
-        db_fail(mysql_errno(db_conn), "rollback", mysql_error(db_conn));
+    if (db_cur->conn && mysql_rollback(db_cur->conn) != 0)
+        db_fail(mysql_errno(db_cur->conn), "rollback", mysql_error(db_cur->conn));
 }
 
 int db_tx(db_tx_fn fn, void *arg)
@@ -510,8 +630,8 @@ int db_tx(db_tx_fn fn, void *arg)
         }
         if (!db_ensure())
             continue;
-        if (mysql_query(db_conn, "START TRANSACTION") != 0) {
-            db_fail(mysql_errno(db_conn), "begin", mysql_error(db_conn));
+        if (mysql_query(db_cur->conn, "START TRANSACTION") != 0) {
+            db_fail(mysql_errno(db_cur->conn), "begin", mysql_error(db_cur->conn));
             if (db_retryable())
                 continue;
             return DB_ERROR;
@@ -519,12 +639,12 @@ int db_tx(db_tx_fn fn, void *arg)
         db_in_tx = true;
         int rc = fn(arg);
         if (rc >= 0) {
-            if (db_conn && mysql_commit(db_conn) == 0) {
+            if (db_cur->conn && mysql_commit(db_cur->conn) == 0) {
                 db_in_tx = false;
                 return rc;
             }
-            if (db_conn)
-                db_fail(mysql_errno(db_conn), "commit", mysql_error(db_conn));
+            if (db_cur->conn)
+                db_fail(mysql_errno(db_cur->conn), "commit", mysql_error(db_cur->conn));
             db_rollback();
             db_in_tx = false;
             if (db_retryable())

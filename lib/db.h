@@ -1,5 +1,8 @@
-/* db.h: the worker's one persistent MariaDB connection, prepared statements
- * only, and db_tx(): the one way to run a transaction.
+/* db.h: the worker's persistent MariaDB connection (the writer, normally
+ * through HAProxy's DB listener), an optional read-only second connection to
+ * the host's own Galera node for reads that may be a little behind
+ * (db_read()), prepared statements only, and db_tx(): the one way to run a
+ * transaction.
  *
  * Statements are prepared once per connection and cached by their SQL text
  * pointer (pass string literals).  Parameters are described by a type string:
@@ -20,9 +23,10 @@ enum {
     DB_CONFLICT = -3,     /* duplicate key (1062) */
 };
 
-/* Reads DB_HOST, DB_PORT, DB_USER, DB_PASSWORD, DB_NAME, DB_SOCKET from
- * config.h for the connections to come (made lazily, remade after a loss).
- * Returns 0, or -1 when a setting is unusable. */
+/* Reads DB_HOST, DB_PORT, DB_USER, DB_PASSWORD, DB_NAME, DB_SOCKET (the
+ * writer) and DB_READ_HOST, DB_READ_PORT (default 3306), DB_READ_SOCKET (the
+ * reader; unset: none) from config.h for the connections to come (made
+ * lazily, remade after a loss).  Returns 0, or -1 when a setting is unusable. */
 int db_init(void);
 void db_close(void);
 
@@ -41,6 +45,16 @@ typedef struct db_res db_res;
  * Outside a transaction a lost connection is reconnected and the query
  * retried once. */
 db_res *db_query(const char *sql, const char *types, ...);
+
+/* db_query() on the read-only connection, for a single statement that may
+ * see data a little behind the writer (Galera applies a commit on the other
+ * nodes a moment after the writer returns it).  Goes to the writer instead
+ * when no reader is configured, inside a transaction, when the reader's node
+ * is down or not Synced (checked on connect and then once a second), or when
+ * the statement fails there; a failed reader is left alone for a second.
+ * Never use it for a read that decides a write. */
+db_res *db_read(const char *sql, const char *types, ...);
+
 int db_rows(const db_res *r);
 const char *db_str(const db_res *r, int row, int col);    /* NULL for SQL NULL */
 int64_t db_int(const db_res *r, int row, int col);        /* 0 for NULL */

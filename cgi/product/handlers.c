@@ -294,6 +294,7 @@ int handle_list(http_req *req)
         return problem_send(req, 400, "invalid_cursor", "The cursor is not one this service issued.");
 
     product_page page = {0};
+    q.latest = req->auth.role != USER_ANON;
     if (product_plan_list(req->auth.role, req->auth.user_id, &q) &&
         (rc = store_product_list(&q, &page)) != DB_OK)
         return problem_db(req, rc);
@@ -318,7 +319,7 @@ int handle_list(http_req *req)
 int handle_get(http_req *req)
 {
     product p = {0};
-    int rc = store_product_get(req->id, &p);
+    int rc = store_product_get(req->id, req->auth.role != USER_ANON, &p);
     if (rc < 0)
         return problem_db(req, rc);
     http_add_header(req, "Vary", "Authorization");

@@ -62,10 +62,11 @@ static int load_product(const db_res *r, int row, product *p)
     return p->description ? 0 : -1;
 }
 
-/* Runs a one-product statement (get or lock).  Returns 1, 0 or DB_ERROR. */
-static int fetch_product(const char *sql, int64_t id, product *out)
+/* Runs a one-product statement (get or lock) on the writer, or on the
+ * reader for `replica`.  Returns 1, 0 or DB_ERROR. */
+static int fetch_product_from(const char *sql, int64_t id, bool replica, product *out)
 {
-    db_res *r = db_query(sql, "i", id);
+    db_res *r = replica ? db_read(sql, "i", id) : db_query(sql, "i", id);
     if (!r)
         return DB_ERROR;
     int rc = 0;
@@ -75,9 +76,17 @@ static int fetch_product(const char *sql, int64_t id, product *out)
     return rc;
 }
 
-int store_product_get(int64_t id, product *out)
+static int fetch_product(const char *sql, int64_t id, product *out)
 {
-    int rc = fetch_product(SQL_PRODUCT_GET, id, out);
+    return fetch_product_from(sql, id, false, out);
+}
+
+int store_product_get(int64_t id, bool latest, product *out)
+{
+    int rc = latest ? 0 : fetch_product_from(SQL_PRODUCT_GET, id, true, out);
+    /* Not on the replica (yet): the writer decides. */
+    if (rc == 0)
+        rc = fetch_product(SQL_PRODUCT_GET, id, out);
     if (rc == DB_ERROR && db_retryable())
         return DB_UNAVAILABLE;
     return rc;
@@ -272,25 +281,26 @@ int store_product_list(const product_query *q, product_page *out)
     }
     int64_t rows_wanted = (int64_t)q->limit + 1;
     db_res *r;
+    db_res *(*query)(const char *, const char *, ...) = q->latest ? db_query : db_read;
     if (q->vis == VIS_OWN && !q->status && q->seller_id <= 0 && !terms)
-        r = db_query(store_list_own_sql(), "iiiiiiiii",
-                     q->after_id, rows_wanted,
-                     q->viewer_id, q->after_id, rows_wanted,
-                     q->viewer_id, q->after_id, rows_wanted, rows_wanted);
+        r = query(store_list_own_sql(), "iiiiiiiii",
+                  q->after_id, rows_wanted,
+                  q->viewer_id, q->after_id, rows_wanted,
+                  q->viewer_id, q->after_id, rows_wanted, rows_wanted);
     else if (!terms)
-        r = db_query(store_list_sql(q->vis, q->status != NULL, q->seller_id > 0, false),
-                     "iisisi", q->after_id, q->viewer_id, q->status, q->seller_id, terms,
-                     rows_wanted);
+        r = query(store_list_sql(q->vis, q->status != NULL, q->seller_id > 0, false),
+                  "iisisi", q->after_id, q->viewer_id, q->status, q->seller_id, terms,
+                  rows_wanted);
     else {
-        r = db_query(store_search_sql(q->vis, q->status != NULL, q->seller_id > 0, false),
-                     "iisisi", q->after_id, q->viewer_id, q->status, q->seller_id, terms,
-                     rows_wanted);
+        r = query(store_search_sql(q->vis, q->status != NULL, q->seller_id > 0, false),
+                  "iisisi", q->after_id, q->viewer_id, q->status, q->seller_id, terms,
+                  rows_wanted);
         if (!r && db_errno() == 1969) {     /* ER_STATEMENT_TIMEOUT: a common word */
             char like[2 * 84 * 4 + 3];
             store_search_like(q->q, like, sizeof like);
-            r = db_query(store_search_sql(q->vis, q->status != NULL, q->seller_id > 0, true),
-                         "iisisi", q->after_id, q->viewer_id, q->status, q->seller_id, like,
-                         rows_wanted);
+            r = query(store_search_sql(q->vis, q->status != NULL, q->seller_id > 0, true),
+                      "iisisi", q->after_id, q->viewer_id, q->status, q->seller_id, like,
+                      rows_wanted);
         }
     }
     free(terms);

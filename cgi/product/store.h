@@ -43,8 +43,15 @@ void product_clear(product *p);
 
 /* ------------------------------------------------------------ reads */
 
-/* Loads product `id` into *out.  Returns 1 found, 0 absent, or a db.h code. */
-int store_product_get(int64_t id, product *out);
+/* Reads come from the host's own Galera node (db_read()), which may be a
+ * moment behind the writer, unless the caller asks for `latest`: then from the
+ * writer, so whoever just wrote sees the write.  The handlers ask for it on
+ * every request with a token and not for anonymous ones (whose answers the
+ * edge caches for 5 s anyway).  Writes never use these reads. */
+
+/* Loads product `id` into *out.  Returns 1 found, 0 absent, or a db.h code.
+ * "Absent" is always the writer's answer (a product just created is found). */
+int store_product_get(int64_t id, bool latest, product *out);
 
 /* Which rows a list may show.  The caller decides it from the viewer's role. */
 typedef enum {
@@ -61,6 +68,7 @@ typedef struct product_query {
     const char *status;    /* NULL: any status the visibility allows */
     int64_t seller_id;     /* 0: any seller */
     const char *q;         /* NULL: any name; else words (store_search_query) */
+    bool latest;           /* read from the writer (see store_product_get) */
 } product_query;
 
 typedef struct product_page {

@@ -6,6 +6,7 @@ import glob
 import json
 import os
 import subprocess
+import threading
 import time
 import urllib.request
 
@@ -145,3 +146,61 @@ def test_outbox_records_confirmed_and_cancelled_orders():
     assert call("POST", "/orders/%d/cancel" % oid, token=buyer).status == 200
     rows = shop.sql("SELECT event_type FROM shop_order.outbox WHERE order_id = %d ORDER BY id" % oid)
     assert [row[0] for row in rows] == ["order.confirmed", "order.cancelled"], rows
+
+
+def _auth_servers_down():
+    with urllib.request.urlopen(shop.STACK["SHOP_STATS_URL"] + "/stats;csv", timeout=5) as f:
+        rows = [r.split(",") for r in f.read().decode().splitlines()]
+    return [r[1] for r in rows if r[0] == "auth" and r[1].startswith("host") and r[17] != "UP"]
+
+
+def test_a_login_burst_leaves_auth_available():
+    """30 logins at once (Argon2id, 64 MiB each) through the edge: HAProxy
+    lets fewer run per host than it has auth workers, so each host keeps an
+    auth worker for HAProxy's health check and the cheap auth routes.  While
+    the burst runs, GET /auth/health through the edge keeps answering (200,
+    or the service's own 503 when its database is away), HAProxy never has
+    every auth server marked down, and each login succeeds
+    or, when it waited in HAProxy's queue longer than its timeout (10 s: a
+    machine busy with more than this test), is told to retry.  (With logins
+    sharing the auth backend's per-host limit, such a burst queued the
+    health checks behind the hashes in lighttpd and took every host out.)"""
+    email = shop.new_user()[0]["email"]
+    done, errors, slowest, downs = threading.Event(), [], [0.0], []
+
+    def probe():
+        while not done.is_set():
+            t = time.time()
+            try:
+                # 503 is the service's "my database is not there" (a busy
+                # machine can fail the DB listener's checks): the pool answered.
+                r = call("GET", "/auth/health", timeout=10)
+                if r.status not in (200, 503) or r.json.get("code") != (
+                        "unavailable" if r.status == 503 else None):
+                    errors.append(r)
+            except OSError as e:
+                errors.append(repr(e))
+            slowest[0] = max(slowest[0], time.time() - t)
+            down = _auth_servers_down()
+            downs.append(down)
+            if len(down) == 3:
+                errors.append(("every auth server down", down))
+            time.sleep(0.1)
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        res = shop.parallel(30, lambda i: call("POST", "/auth/login",
+                                               {"email": email, "password": shop.PASSWORD}))
+    finally:
+        done.set()
+        prober.join()
+    assert all(isinstance(r, shop.Resp) for r in res), res
+    assert 200 in [r.status for r in res], res
+    for r in res:
+        if r.status != 200:
+            assert_problem(r, 503)
+            assert r.header("retry-after"), r.headers
+    assert not errors, errors
+    print("slowest /auth/health %.2f s; auth servers seen down: %r"
+          % (slowest[0], sorted({h for d in downs for h in d})))
