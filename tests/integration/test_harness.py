@@ -64,10 +64,13 @@ def _broken_edge():
 @contextlib.contextmanager
 def _edge_at(url):
     old = shop.STACK.get("SHOP_URL")
+    prism = shop.STACK.pop("SHOP_PRISM_URL", None)    # the proxy forwards to the real edge
     shop.STACK["SHOP_URL"] = url
     try:
         yield
     finally:
+        if prism is not None:
+            shop.STACK["SHOP_PRISM_URL"] = prism
         if old is None:
             shop.STACK.pop("SHOP_URL", None)
         else:
