@@ -88,6 +88,13 @@ def test_key_of_255_characters_works_and_256_is_refused():
     r = _order(tok, items, key + "x")
     assert_problem(r, 400, "bad_request")
     assert _stock(p["id"]) == 8, "a refused key took stock"
+    # An empty key is malformed too: refused, not an order without a key.
+    # (Straight to the edge: a proxy in between may drop an empty header.)
+    for bad in ("", " ", "a b", "k\u00e9"):
+        r = call("POST", "/orders", {"items": items}, token=tok,
+                 headers={"Idempotency-Key": bad}, base=shop.STACK["SHOP_URL"])
+        assert_problem(r, 400, "bad_request")
+    assert _stock(p["id"]) == 8, "a refused key took stock"
 
 
 def test_replay_after_cancel_returns_the_original_reply_and_places_nothing():
