@@ -515,9 +515,9 @@ def test_order_crash_after_reserve_keyed_retry_takes_stock_once():
     assert again.status == 201 and again.json["id"] == retry.json["id"], again
     assert _stock(p["id"]) == 18, "the dead attempt and the retry took stock twice"
     assert _my_orders_of(tok, p["id"]) == [retry.json["id"]]
-    # Past the reservation's TTL and a few sweeps, the order's stock stays taken.
-    time.sleep(8)
-    _sweep_once()
+    # Once the sweeps have settled everything (the reservation confirmed in a
+    # batch, the dead attempt's TTL long over), the order's stock stays taken.
+    shop.wait_settled()
     assert _stock(p["id"]) == 18, "the sweep released a confirmed order's stock"
     g = shop.call("GET", "/orders/%d" % retry.json["id"], token=tok)
     assert g.status == 200 and g.json["status"] == "confirmed", g
