@@ -89,7 +89,7 @@ int problem_invalid(http_req *req, json_object *errors)
         json_object_object_add(extra, "errors", errors ? errors : json_object_new_array());
     else
         json_object_put(errors);
-    return problem_send_extra(req, 422, "validation_failed", "The request body is invalid.", extra);
+    return problem_send_extra(req, 422, "validation_failed", "The request is invalid: see errors.", extra);
 }
 
 int problem_unavailable(http_req *req, const char *detail)
