@@ -731,18 +731,11 @@ int handle_reservation_release(http_req *req)
  * was written). */
 int handle_reservations_expired(http_req *req)
 {
-    char buf[16];
-    long limit = 100;
-    int has = http_query(req, "limit", buf, sizeof buf);
-    if (has != 0) {
-        char *end = NULL;
-        limit = has > 0 ? strtol(buf, &end, 10) : 0;
-        if (has < 0 || !end || *end || limit < 1 || limit > RESERVE_BATCH_MAX) {
-            json_object *errs = json_object_new_array();
-            json_add_error(errs, "limit", "must be an integer from 1 to 500");
-            return problem_invalid(req, errs);
-        }
-    }
+    int64_t limit = 100;
+    json_object *errs = json_object_new_array();
+    if (query_int(req, "limit", 1, RESERVE_BATCH_MAX, &limit, errs) == JSON_BAD)
+        return problem_invalid(req, errs);
+    json_object_put(errs);
     static int64_t ids[RESERVE_BATCH_MAX], users[RESERVE_BATCH_MAX];
     int n = store_expired(ids, users, (int)limit);
     if (n < 0)
