@@ -1,6 +1,6 @@
 # shop: build, run and test.  Logic lives in scripts/; this file only wires it.
 # Targets: all deps up down status check check-unit check-asan check-integration
-#          check-openapi install clean fuzz bench
+#          check-openapi install clean fuzz bench soak
 
 ifeq ($(origin CC),default)
 CC = gcc
@@ -26,10 +26,10 @@ ASAN_TESTS = $(TEST_SRC:tests/%.c=build/asan/tests/%)
 BINS     = $(SERVICES:%=build/%.fcgi)
 
 .PHONY: all deps up down status check check-unit check-asan check-integration \
-        check-ha check-monitoring check-openapi install clean fuzz bench monitor
+        check-ha check-monitoring check-openapi install clean fuzz bench monitor soak
 .SECONDARY:
 
-all: $(BINS) $(TESTS)
+all: $(BINS) build/galera-health $(TESTS)
 
 deps:
 	@scripts/deps
@@ -50,6 +50,10 @@ build/asan/libshop.a: $(ASAN_OBJ)
 .SECONDEXPANSION:
 build/%.fcgi: $$(wildcard cgi/$$*/*.c) $$(wildcard cgi/$$*/*.h) build/libshop.a
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -Icgi/$* -o $@ $(filter %.c,$^) build/libshop.a $(LIBS)
+
+# The Galera node health endpoint HAProxy's DB listener checks.
+build/galera-health: galera/health.c | build/lib
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -o $@ $< $(shell pkg-config --libs libmariadb)
 
 # Unit tests: tests/test_<module>.c links lib/ and, for tests of a service's
 # store or handlers, that service's sources other than main.c.
@@ -106,6 +110,11 @@ check-integration: $(BINS)
 
 check-ha: $(BINS)
 	python3 tests/integration/run.py --ha
+
+# Not part of check: 10 minutes of mixed load with the edge fuzzer beside it
+# (SHOP_SOAK_SECONDS, SHOP_SOAK_FUZZ), on a stack of its own.
+soak: deps all
+	python3 tests/integration/run.py --soak
 
 install: all
 	scripts/install "$(DESTDIR)" "$(PREFIX)"

@@ -2,9 +2,10 @@
 """run.py: the integration test runner.  Starts one real stack (3 Galera
 nodes, 3 lighttpd hosts, HAProxy) on free ports in a temporary state
 directory, runs every test_* function of tests/integration/test_*.py (or
-ha_*.py with --ha), always stops the stack, and prints "N passed, N failed".
+ha_*.py with --ha, soak_*.py with --soak), always stops the stack, and
+prints "N passed, N failed".
 
-  run.py [--ha] [--keep] [--prism] [-k SUBSTRING]...
+  run.py [--ha | --soak] [--keep] [--prism] [-k SUBSTRING]...
 
 --prism puts Stoplight Prism's validating proxy (scripts/openapi proxy) in
 front of the edge: shop.call sends the tests' requests through it, and a
@@ -183,6 +184,8 @@ def stop_prism(p):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ha", action="store_true", help="run the failure tests (ha_*.py)")
+    ap.add_argument("--soak", action="store_true",
+                    help="run the long soak (soak_*.py; `make soak`)")
     ap.add_argument("--keep", action="store_true", help="leave the stack running")
     ap.add_argument("--prism", action="store_true",
                     help="validate every response against api/openapi.yaml (Prism's proxy)")
@@ -219,7 +222,7 @@ def main():
                 return 1
             shop.STACK["SHOP_PRISM_URL"] = "http://127.0.0.1:%d" % prism_port
             print("prism proxy validating responses on", shop.STACK["SHOP_PRISM_URL"], flush=True)
-        prefix = "ha_" if args.ha else "test_"
+        prefix = "ha_" if args.ha else "soak_" if args.soak else "test_"
         mods = sorted(f[:-3] for f in os.listdir(HERE)
                       if f.startswith(prefix) and f.endswith(".py"))
         for m in mods:
