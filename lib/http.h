@@ -11,17 +11,12 @@
 #include <time.h>
 #include <json-c/json.h>
 
+#include "token.h"
+
 #define HTTP_MAX_BODY (64 * 1024)
 #define HTTP_REQUEST_ID_MAX 128
 
 /* Who is asking, as established by the route table walk (route.c). */
-typedef enum {
-    USER_ANON = 0,
-    USER_CUSTOMER,
-    USER_SELLER,
-    USER_ADMIN,
-} user_role;
-
 typedef struct http_auth {
     user_role role;       /* USER_ANON when no token was presented */
     int64_t user_id;      /* 0 when anonymous */

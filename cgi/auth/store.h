@@ -12,7 +12,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include "http.h"
+#include "token.h"   /* user_role */
 
 #define STORE_EMAIL_MAX 254          /* characters */
 #define STORE_NAME_MAX 200           /* characters */
