@@ -14,7 +14,6 @@
 
 #include "http.h"
 #include "log.h"
-#include "problem.h"
 
 const char *http_header(const http_req *req, const char *name)
 {
@@ -113,6 +112,33 @@ void http_add_header(http_req *req, const char *name, const char *fmt, ...)
     req->headers_len += (size_t)snprintf(h + req->headers_len, add + 1, "%s: %s\r\n", name, value);
 }
 
+const char *http_reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 412: return "Precondition Failed";
+    case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
+    case 428: return "Precondition Required";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Unknown";
+    }
+}
+
 /* Writes status line, headers and body.  The only writer of responses. */
 static int http_send(http_req *req, int status, const char *ctype, const char *body, size_t len)
 {
@@ -128,7 +154,7 @@ static int http_send(http_req *req, int status, const char *ctype, const char *b
         return status;
     }
     FCGX_FPrintF(f->out, "Status: %d %s\r\nX-Request-ID: %s\r\n", status,
-                 problem_title(status), req->request_id);
+                 http_reason(status), req->request_id);
     if (ctype)
         FCGX_FPrintF(f->out, "Content-Type: %s\r\n", ctype);
     if (status != 204 && status != 304)

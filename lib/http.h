@@ -65,6 +65,10 @@ int http_reply_empty(http_req *req, int status);
 int http_reply_raw(http_req *req, int status, const char *content_type,
                    const char *body, size_t len);
 
+/* The reason phrase of a status ("Not Found"): the status line's and a
+ * problem's title. */
+const char *http_reason(int status);
+
 /* Opaque keyset cursors for lists: base64url (no padding) of prefix + the
  * decimal id of the last row shown.  Decoding accepts exactly one spelling per
  * value (the one encode makes), so a cursor cannot be forged into another
