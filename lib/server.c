@@ -82,7 +82,7 @@ static void server_handle(const route *table, size_t n, FCGX_Request *f)
     size_t plen = strcspn(uri, "?");
     req.query = uri[plen] == '?' ? uri + plen + 1 : "";
     req.path = malloc(plen + 1);
-    log_set_request(&req);
+    log_set_request(req.request_id, req.method, req.path);
 
     if (!req.path || server_read_body(&req, f) != 0) {
         problem_internal(&req, "out of memory reading the request");
@@ -99,8 +99,8 @@ static void server_handle(const route *table, size_t n, FCGX_Request *f)
         problem_internal(&req, "handler returned without a reply");
 
     metrics_observe(req.route_index, req.status, http_elapsed_ms(&req));
-    log_request(&req);
-    log_set_request(NULL);
+    log_access(req.status, http_elapsed_ms(&req), req.auth.user_id);
+    log_set_request(NULL, NULL, NULL);
     json_object_put(req.json);
     free(req.path);
     free(req.body);
