@@ -86,4 +86,8 @@ void db_time_rfc3339(const char *dbtime, char *out, size_t n);
 /* Counters for metrics: transactions retried since start. */
 uint64_t db_retry_count(void);
 
+/* Calls hook (NULL: none) on every whole-transaction retry, so a layer above
+ * (server.c wires metrics) can count retries without db depending on it. */
+void db_on_retry(void (*hook)(void));
+
 #endif

@@ -108,6 +108,11 @@ static void server_handle(const route *table, size_t n, FCGX_Request *f)
     free(req.sent);
 }
 
+static void server_count_retry(void)
+{
+    metrics_inc(METRIC_DB_RETRIES, 1);
+}
+
 int server_run(const char *service, const route *table, size_t n, int (*init)(void))
 {
     log_init(service, LOG_INFO);
@@ -123,7 +128,10 @@ int server_run(const char *service, const route *table, size_t n, int (*init)(vo
         return 1;
     snprintf(server_metrics_path, sizeof server_metrics_path, "/%s/metrics",
              strcmp(service, "auth") == 0 ? "auth" : strcmp(service, "product") == 0 ? "products" : "orders");
-    metrics_init(service, table, n);
+    metrics_init(service, n);
+    for (size_t i = 0; i < n; i++)
+        metrics_name_route(i, table[i].method, table[i].pattern);
+    db_on_retry(server_count_retry);
     const char *dir = config_get("JWT_PUBLIC_DIR", NULL);
     if (!dir || token_load_public_dir(dir) <= 0)
         log_error("no token verification keys loaded (JWT_PUBLIC_DIR=%s): every token will be refused",

@@ -112,7 +112,7 @@ int order_sweep_main(bool once)
     signal(SIGPIPE, SIG_IGN);   /* a dropped product connection is an error, not death */
     if (db_init() != 0)
         return 1;
-    metrics_init("order", NULL, 0);   /* repairs count in the host's order pool metrics */
+    metrics_init("order", 0);   /* repairs count in the host's order pool metrics */
     int rc = 0;
     if (once) {
         rc = order_sweep_once() < 0 ? 1 : 0;
