@@ -1,6 +1,6 @@
 # shop: build, run and test.  Logic lives in scripts/; this file only wires it.
-# Targets: all deps up down status check check-unit check-asan check-integration
-#          check-openapi install clean fuzz bench
+# Targets: all deps up down status check check-layers check-unit check-asan
+#          check-integration check-openapi install clean fuzz bench
 
 ifeq ($(origin CC),default)
 CC = gcc
@@ -25,7 +25,7 @@ TESTS    = $(TEST_SRC:tests/%.c=build/tests/%)
 ASAN_TESTS = $(TEST_SRC:tests/%.c=build/asan/tests/%)
 BINS     = $(SERVICES:%=build/%.fcgi)
 
-.PHONY: all deps up down status check check-unit check-asan check-integration \
+.PHONY: all deps up down status check check-layers check-unit check-asan check-integration \
         check-ha check-monitoring check-openapi install clean fuzz bench monitor
 .SECONDARY:
 
@@ -76,6 +76,7 @@ status:
 	scripts/stack status
 
 check: deps
+	$(MAKE) check-layers
 	$(MAKE) all
 	$(MAKE) check-unit
 	$(MAKE) check-asan
@@ -84,6 +85,10 @@ check: deps
 	$(MAKE) check-openapi
 	$(MAKE) check-integration
 	$(MAKE) check-ha
+
+# lib/ is a stack of layers: an include that goes up or sideways fails.
+check-layers:
+	scripts/check-layers
 
 check-monitoring:
 	scripts/check-monitoring
