@@ -113,25 +113,34 @@ static void server_count_retry(void)
     metrics_inc(METRIC_DB_RETRIES, 1);
 }
 
-int server_run(const char *service, const route *table, size_t n, int (*init)(void))
+int server_setup(const char *service)
 {
     log_init(service, LOG_INFO);
-    if (config_load() != 0)
-        return 1;
+    if (config_load() != 0) {
+        log_error("cannot load the configuration ($SHOP_CONFIG)");
+        return -1;
+    }
     log_init(service, log_level_parse(config_get("LOG_LEVEL", "info")));
     if (sodium_init() < 0) {
         log_error("sodium_init failed");
-        return 1;
+        return -1;
     }
     signal(SIGPIPE, SIG_IGN);
     if (db_init() != 0)
+        return -1;
+    db_on_retry(server_count_retry);
+    return 0;
+}
+
+int server_run(const char *service, const route *table, size_t n, int (*init)(void))
+{
+    if (server_setup(service) != 0)
         return 1;
     snprintf(server_metrics_path, sizeof server_metrics_path, "/%s/metrics",
              strcmp(service, "auth") == 0 ? "auth" : strcmp(service, "product") == 0 ? "products" : "orders");
     metrics_init(service, n);
     for (size_t i = 0; i < n; i++)
         metrics_name_route(i, table[i].method, table[i].pattern);
-    db_on_retry(server_count_retry);
     const char *dir = config_get("JWT_PUBLIC_DIR", NULL);
     if (!dir || token_load_public_dir(dir) <= 0)
         log_error("no token verification keys loaded (JWT_PUBLIC_DIR=%s): every token will be refused",
