@@ -108,6 +108,24 @@ static void server_handle(const route *table, size_t n, FCGX_Request *f)
     free(req.sent);
 }
 
+int server_health(http_req *req)
+{
+    http_add_header(req, "Cache-Control", "no-store");
+    if (!db_ping()) {
+        json_object *extra = json_object_new_object();
+        if (extra)
+            json_object_object_add(extra, "db", json_object_new_string("unavailable"));
+        http_add_header(req, "Retry-After", "2");
+        return problem_send_extra(req, 503, "unavailable", "The database is unavailable.", extra);
+    }
+    json_object *o = json_object_new_object();
+    if (!o)
+        return problem_internal(req, "health: out of memory");
+    json_object_object_add(o, "status", json_object_new_string("ok"));
+    json_object_object_add(o, "db", json_object_new_string("ok"));
+    return http_reply_json(req, 200, o);
+}
+
 static void server_count_retry(void)
 {
     metrics_inc(METRIC_DB_RETRIES, 1);

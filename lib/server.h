@@ -16,6 +16,11 @@ int server_setup(const char *service);
 /* server_setup(), then metrics for the route table and the token keys, then
  * serves until the socket closes.  `init` (may be NULL) runs once after the
  * common setup.  Returns the process exit code. */
+/* GET /<service>/health, the same for every service: 200 {"status": "ok",
+ * "db": "ok"} when the database answers, else 503 problem+json `unavailable`
+ * with "db": "unavailable" and Retry-After.  Never cached. */
+int server_health(http_req *req);
+
 int server_run(const char *service, const route *table, size_t n, int (*init)(void));
 
 #endif

@@ -25,7 +25,7 @@ static const route auth_routes[] = {
     {"GET", "/auth/users/{id}", ROUTE_USER, false, auth_user_get},
     {"PATCH", "/auth/users/{id}", ROUTE_ADMIN, true, auth_user_patch},
     {"GET", "/auth/jwks.json", ROUTE_PUBLIC, false, auth_jwks},
-    {"GET", "/auth/health", ROUTE_PUBLIC, false, auth_health},
+    {"GET", "/auth/health", ROUTE_PUBLIC, false, server_health},
 };
 
 /* --create-user: exits 0 when the user exists with that role and password. */

@@ -698,17 +698,3 @@ int order_cancel(http_req *req)
     store_order_free(&o);
     return http_reply_json(req, 200, body);
 }
-
-int order_health(http_req *req)
-{
-    json_object *body = json_object_new_object();
-    http_add_header(req, "Cache-Control", "no-store");
-    if (!db_ping()) {
-        json_set_str(body, "db", "unavailable");
-        http_add_header(req, "Retry-After", "2");
-        return problem_send_extra(req, 503, "unavailable", "database unavailable", body);
-    }
-    json_set_str(body, "status", "ok");
-    json_set_str(body, "db", "ok");
-    return http_reply_json(req, 200, body);
-}

@@ -21,7 +21,6 @@ int order_create(http_req *req);    /* POST /orders */
 int order_list(http_req *req);      /* GET /orders */
 int order_get(http_req *req);       /* GET /orders/{id} */
 int order_cancel(http_req *req);    /* POST /orders/{id}/cancel */
-int order_health(http_req *req);    /* GET /orders/health */
 
 /* ---------------------------------------------------------------- request helpers */
 typedef struct order_line {

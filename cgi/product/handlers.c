@@ -215,23 +215,6 @@ static void add_cache_control(http_req *req, bool shared)
     http_add_header(req, "Cache-Control", "%s", shared ? "public, max-age=5" : "private, no-store");
 }
 
-int handle_health(http_req *req)
-{
-    http_add_header(req, "Cache-Control", "no-store");
-    if (!store_healthy()) {
-        /* A problem that still reads as a Health body for monitors. */
-        json_object *extra = json_object_new_object();
-        json_set_str(extra, "status", "unavailable");
-        json_set_str(extra, "db", "unavailable");
-        http_add_header(req, "Retry-After", "2");
-        return problem_send_extra(req, 503, "unavailable", "The database is unavailable.", extra);
-    }
-    json_object *o = json_object_new_object();
-    json_set_str(o, "status", "ok");
-    json_set_str(o, "db", "ok");
-    return http_reply_json(req, 200, o);
-}
-
 /* Parses a query parameter as a decimal integer in [min, max].  Returns
  * JSON_ABSENT, JSON_OK or JSON_BAD (error added to errs). */
 static int query_int(http_req *req, const char *name, int64_t min, int64_t max,

@@ -11,7 +11,6 @@
 #include "http.h"
 #include "store.h"
 
-int handle_health(http_req *req);
 int handle_list(http_req *req);
 int handle_get(http_req *req);
 int handle_create(http_req *req);

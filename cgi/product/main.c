@@ -10,7 +10,7 @@
 #include "server.h"
 
 static const route product_routes[] = {
-    {"GET", "/products/health", ROUTE_PUBLIC, false, handle_health},
+    {"GET", "/products/health", ROUTE_PUBLIC, false, server_health},
     {"GET", "/products", ROUTE_PUBLIC, false, handle_list},
     {"POST", "/products", ROUTE_SELLER, true, handle_create},
     {"GET", "/products/{id}", ROUTE_PUBLIC, false, handle_get},

@@ -189,7 +189,4 @@ int store_expired(int64_t *ids, int64_t *user_ids, int max);
 /* Copies the status into status (>= 10 bytes).  Returns 1, 0 absent, or a db.h code. */
 int store_reservation_status(int64_t id, char *status, size_t n);
 
-/* True when the database answers (health). */
-bool store_healthy(void);
-
 #endif
