@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "http.h"
+#include "json.h"
 #include "log.h"
 
 const char *http_header(const http_req *req, const char *name)
@@ -83,6 +84,30 @@ int http_query(const http_req *req, const char *name, char *buf, size_t n)
             q++;
     }
     return 0;
+}
+
+int http_query_int(const http_req *req, const char *name, int64_t min, int64_t max,
+                   int64_t *out, json_object *errs)
+{
+    char buf[24];
+    int rc = http_query(req, name, buf, sizeof buf);
+    if (rc == 0)
+        return JSON_ABSENT;
+    bool ok = rc > 0 && buf[0] && strlen(buf) <= 18;
+    for (const char *p = buf; ok && *p; p++)
+        ok = isdigit((unsigned char)*p);
+    long long v = ok ? strtoll(buf, NULL, 10) : 0;
+    if (!ok || v < min || v > max) {
+        char msg[80];
+        if (min == 1 && max == INT64_MAX)
+            snprintf(msg, sizeof msg, "must be a positive integer");
+        else
+            snprintf(msg, sizeof msg, "must be an integer from %" PRId64 " to %" PRId64, min, max);
+        json_add_error(errs, name, msg);
+        return JSON_BAD;
+    }
+    *out = v;
+    return JSON_OK;
 }
 
 /* Used by server.c to fill req->path from REQUEST_URI. */

@@ -50,6 +50,13 @@ const char *http_header(const http_req *req, const char *name);
  * Returns 1 when present, 0 when absent, -1 when malformed or too long. */
 int http_query(const http_req *req, const char *name, char *buf, size_t n);
 
+/* Reads query parameter `name` as a decimal integer (digits only, at most 18)
+ * in [min, max] into *out.  Returns JSON_ABSENT, JSON_OK, or JSON_BAD after
+ * adding {"field": name, "message"} to errs (json.h), so a handler can check
+ * every parameter and answer one 422. */
+int http_query_int(const http_req *req, const char *name, int64_t min, int64_t max,
+                   int64_t *out, json_object *errs);
+
 /* Adds a response header; printf-style value.  Call before replying. */
 void http_add_header(http_req *req, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

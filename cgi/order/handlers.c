@@ -15,7 +15,6 @@
  * Confirming the reservation is left to the sweep (sweep.c), in batches; a
  * reservation whose order never got written is released after its TTL.
  * Every step is safe to interrupt. */
-#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -580,36 +579,17 @@ int order_create(http_req *req)
 
 /* ---------------------------------------------------------------- reading */
 
-/* Parses a decimal integer in [min, max] with nothing around it. */
-static bool order_parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
-{
-    if (!*s || strlen(s) > 18)
-        return false;
-    for (const char *p = s; *p; p++)
-        if (!isdigit((unsigned char)*p))
-            return false;
-    long long v = strtoll(s, NULL, 10);
-    if (v < min || v > max)
-        return false;
-    *out = v;
-    return true;
-}
-
 int order_list(http_req *req)
 {
     char buf[160];
     int64_t limit = 20, before = 0, user_filter = 0;
     bool admin = req->auth.role == USER_ADMIN;
 
-    int has_user = http_query(req, "user_id", buf, sizeof buf);
-    if (has_user != 0 && !admin)
+    if (http_query(req, "user_id", buf, sizeof buf) != 0 && !admin)
         return problem_send(req, 403, "forbidden", "only admins may list other users' orders");
     json_object *errs = json_object_new_array();
-    if (has_user != 0 && (has_user < 0 || !order_parse_int(buf, 1, INT64_MAX, &user_filter)))
-        json_add_error(errs, "user_id", "must be a positive integer");
-    int has_limit = http_query(req, "limit", buf, sizeof buf);
-    if (has_limit != 0 && (has_limit < 0 || !order_parse_int(buf, 1, 100, &limit)))
-        json_add_error(errs, "limit", "must be an integer from 1 to 100");
+    http_query_int(req, "user_id", 1, INT64_MAX, &user_filter, errs);
+    http_query_int(req, "limit", 1, 100, &limit, errs);
     int has_cursor = http_query(req, "cursor", buf, sizeof buf);
     if (has_cursor < 0 || (has_cursor == 1 && buf[0] && !http_cursor_decode(ORDER_CURSOR, buf, &before))) {
         json_object_put(errs);

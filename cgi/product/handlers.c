@@ -215,38 +215,14 @@ static void add_cache_control(http_req *req, bool shared)
     http_add_header(req, "Cache-Control", "%s", shared ? "public, max-age=5" : "private, no-store");
 }
 
-/* Parses a query parameter as a decimal integer in [min, max].  Returns
- * JSON_ABSENT, JSON_OK or JSON_BAD (error added to errs). */
-static int query_int(http_req *req, const char *name, int64_t min, int64_t max,
-                     int64_t *out, json_object *errs)
-{
-    char buf[24];
-    int rc = http_query(req, name, buf, sizeof buf);
-    if (rc == 0)
-        return JSON_ABSENT;
-    char *end = NULL;
-    long long v = 0;
-    if (rc > 0 && buf[0] >= '0' && buf[0] <= '9' && strlen(buf) <= 18) {
-        v = strtoll(buf, &end, 10);
-    }
-    if (rc < 0 || !end || *end != '\0' || v < min || v > max) {
-        char msg[80];
-        snprintf(msg, sizeof msg, "must be an integer from %" PRId64 " to %" PRId64, min, max);
-        json_add_error(errs, name, msg);
-        return JSON_BAD;
-    }
-    *out = v;
-    return JSON_OK;
-}
-
 int handle_list(http_req *req)
 {
     json_object *errs = json_object_new_array();
     product_query q = {.limit = 20};
     int64_t v = 0;
-    if (query_int(req, "limit", 1, 100, &v, errs) == JSON_OK)
+    if (http_query_int(req, "limit", 1, 100, &v, errs) == JSON_OK)
         q.limit = (int)v;
-    if (query_int(req, "seller_id", 1, INT64_MAX, &v, errs) == JSON_OK)
+    if (http_query_int(req, "seller_id", 1, INT64_MAX, &v, errs) == JSON_OK)
         q.seller_id = v;
 
     static const char *const statuses[] = {"active", "draft", "archived"};
@@ -716,7 +692,7 @@ int handle_reservations_expired(http_req *req)
 {
     int64_t limit = 100;
     json_object *errs = json_object_new_array();
-    if (query_int(req, "limit", 1, RESERVE_BATCH_MAX, &limit, errs) == JSON_BAD)
+    if (http_query_int(req, "limit", 1, RESERVE_BATCH_MAX, &limit, errs) == JSON_BAD)
         return problem_invalid(req, errs);
     json_object_put(errs);
     static int64_t ids[RESERVE_BATCH_MAX], users[RESERVE_BATCH_MAX];
