@@ -259,6 +259,26 @@ void http_cursor_encode(const char *prefix, int64_t id, char *buf, size_t n)
                       sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 }
 
+int http_reply_page(http_req *req, json_object *items, bool more, const char *prefix,
+                    int64_t last_id)
+{
+    json_object *o = json_object_new_object();
+    if (!o) {
+        json_object_put(items);
+        log_error("http: out of memory building a page");
+        return http_reply_json(req, 500, NULL);
+    }
+    json_object_object_add(o, "items", items);
+    if (more && items && json_object_array_length(items) > 0) {
+        char next[64];
+        http_cursor_encode(prefix, last_id, next, sizeof next);
+        json_object_object_add(o, "next_cursor", json_object_new_string(next));
+    } else {
+        json_object_object_add(o, "next_cursor", NULL);
+    }
+    return http_reply_json(req, 200, o);
+}
+
 bool http_cursor_decode(const char *prefix, const char *cursor, int64_t *id)
 {
     unsigned char raw[48];

@@ -83,6 +83,12 @@ const char *http_reason(int status);
 void http_cursor_encode(const char *prefix, int64_t id, char *buf, size_t n);
 bool http_cursor_decode(const char *prefix, const char *cursor, int64_t *id);
 
+/* Sends 200 {"items": items, "next_cursor": ...} and takes ownership of
+ * items (a JSON array).  next_cursor is the cursor (prefix, last_id) when
+ * `more` rows follow and the page is not empty, else null. */
+int http_reply_page(http_req *req, json_object *items, bool more, const char *prefix,
+                    int64_t last_id);
+
 /* Percent-decodes a path (no '+' rule) into dst; -1 on bad escapes/NUL/overflow. */
 int http_decode_path(const char *src, size_t n, char *dst, size_t cap);
 

@@ -165,6 +165,34 @@ static void test_cursor(void)
     CU_ASSERT_STRING_EQUAL(buf, "");
 }
 
+/* Every list answers {"items", "next_cursor"}: a cursor only when more rows
+ * follow a non-empty page. */
+static void test_reply_page(void)
+{
+    http_req r;
+    char buf[64];
+    int64_t id = 0;
+    json_object *items = json_object_new_array();
+    json_object_array_add(items, json_object_new_int(1));
+    req_init(&r, "GET", "/things", NULL);
+    CU_ASSERT_EQUAL(http_reply_page(&r, items, true, "t:", 77), 200);
+    json_object *o = json_parse_strict(r.sent, strlen(r.sent)), *v;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    CU_ASSERT_TRUE(json_object_object_get_ex(o, "items", &v) && json_object_array_length(v) == 1);
+    CU_ASSERT_TRUE(json_object_object_get_ex(o, "next_cursor", &v) &&
+                   json_object_is_type(v, json_type_string));
+    snprintf(buf, sizeof buf, "%s", json_object_get_string(v));
+    CU_ASSERT_TRUE(http_cursor_decode("t:", buf, &id));
+    CU_ASSERT_EQUAL(id, 77);
+    json_object_put(o);
+    req_done(&r);
+
+    req_init(&r, "GET", "/things", NULL);
+    CU_ASSERT_EQUAL(http_reply_page(&r, json_object_new_array(), true, "t:", 0), 200);
+    CU_ASSERT_STRING_EQUAL(r.sent, "{\"items\":[],\"next_cursor\":null}");
+    req_done(&r);
+}
+
 static int handled;
 static int ok_handler(http_req *r)
 {
@@ -324,6 +352,7 @@ int main(void)
     CU_add_test(s, "format time", test_format_time);
     CU_add_test(s, "route match", test_route_match);
     CU_add_test(s, "cursor", test_cursor);
+    CU_add_test(s, "page reply", test_reply_page);
     CU_add_test(s, "route walk", test_route_walk);
     CU_add_test(s, "problem body", test_problem_body);
     CU_add_test(s, "reply once", test_reply_once);

@@ -610,21 +610,14 @@ int order_list(http_req *req)
         free(page);
         return problem_db(req, n);
     }
-    json_object *body = json_object_new_object(), *items = json_object_new_array();
+    json_object *items = json_object_new_array();
     for (int i = 0; i < n; i++) {
         json_object_array_add(items, order_to_json(&page[i]));
         store_order_free(&page[i]);
     }
-    json_object_object_add(body, "items", items);
-    if (more && n > 0) {
-        char cursor[64];
-        http_cursor_encode(ORDER_CURSOR, page[n - 1].id, cursor, sizeof cursor);
-        json_set_str(body, "next_cursor", cursor);
-    } else {
-        json_set_str(body, "next_cursor", NULL);
-    }
+    int64_t last = n > 0 ? page[n - 1].id : 0;
     free(page);
-    return http_reply_json(req, 200, body);
+    return http_reply_page(req, items, more, ORDER_CURSOR, last);
 }
 
 /* Loads the order of the {id} path parameter if the caller may see it.

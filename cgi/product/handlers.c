@@ -261,18 +261,11 @@ int handle_list(http_req *req)
     json_object *items = json_object_new_array();
     for (int i = 0; i < page.n; i++)
         json_object_array_add(items, product_json(&page.items[i]));
-    json_object *o = json_object_new_object();
-    json_object_object_add(o, "items", items);
-    if (page.more && page.n > 0) {
-        char next[40];
-        http_cursor_encode(PRODUCT_CURSOR, page.items[page.n - 1].id, next, sizeof next);
-        json_set_str(o, "next_cursor", next);
-    } else {
-        json_set_str(o, "next_cursor", NULL);
-    }
+    int64_t last = page.n > 0 ? page.items[page.n - 1].id : 0;
+    bool more = page.more;
     product_page_free(&page);
     add_cache_control(req, req->auth.role == USER_ANON);
-    return http_reply_json(req, 200, o);
+    return http_reply_page(req, items, more, PRODUCT_CURSOR, last);
 }
 
 int handle_get(http_req *req)
