@@ -34,77 +34,11 @@
 
 /* ---------------------------------------------------------------- request helpers */
 
-/* Moves every {"field","message"} of tmp into errs with the field prefixed
- * ("quantity" -> "items[2].quantity"), since json.h names bare members. */
-static void order_move_errors(json_object *tmp, const char *prefix, json_object *errs)
-{
-    size_t n = json_object_array_length(tmp);
-    for (size_t i = 0; i < n; i++) {
-        json_object *e = json_object_array_get_idx(tmp, i), *f, *m;
-        const char *field = json_object_object_get_ex(e, "field", &f) ? json_object_get_string(f) : "";
-        const char *msg = json_object_object_get_ex(e, "message", &m) ? json_object_get_string(m) : "invalid";
-        char name[96];
-        snprintf(name, sizeof name, "%s.%s", prefix, field);
-        json_add_error(errs, name, msg);
-    }
-}
-
-void order_parse_lines(json_object *body, order_line *lines, size_t *n, json_object *errs)
+void order_parse_lines(json_object *body, items_line *lines, size_t *n, json_object *errs)
 {
     static const char *const allowed[] = { "items", NULL };
-    static const char *const line_fields[] = { "product_id", "quantity", NULL };
-    int64_t seen[ORDER_MAX_LINES];  /* valid product ids so far, for duplicates */
-    size_t n_seen = 0;
-    *n = 0;
     json_check_fields(body, allowed, errs);
-    json_object *items = NULL;
-    if (!json_object_object_get_ex(body, "items", &items) || !items) {
-        json_add_error(errs, "items", "is required");
-        return;
-    }
-    if (!json_object_is_type(items, json_type_array)) {
-        json_add_error(errs, "items", "must be an array");
-        return;
-    }
-    size_t len = json_object_array_length(items);
-    if (len < 1 || len > ORDER_MAX_LINES) {
-        json_add_error(errs, "items", "must have 1 to 50 lines");
-        return;
-    }
-    for (size_t i = 0; i < len; i++) {
-        json_object *el = json_object_array_get_idx(items, i);
-        char prefix[32];
-        snprintf(prefix, sizeof prefix, "items[%zu]", i);
-        if (!json_object_is_type(el, json_type_object)) {
-            json_add_error(errs, prefix, "must be an object");
-            continue;
-        }
-        json_object *tmp = json_object_new_array();
-        if (!tmp)
-            return;
-        int64_t pid = 0, qty = 0;
-        json_check_fields(el, line_fields, tmp);
-        int okp = json_get_int(el, "product_id", 1, INT64_MAX, true, &pid, tmp);
-        int okq = json_get_int(el, "quantity", 1, ORDER_MAX_QUANTITY, true, &qty, tmp);
-        order_move_errors(tmp, prefix, errs);
-        json_object_put(tmp);
-        if (okp != JSON_OK)
-            continue;
-        bool dup = false;
-        for (size_t j = 0; j < n_seen; j++)
-            dup = dup || seen[j] == pid;
-        seen[n_seen++] = pid;
-        if (dup) {
-            char field[48];
-            snprintf(field, sizeof field, "%s.product_id", prefix);
-            json_add_error(errs, field, "duplicate product_id: one line per product");
-        }
-        if (dup || okq != JSON_OK || json_object_array_length(errs) > 0)
-            continue;       /* the body is invalid anyway: lines[] is moot */
-        lines[*n].product_id = pid;
-        lines[*n].quantity = qty;
-        (*n)++;
-    }
+    items_parse(body, ORDER_MAX_LINES, ORDER_MAX_QUANTITY, lines, n, errs);
 }
 
 bool order_idem_key_valid(const char *k)
@@ -120,13 +54,13 @@ bool order_idem_key_valid(const char *k)
 
 static int order_line_cmp(const void *a, const void *b)
 {
-    const order_line *x = a, *y = b;
+    const items_line *x = a, *y = b;
     return (x->product_id > y->product_id) - (x->product_id < y->product_id);
 }
 
-void order_request_hash(const order_line *lines, size_t n, unsigned char out[32])
+void order_request_hash(const items_line *lines, size_t n, unsigned char out[32])
 {
-    order_line sorted[ORDER_MAX_LINES];
+    items_line sorted[ORDER_MAX_LINES];
     if (n > ORDER_MAX_LINES)
         n = ORDER_MAX_LINES;
     memcpy(sorted, lines, n * sizeof *lines);
@@ -218,7 +152,7 @@ typedef struct placing {
     int64_t user_id;
     const char *key;              /* Idempotency-Key or NULL */
     const unsigned char *hash;    /* request hash */
-    const order_line *lines;
+    const items_line *lines;
     size_t n;
     int64_t rid;                  /* reservation id */
 } placing;
@@ -540,7 +474,7 @@ static int order_reserve_and_write(placing *p)
 
 int order_create(http_req *req)
 {
-    order_line lines[ORDER_MAX_LINES];
+    items_line lines[ORDER_MAX_LINES];
     size_t n = 0;
     json_object *errs = json_object_new_array();
     order_parse_lines(req->json, lines, &n, errs);

@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "db.h"
+#include "items.h"
 #include "json.h"
 #include "log.h"
 #include "problem.h"
@@ -466,48 +467,22 @@ int handle_stock(http_req *req)
 
 /* ------------------------------------------------------------ internal: reservations */
 
-/* Validates items[] of a reserve body into lines (calloc'd, *n entries).
- * Errors name the line: "items[2].quantity". */
+/* Validates items[] of a reserve body (items.h) into lines (calloc'd, *n
+ * entries); NULL with errors added, or NULL and no error when out of memory. */
 static resv_line *parse_lines(json_object *body, int *n, json_object *errs)
 {
-    static const char *const allowed[] = {"product_id", "quantity", NULL};
-    json_object *items = NULL;
+    items_line in[RESERVE_LINES_MAX];
+    size_t len = 0;
     *n = 0;
-    if (!json_object_object_get_ex(body, "items", &items) || !items) {
-        json_add_error(errs, "items", "is required");
+    items_parse(body, RESERVE_LINES_MAX, RESERVE_QTY_MAX, in, &len, errs);
+    if (len == 0)
         return NULL;
-    }
-    size_t len = json_object_get_type(items) == json_type_array ? json_object_array_length(items) : 0;
-    if (len < 1 || len > RESERVE_LINES_MAX) {
-        json_add_error(errs, "items", "must be an array of 1 to 100 lines");
-        return NULL;
-    }
     resv_line *lines = calloc(len, sizeof *lines);
     if (!lines)
         return NULL;
     for (size_t i = 0; i < len; i++) {
-        json_object *it = json_object_array_get_idx(items, i);
-        json_object *line_errs = json_object_new_array();
-        if (!json_object_is_type(it, json_type_object)) {
-            json_add_error(line_errs, "", "must be an object");
-        } else {
-            json_check_fields(it, allowed, line_errs);
-            json_get_int(it, "product_id", 1, INT64_MAX, true, &lines[i].product_id, line_errs);
-            json_get_int(it, "quantity", 1, RESERVE_QTY_MAX, true, &lines[i].quantity, line_errs);
-            for (size_t j = 0; j < i; j++)
-                if (lines[i].product_id && lines[j].product_id == lines[i].product_id)
-                    json_add_error(line_errs, "product_id", "repeats an earlier line");
-        }
-        for (size_t k = 0; k < json_object_array_length(line_errs); k++) {
-            json_object *e = json_object_array_get_idx(line_errs, k), *f = NULL, *m = NULL;
-            json_object_object_get_ex(e, "field", &f);
-            json_object_object_get_ex(e, "message", &m);
-            const char *fs = json_object_get_string(f);
-            char field[64];
-            snprintf(field, sizeof field, "items[%zu]%s%s", i, fs && *fs ? "." : "", fs ? fs : "");
-            json_add_error(errs, field, json_object_get_string(m));
-        }
-        json_object_put(line_errs);
+        lines[i].product_id = in[i].product_id;
+        lines[i].quantity = in[i].quantity;
     }
     *n = (int)len;
     return lines;
