@@ -216,7 +216,7 @@ static void add_cache_control(http_req *req, bool shared)
     http_add_header(req, "Cache-Control", "%s", shared ? "public, max-age=5" : "private, no-store");
 }
 
-int handle_list(http_req *req)
+int product_list(http_req *req)
 {
     json_object *errs = json_object_new_array();
     product_query q = {.limit = 20};
@@ -269,7 +269,7 @@ int handle_list(http_req *req)
     return http_reply_page(req, items, more, PRODUCT_CURSOR, last);
 }
 
-int handle_get(http_req *req)
+int product_get(http_req *req)
 {
     product p = {0};
     int rc = store_product_get(req->id, req->auth.role != USER_ANON, &p);
@@ -323,7 +323,7 @@ static bool status_edit_valid(const char *s)
     return status_new_valid(s) || strcmp(s, "archived") == 0;
 }
 
-int handle_create(http_req *req)
+int product_create(http_req *req)
 {
     static const char *const allowed[] = {"sku", "name", "description", "price_cents",
                                           "currency", "stock", "status", NULL};
@@ -386,7 +386,7 @@ static void parse_edit(json_object *body, bool put, product_edit *e, json_object
                     "must be active, draft or archived", errs);
 }
 
-static int handle_edit(http_req *req, bool put)
+static int product_edit_reply(http_req *req, bool put)
 {
     json_object *errs = json_object_new_array();
     product_edit e = {0};
@@ -405,17 +405,17 @@ static int handle_edit(http_req *req, bool put)
     return reply_product(req, 200, &p);
 }
 
-int handle_put(http_req *req)
+int product_put(http_req *req)
 {
-    return handle_edit(req, true);
+    return product_edit_reply(req, true);
 }
 
-int handle_patch(http_req *req)
+int product_patch(http_req *req)
 {
-    return handle_edit(req, false);
+    return product_edit_reply(req, false);
 }
 
-int handle_delete(http_req *req)
+int product_delete(http_req *req)
 {
     struct write_ctx w = {req, false};
     product p = {0};
@@ -426,7 +426,7 @@ int handle_delete(http_req *req)
     return http_reply_empty(req, 204);
 }
 
-int handle_stock(http_req *req)
+int product_stock(http_req *req)
 {
     static const char *const allowed[] = {"delta", NULL};
     json_object *errs = json_object_new_array();
@@ -546,7 +546,7 @@ static int reply_bad_lines(http_req *req, int rc, const resv_line *lines, int n)
 /* POST /internal/reservations {id, user_id, items}: takes the stock for
  * reservation `id` (chosen by the order service) and holds it for
  * RESERVATION_TTL seconds; a repeat answers the stored reservation. */
-int handle_reserve(http_req *req)
+int product_reserve(http_req *req)
 {
     static const char *const allowed[] = {"id", "user_id", "items", NULL};
     json_object *errs = json_object_new_array();
@@ -591,7 +591,7 @@ static int reply_reservation_status(http_req *req, const char *status)
     return http_reply_json(req, 200, reservation_json(&r, false));
 }
 
-int handle_reservation_get(http_req *req)
+int product_reservation_get(http_req *req)
 {
     char status[10];
     int rc = store_reservation_status(req->id, status, sizeof status);
@@ -605,7 +605,7 @@ int handle_reservation_get(http_req *req)
 /* POST /internal/reservations/confirm {ids: [...]}: the orders of these
  * reservations stand.  Answers each one's status: confirmed, or released /
  * missing (which the caller logs: a standing order whose stock is not held). */
-int handle_reservations_confirm(http_req *req)
+int product_reservations_confirm(http_req *req)
 {
     static const char *const allowed[] = {"ids", NULL};
     json_object *errs = json_object_new_array(), *arr = NULL;
@@ -644,7 +644,7 @@ int handle_reservations_confirm(http_req *req)
     return http_reply_json(req, 200, body);
 }
 
-int handle_reservation_release(http_req *req)
+int product_reservation_release(http_req *req)
 {
     int rc = store_release(req->id);
     if (rc != DB_OK)
@@ -656,7 +656,7 @@ int handle_reservation_release(http_req *req)
 /* GET /internal/reservations/expired?limit=N: held reservations past their
  * TTL, for the order service to settle (it alone knows whether their order
  * was written). */
-int handle_reservations_expired(http_req *req)
+int product_reservations_expired(http_req *req)
 {
     int64_t limit = 100;
     json_object *errs = json_object_new_array();
