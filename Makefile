@@ -11,6 +11,9 @@ PKGS     = libmariadb json-c libjwt libsodium libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
+# NDEBUG is never defined: assert() guards programmer errors (a bad metric
+# index, a route table larger than the metrics file holds) in every build,
+# and lib/metrics.c refuses to compile with it.
 CFLAGS_COMMON = -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -g -Ilib $(PKG_CFLAGS)
 CFLAGS  ?= -O2
 LIBS     = $(PKG_LIBS) -lfcgi -lcrypto -lm

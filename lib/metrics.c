@@ -19,6 +19,13 @@
 #include "log.h"
 #include "metrics.h"
 
+/* Programmer errors (a bad counter or route index, a route table larger than
+ * the file's layout) are assert()s, live in every build (the Makefile never
+ * defines NDEBUG). */
+#ifdef NDEBUG
+#error "shop builds keep assert() live: do not define NDEBUG"
+#endif
+
 static const int metrics_statuses[] = {200, 201, 204, 304, 400, 401, 403, 404, 405, 409, 412,
                                        413, 415, 422, 428, 429, 500, 502, 503, 0 /* other */};
 #define METRICS_NSTATUS (sizeof metrics_statuses / sizeof metrics_statuses[0])
