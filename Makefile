@@ -1,6 +1,6 @@
 # shop: build, run and test.  Logic lives in scripts/; this file only wires it.
-# Targets: all deps up down status check check-unit check-asan check-integration
-#          check-openapi install clean fuzz bench soak
+# Targets: all deps up down status check check-layers check-unit check-asan
+#          check-integration check-openapi install clean fuzz bench soak
 
 ifeq ($(origin CC),default)
 CC = gcc
@@ -11,6 +11,9 @@ PKGS     = libmariadb json-c libjwt libsodium libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
+# NDEBUG is never defined: assert() guards programmer errors (a bad metric
+# index, a route table larger than the metrics file holds) in every build,
+# and lib/metrics.c refuses to compile with it.
 CFLAGS_COMMON = -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -g -Ilib $(PKG_CFLAGS)
 CFLAGS  ?= -O2
 LIBS     = $(PKG_LIBS) -lfcgi -lcrypto -lm
@@ -25,7 +28,7 @@ TESTS    = $(TEST_SRC:tests/%.c=build/tests/%)
 ASAN_TESTS = $(TEST_SRC:tests/%.c=build/asan/tests/%)
 BINS     = $(SERVICES:%=build/%.fcgi)
 
-.PHONY: all deps up down status check check-unit check-asan check-integration \
+.PHONY: all deps up down status check check-layers check-unit check-asan check-integration \
         check-ha check-monitoring check-openapi install clean fuzz bench monitor soak
 .SECONDARY:
 
@@ -80,6 +83,7 @@ status:
 	scripts/stack status
 
 check: deps
+	$(MAKE) check-layers
 	$(MAKE) all
 	$(MAKE) check-unit
 	$(MAKE) check-asan
@@ -88,6 +92,10 @@ check: deps
 	$(MAKE) check-openapi
 	$(MAKE) check-integration
 	$(MAKE) check-ha
+
+# lib/ is a stack of layers: an include that goes up or sideways fails.
+check-layers:
+	scripts/check-layers
 
 check-monitoring:
 	scripts/check-monitoring

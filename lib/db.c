@@ -21,7 +21,6 @@
 #include "config.h"
 #include "db.h"
 #include "log.h"
-#include "metrics.h"
 
 #define DB_CACHE_MAX 96
 #define DB_MAX_PARAMS 32
@@ -160,6 +159,13 @@ unsigned db_errno(void)
 uint64_t db_retry_count(void)
 {
     return db_retries;
+}
+
+static void (*db_retry_hook)(void);
+
+void db_on_retry(void (*hook)(void))
+{
+    db_retry_hook = hook;
 }
 
 /* Records the error of the last failed call and drops a dead connection. */
@@ -621,7 +627,8 @@ int db_tx(db_tx_fn fn, void *arg)
     for (int attempt = 0; attempt < DB_TX_ATTEMPTS; attempt++) {
         if (attempt) {
             db_retries++;
-            metrics_inc(METRIC_DB_RETRIES, 1);
+            if (db_retry_hook)
+                db_retry_hook();
             if (db_now_ms() - start > DB_TX_BUDGET_MS)
                 break;
             db_backoff(base);

@@ -23,6 +23,22 @@ enum {
     DB_CONFLICT = -3,     /* duplicate key (1062) */
 };
 
+/* What a service's store returns besides the DB_* codes: one list for every
+ * service, so no two outcomes share a number (a handler that tests for one
+ * can never be handed another).  A store's guard callbacks (product) use
+ * their own codes <= STORE_GUARD_MIN. */
+enum {
+    STORE_NOT_FOUND = -10,      /* no such row (user, refresh token, product) */
+    STORE_REJECTED = -11,       /* auth: refresh token expired, spent or revoked */
+    STORE_INSUFFICIENT = -12,   /* product: stock would go below zero */
+    STORE_UNAVAILABLE = -13,    /* product reservation: a product missing or not active */
+    STORE_INVALID_STATE = -14,  /* product reservation: released */
+    STORE_FAILED = -15,         /* order: out of memory or an inconsistent row (500) */
+    STORE_STANDING = -16,       /* order: the reservation already has its order */
+    STORE_FENCED = -17,         /* order: the reservation was given up (expired) */
+    STORE_GUARD_MIN = -100,
+};
+
 /* Reads DB_HOST, DB_PORT, DB_USER, DB_PASSWORD, DB_NAME, DB_SOCKET (the
  * writer) and DB_READ_HOST, DB_READ_PORT (default 3306), DB_READ_SOCKET (the
  * reader; unset: none) from config.h for the connections to come (made
@@ -85,5 +101,9 @@ void db_time_rfc3339(const char *dbtime, char *out, size_t n);
 
 /* Counters for metrics: transactions retried since start. */
 uint64_t db_retry_count(void);
+
+/* Calls hook (NULL: none) on every whole-transaction retry, so a layer above
+ * (server.c wires metrics) can count retries without db depending on it. */
+void db_on_retry(void (*hook)(void));
 
 #endif

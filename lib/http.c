@@ -13,8 +13,8 @@
 #include <sodium.h>
 
 #include "http.h"
+#include "json.h"
 #include "log.h"
-#include "problem.h"
 
 const char *http_header(const http_req *req, const char *name)
 {
@@ -86,6 +86,30 @@ int http_query(const http_req *req, const char *name, char *buf, size_t n)
     return 0;
 }
 
+int http_query_int(const http_req *req, const char *name, int64_t min, int64_t max,
+                   int64_t *out, json_object *errs)
+{
+    char buf[24];
+    int rc = http_query(req, name, buf, sizeof buf);
+    if (rc == 0)
+        return JSON_ABSENT;
+    bool ok = rc > 0 && buf[0] && strlen(buf) <= 18;
+    for (const char *p = buf; ok && *p; p++)
+        ok = isdigit((unsigned char)*p);
+    long long v = ok ? strtoll(buf, NULL, 10) : 0;
+    if (!ok || v < min || v > max) {
+        char msg[80];
+        if (min == 1 && max == INT64_MAX)
+            snprintf(msg, sizeof msg, "must be a positive integer");
+        else
+            snprintf(msg, sizeof msg, "must be an integer from %" PRId64 " to %" PRId64, min, max);
+        json_add_error(errs, name, msg);
+        return JSON_BAD;
+    }
+    *out = v;
+    return JSON_OK;
+}
+
 /* Used by server.c to fill req->path from REQUEST_URI. */
 int http_decode_path(const char *src, size_t n, char *dst, size_t cap)
 {
@@ -113,6 +137,33 @@ void http_add_header(http_req *req, const char *name, const char *fmt, ...)
     req->headers_len += (size_t)snprintf(h + req->headers_len, add + 1, "%s: %s\r\n", name, value);
 }
 
+const char *http_reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 412: return "Precondition Failed";
+    case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
+    case 428: return "Precondition Required";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Unknown";
+    }
+}
+
 /* Writes status line, headers and body.  The only writer of responses. */
 static int http_send(http_req *req, int status, const char *ctype, const char *body, size_t len)
 {
@@ -128,7 +179,7 @@ static int http_send(http_req *req, int status, const char *ctype, const char *b
         return status;
     }
     FCGX_FPrintF(f->out, "Status: %d %s\r\nX-Request-ID: %s\r\n", status,
-                 problem_title(status), req->request_id);
+                 http_reason(status), req->request_id);
     if (ctype)
         FCGX_FPrintF(f->out, "Content-Type: %s\r\n", ctype);
     if (status != 204 && status != 304)
@@ -206,6 +257,26 @@ void http_cursor_encode(const char *prefix, int64_t id, char *buf, size_t n)
     }
     sodium_bin2base64(buf, n, (const unsigned char *)raw, (size_t)len,
                       sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+int http_reply_page(http_req *req, json_object *items, bool more, const char *prefix,
+                    int64_t last_id)
+{
+    json_object *o = json_object_new_object();
+    if (!o) {
+        json_object_put(items);
+        log_error("http: out of memory building a page");
+        return http_reply_json(req, 500, NULL);
+    }
+    json_object_object_add(o, "items", items);
+    if (more && items && json_object_array_length(items) > 0) {
+        char next[64];
+        http_cursor_encode(prefix, last_id, next, sizeof next);
+        json_object_object_add(o, "next_cursor", json_object_new_string(next));
+    } else {
+        json_object_object_add(o, "next_cursor", NULL);
+    }
+    return http_reply_json(req, 200, o);
 }
 
 bool http_cursor_decode(const char *prefix, const char *cursor, int64_t *id)

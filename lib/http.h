@@ -11,17 +11,12 @@
 #include <time.h>
 #include <json-c/json.h>
 
+#include "token.h"
+
 #define HTTP_MAX_BODY (64 * 1024)
 #define HTTP_REQUEST_ID_MAX 128
 
 /* Who is asking, as established by the route table walk (route.c). */
-typedef enum {
-    USER_ANON = 0,
-    USER_CUSTOMER,
-    USER_SELLER,
-    USER_ADMIN,
-} user_role;
-
 typedef struct http_auth {
     user_role role;       /* USER_ANON when no token was presented */
     int64_t user_id;      /* 0 when anonymous */
@@ -55,6 +50,13 @@ const char *http_header(const http_req *req, const char *name);
  * Returns 1 when present, 0 when absent, -1 when malformed or too long. */
 int http_query(const http_req *req, const char *name, char *buf, size_t n);
 
+/* Reads query parameter `name` as a decimal integer (digits only, at most 18)
+ * in [min, max] into *out.  Returns JSON_ABSENT, JSON_OK, or JSON_BAD after
+ * adding {"field": name, "message"} to errs (json.h), so a handler can check
+ * every parameter and answer one 422. */
+int http_query_int(const http_req *req, const char *name, int64_t min, int64_t max,
+                   int64_t *out, json_object *errs);
+
 /* Adds a response header; printf-style value.  Call before replying. */
 void http_add_header(http_req *req, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -70,12 +72,22 @@ int http_reply_empty(http_req *req, int status);
 int http_reply_raw(http_req *req, int status, const char *content_type,
                    const char *body, size_t len);
 
+/* The reason phrase of a status ("Not Found"): the status line's and a
+ * problem's title. */
+const char *http_reason(int status);
+
 /* Opaque keyset cursors for lists: base64url (no padding) of prefix + the
  * decimal id of the last row shown.  Decoding accepts exactly one spelling per
  * value (the one encode makes), so a cursor cannot be forged into another
  * shape; ids are positive and at most 18 digits.  buf needs >= 48 bytes. */
 void http_cursor_encode(const char *prefix, int64_t id, char *buf, size_t n);
 bool http_cursor_decode(const char *prefix, const char *cursor, int64_t *id);
+
+/* Sends 200 {"items": items, "next_cursor": ...} and takes ownership of
+ * items (a JSON array).  next_cursor is the cursor (prefix, last_id) when
+ * `more` rows follow and the page is not empty, else null. */
+int http_reply_page(http_req *req, json_object *items, bool more, const char *prefix,
+                    int64_t last_id);
 
 /* Percent-decodes a path (no '+' rule) into dst; -1 on bad escapes/NUL/overflow. */
 int http_decode_path(const char *src, size_t n, char *dst, size_t cap);

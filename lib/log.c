@@ -8,12 +8,13 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+#include <json-c/json.h>
 
 #include "log.h"
 
 static const char *log_service = "shop";
 static log_level log_min = LOG_INFO;
-static const http_req *log_req;
+static const char *log_req_id, *log_req_method, *log_req_path;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -23,14 +24,16 @@ void log_init(const char *service, log_level min)
     log_min = min;
 }
 
-void log_set_request(const http_req *req)
+void log_set_request(const char *request_id, const char *method, const char *path)
 {
-    log_req = req;
+    log_req_id = request_id;
+    log_req_method = method;
+    log_req_path = path;
 }
 
 const char *log_current_request_id(void)
 {
-    return log_req ? log_req->request_id : "";
+    return log_req_id ? log_req_id : "";
 }
 
 log_level log_level_parse(const char *s)
@@ -59,10 +62,10 @@ static json_object *log_line(log_level level)
     json_object_object_add(o, "level", json_object_new_string(level_names[level]));
     json_object_object_add(o, "service", json_object_new_string(log_service));
     json_object_object_add(o, "pid", json_object_new_int(getpid()));
-    if (log_req) {
-        json_object_object_add(o, "request_id", json_object_new_string(log_req->request_id));
-        json_object_object_add(o, "method", json_object_new_string(log_req->method));
-        json_object_object_add(o, "path", json_object_new_string(log_req->path ? log_req->path : ""));
+    if (log_req_id) {
+        json_object_object_add(o, "request_id", json_object_new_string(log_req_id));
+        json_object_object_add(o, "method", json_object_new_string(log_req_method ? log_req_method : ""));
+        json_object_object_add(o, "path", json_object_new_string(log_req_path ? log_req_path : ""));
     }
     return o;
 }
@@ -100,20 +103,17 @@ void log_msg(log_level level, const char *fmt, ...)
     log_emit(o);
 }
 
-void log_request(const http_req *req)
+void log_access(int status, double duration_ms, int64_t user_id)
 {
     if (LOG_INFO < log_min)
         return;
-    const http_req *saved = log_req;
-    log_req = req;
-    json_object *o = log_line(req->status >= 500 ? LOG_ERROR : LOG_INFO);
-    log_req = saved;
+    json_object *o = log_line(status >= 500 ? LOG_ERROR : LOG_INFO);
     if (!o)
         return;
     json_object_object_add(o, "msg", json_object_new_string("request"));
-    json_object_object_add(o, "status", json_object_new_int(req->status));
-    json_object_object_add(o, "duration_ms", json_object_new_double(http_elapsed_ms(req)));
-    if (req->auth.user_id)
-        json_object_object_add(o, "user_id", json_object_new_int64(req->auth.user_id));
+    json_object_object_add(o, "status", json_object_new_int(status));
+    json_object_object_add(o, "duration_ms", json_object_new_double(duration_ms));
+    if (user_id)
+        json_object_object_add(o, "user_id", json_object_new_int64(user_id));
     log_emit(o);
 }

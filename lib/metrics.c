@@ -3,6 +3,7 @@
  * and a cumulative latency histogram; then the named counters.  Everything
  * is a uint64_t updated with __atomic_fetch_add, so no lock is needed and a
  * crashed worker cannot leave the region inconsistent. */
+#include <assert.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -18,7 +19,13 @@
 #include "log.h"
 #include "metrics.h"
 
-#define METRICS_ROUTES 40
+/* Programmer errors (a bad counter or route index, a route table larger than
+ * the file's layout) are assert()s, live in every build (the Makefile never
+ * defines NDEBUG). */
+#ifdef NDEBUG
+#error "shop builds keep assert() live: do not define NDEBUG"
+#endif
+
 static const int metrics_statuses[] = {200, 201, 204, 304, 400, 401, 403, 404, 405, 409, 412,
                                        413, 415, 422, 428, 429, 500, 502, 503, 0 /* other */};
 #define METRICS_NSTATUS (sizeof metrics_statuses / sizeof metrics_statuses[0])
@@ -49,15 +56,24 @@ typedef struct metrics_region {
 
 static metrics_region local_region;
 static metrics_region *region = &local_region;
-static const route *metrics_table;
+static struct {
+    const char *method, *pattern;
+} metrics_routes[METRICS_ROUTES];
 static size_t metrics_n;
 static const char *metrics_service = "shop";
 
-int metrics_init(const char *service, const route *table, size_t n)
+void metrics_name_route(size_t i, const char *method, const char *pattern)
 {
+    assert(i < metrics_n && method && pattern);
+    metrics_routes[i].method = method;
+    metrics_routes[i].pattern = pattern;
+}
+
+int metrics_init(const char *service, size_t n)
+{
+    assert(n <= METRICS_ROUTES);   /* raise METRICS_ROUTES (the file's layout) */
     metrics_service = service;
-    metrics_table = table;
-    metrics_n = n < METRICS_ROUTES ? n : METRICS_ROUTES;
+    metrics_n = n;
     const char *path = config_get("METRICS_FILE", NULL);
     if (!path || !*path)
         return 0;
@@ -94,8 +110,7 @@ static void add(uint64_t *p, uint64_t v)
 
 void metrics_observe(size_t route_index, int status, double ms)
 {
-    if (route_index > metrics_n)
-        route_index = metrics_n;
+    assert(route_index <= metrics_n);
     metrics_route *r = &region->routes[route_index];
     size_t s = METRICS_NSTATUS - 1;
     for (size_t i = 0; i < METRICS_NSTATUS - 1; i++)
@@ -115,8 +130,8 @@ void metrics_observe(size_t route_index, int status, double ms)
 
 void metrics_inc(metric_counter c, unsigned long long by)
 {
-    if (c < METRIC_COUNT)
-        add(&region->counters[c], by);
+    assert((unsigned)c < METRIC_COUNT);
+    add(&region->counters[c], by);
 }
 
 static uint64_t get(const uint64_t *p)
@@ -163,7 +178,8 @@ static void route_labels(size_t i, char *out, size_t n)
 {
     if (i < metrics_n)
         snprintf(out, n, "service=\"%s\",method=\"%s\",route=\"%s\"", metrics_service,
-                 metrics_table[i].method, metrics_table[i].pattern);
+                 metrics_routes[i].method ? metrics_routes[i].method : "",
+                 metrics_routes[i].pattern ? metrics_routes[i].pattern : "");
     else
         snprintf(out, n, "service=\"%s\",method=\"\",route=\"unmatched\"", metrics_service);
 }

@@ -7,7 +7,6 @@
 #define SHOP_METRICS_H
 
 #include <stddef.h>
-#include "route.h"
 
 /* Named business counters; names in metrics.c. */
 typedef enum {
@@ -22,13 +21,22 @@ typedef enum {
     METRIC_COUNT
 } metric_counter;
 
-/* Maps the shared file for this service's route table (n routes).  0 or -1
- * (then counting falls back to process-local memory). */
-int metrics_init(const char *service, const route *table, size_t n);
+/* Routes a service may have: a larger table is a programmer error. */
+#define METRICS_ROUTES 40
+
+/* Maps the shared file for a service with n routes (n <= METRICS_ROUTES),
+ * each then named with metrics_name_route().  0 or -1 (then counting falls
+ * back to process-local memory). */
+int metrics_init(const char *service, size_t n);
+
+/* Labels route i (< n) "method pattern" in the exposition; the strings are
+ * not copied (a route table's literals). */
+void metrics_name_route(size_t i, const char *method, const char *pattern);
 
 /* Records one finished request: route index (n for "no route"), status, ms. */
 void metrics_observe(size_t route_index, int status, double ms);
 
+/* Adds to a named counter; c must be one of metric_counter. */
 void metrics_inc(metric_counter c, unsigned long long by);
 
 /* Writes the exposition text into a malloc'd buffer; caller frees. */

@@ -8,33 +8,6 @@
 #include "log.h"
 #include "problem.h"
 
-const char *problem_title(int status)
-{
-    switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 412: return "Precondition Failed";
-    case 413: return "Content Too Large";
-    case 415: return "Unsupported Media Type";
-    case 422: return "Unprocessable Content";
-    case 428: return "Precondition Required";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Unknown";
-    }
-}
-
 int problem_send_extra(http_req *req, int status, const char *code, const char *detail,
                        json_object *extra)
 {
@@ -44,7 +17,7 @@ int problem_send_extra(http_req *req, int status, const char *code, const char *
         return http_reply_json(req, status, NULL);
     }
     json_object_object_add(o, "type", json_object_new_string("about:blank"));
-    json_object_object_add(o, "title", json_object_new_string(problem_title(status)));
+    json_object_object_add(o, "title", json_object_new_string(http_reason(status)));
     json_object_object_add(o, "status", json_object_new_int(status));
     json_object_object_add(o, "code", json_object_new_string(code));
     if (detail && *detail)

@@ -29,7 +29,4 @@ int problem_internal(http_req *req, const char *log_detail);
 /* Maps a db.h result (DB_UNAVAILABLE, DB_ERROR) to 503 or 500. */
 int problem_db(http_req *req, int db_rc);
 
-/* The reason phrase of a status ("Not Found"). */
-const char *problem_title(int status);
-
 #endif

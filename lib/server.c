@@ -82,7 +82,7 @@ static void server_handle(const route *table, size_t n, FCGX_Request *f)
     size_t plen = strcspn(uri, "?");
     req.query = uri[plen] == '?' ? uri + plen + 1 : "";
     req.path = malloc(plen + 1);
-    log_set_request(&req);
+    log_set_request(req.request_id, req.method, req.path);
 
     if (!req.path || server_read_body(&req, f) != 0) {
         problem_internal(&req, "out of memory reading the request");
@@ -99,8 +99,8 @@ static void server_handle(const route *table, size_t n, FCGX_Request *f)
         problem_internal(&req, "handler returned without a reply");
 
     metrics_observe(req.route_index, req.status, http_elapsed_ms(&req));
-    log_request(&req);
-    log_set_request(NULL);
+    log_access(req.status, http_elapsed_ms(&req), req.auth.user_id);
+    log_set_request(NULL, NULL, NULL);
     json_object_put(req.json);
     free(req.path);
     free(req.body);
@@ -108,22 +108,57 @@ static void server_handle(const route *table, size_t n, FCGX_Request *f)
     free(req.sent);
 }
 
-int server_run(const char *service, const route *table, size_t n, int (*init)(void))
+int server_health(http_req *req)
+{
+    http_add_header(req, "Cache-Control", "no-store");
+    if (!db_ping()) {
+        json_object *extra = json_object_new_object();
+        if (extra)
+            json_object_object_add(extra, "db", json_object_new_string("unavailable"));
+        http_add_header(req, "Retry-After", "2");
+        return problem_send_extra(req, 503, "unavailable", "The database is unavailable.", extra);
+    }
+    json_object *o = json_object_new_object();
+    if (!o)
+        return problem_internal(req, "health: out of memory");
+    json_object_object_add(o, "status", json_object_new_string("ok"));
+    json_object_object_add(o, "db", json_object_new_string("ok"));
+    return http_reply_json(req, 200, o);
+}
+
+static void server_count_retry(void)
+{
+    metrics_inc(METRIC_DB_RETRIES, 1);
+}
+
+int server_setup(const char *service)
 {
     log_init(service, LOG_INFO);
-    if (config_load() != 0)
-        return 1;
+    if (config_load() != 0) {
+        log_error("cannot load the configuration ($SHOP_CONFIG)");
+        return -1;
+    }
     log_init(service, log_level_parse(config_get("LOG_LEVEL", "info")));
     if (sodium_init() < 0) {
         log_error("sodium_init failed");
-        return 1;
+        return -1;
     }
     signal(SIGPIPE, SIG_IGN);
     if (db_init() != 0)
+        return -1;
+    db_on_retry(server_count_retry);
+    return 0;
+}
+
+int server_run(const char *service, const route *table, size_t n, int (*init)(void))
+{
+    if (server_setup(service) != 0)
         return 1;
     snprintf(server_metrics_path, sizeof server_metrics_path, "/%s/metrics",
              strcmp(service, "auth") == 0 ? "auth" : strcmp(service, "product") == 0 ? "products" : "orders");
-    metrics_init(service, table, n);
+    metrics_init(service, n);
+    for (size_t i = 0; i < n; i++)
+        metrics_name_route(i, table[i].method, table[i].pattern);
     const char *dir = config_get("JWT_PUBLIC_DIR", NULL);
     if (!dir || token_load_public_dir(dir) <= 0)
         log_error("no token verification keys loaded (JWT_PUBLIC_DIR=%s): every token will be refused",

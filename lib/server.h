@@ -6,9 +6,21 @@
 
 #include "route.h"
 
-/* Loads config, logging, DB, token keys, then serves until the socket
- * closes.  `init` (may be NULL) runs once after the common setup.  Returns
- * the process exit code. */
+/* The setup every program of a service runs first (worker, sweep, CLI):
+ * logging as `service`, the configuration ($SHOP_CONFIG, LOG_LEVEL),
+ * libsodium, SIGPIPE ignored (a dropped connection is an error, not death),
+ * the DB settings, and DB retries counted in metrics.  Returns 0, or -1
+ * (logged). */
+int server_setup(const char *service);
+
+/* server_setup(), then metrics for the route table and the token keys, then
+ * serves until the socket closes.  `init` (may be NULL) runs once after the
+ * common setup.  Returns the process exit code. */
+/* GET /<service>/health, the same for every service: 200 {"status": "ok",
+ * "db": "ok"} when the database answers, else 503 problem+json `unavailable`
+ * with "db": "unavailable" and Retry-After.  Never cached. */
+int server_health(http_req *req);
+
 int server_run(const char *service, const route *table, size_t n, int (*init)(void));
 
 #endif

@@ -7,10 +7,18 @@
 
 #include <stdint.h>
 #include <time.h>
-#include "http.h"
+#include <json-c/json.h>
 
 #define TOKEN_ISSUER "shop-auth"
 #define TOKEN_AUDIENCE "shop"
+
+/* Who is asking: the role a token carries (http.h's request holds one). */
+typedef enum {
+    USER_ANON = 0,
+    USER_CUSTOMER,
+    USER_SELLER,
+    USER_ADMIN,
+} user_role;
 
 typedef struct token_claims {
     int64_t user_id;

@@ -63,6 +63,38 @@ static void test_query(void)
     req_done(&r);
 }
 
+/* The integer query parameters every list takes: digits only, in range,
+ * one {"field","message"} per bad parameter. */
+static void test_query_int(void)
+{
+    http_req r;
+    req_init(&r, "GET", "/", NULL);
+    r.query = "limit=20&zero=0&big=1000&neg=-1&plus=%2B5&sp=5%20&hex=0x1&long=1234567890123456789"
+              "&empty=&max=999999999999999999";
+    json_object *errs = json_object_new_array();
+    int64_t v = 7;
+    CU_ASSERT_EQUAL(http_query_int(&r, "limit", 1, 100, &v, errs), JSON_OK);
+    CU_ASSERT_EQUAL(v, 20);
+    CU_ASSERT_EQUAL(http_query_int(&r, "absent", 1, 100, &v, errs), JSON_ABSENT);
+    CU_ASSERT_EQUAL(v, 20);
+    CU_ASSERT_EQUAL(http_query_int(&r, "max", 1, INT64_MAX, &v, errs), JSON_OK);
+    CU_ASSERT_EQUAL(v, 999999999999999999LL);
+    CU_ASSERT_EQUAL(json_object_array_length(errs), 0);
+    const char *bad[] = {"zero", "big", "neg", "plus", "sp", "hex", "long", "empty"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CU_ASSERT_EQUAL(http_query_int(&r, bad[i], 1, 100, &v, errs), JSON_BAD);
+    CU_ASSERT_EQUAL(v, 999999999999999999LL);
+    CU_ASSERT_EQUAL_FATAL(json_object_array_length(errs), 8);
+    json_object *f, *m;
+    json_object *e = json_object_array_get_idx(errs, 1);
+    CU_ASSERT_TRUE(json_object_object_get_ex(e, "field", &f) &&
+                   strcmp(json_object_get_string(f), "big") == 0);
+    CU_ASSERT_TRUE(json_object_object_get_ex(e, "message", &m) &&
+                   strcmp(json_object_get_string(m), "must be an integer from 1 to 100") == 0);
+    json_object_put(errs);
+    req_done(&r);
+}
+
 static void test_request_id(void)
 {
     CU_ASSERT_TRUE(http_request_id_valid("abc-DEF_1.2"));
@@ -131,6 +163,34 @@ static void test_cursor(void)
     CU_ASSERT_FALSE(http_cursor_decode("", NULL, &id));
     http_cursor_encode("", 42, buf, 3);                    /* too small: empty, no overflow */
     CU_ASSERT_STRING_EQUAL(buf, "");
+}
+
+/* Every list answers {"items", "next_cursor"}: a cursor only when more rows
+ * follow a non-empty page. */
+static void test_reply_page(void)
+{
+    http_req r;
+    char buf[64];
+    int64_t id = 0;
+    json_object *items = json_object_new_array();
+    json_object_array_add(items, json_object_new_int(1));
+    req_init(&r, "GET", "/things", NULL);
+    CU_ASSERT_EQUAL(http_reply_page(&r, items, true, "t:", 77), 200);
+    json_object *o = json_parse_strict(r.sent, strlen(r.sent)), *v;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    CU_ASSERT_TRUE(json_object_object_get_ex(o, "items", &v) && json_object_array_length(v) == 1);
+    CU_ASSERT_TRUE(json_object_object_get_ex(o, "next_cursor", &v) &&
+                   json_object_is_type(v, json_type_string));
+    snprintf(buf, sizeof buf, "%s", json_object_get_string(v));
+    CU_ASSERT_TRUE(http_cursor_decode("t:", buf, &id));
+    CU_ASSERT_EQUAL(id, 77);
+    json_object_put(o);
+    req_done(&r);
+
+    req_init(&r, "GET", "/things", NULL);
+    CU_ASSERT_EQUAL(http_reply_page(&r, json_object_new_array(), true, "t:", 0), 200);
+    CU_ASSERT_STRING_EQUAL(r.sent, "{\"items\":[],\"next_cursor\":null}");
+    req_done(&r);
 }
 
 static int handled;
@@ -286,11 +346,13 @@ int main(void)
         return 1;
     CU_pSuite s = CU_add_suite("http", NULL, NULL);
     CU_add_test(s, "query parameters", test_query);
+    CU_add_test(s, "integer query parameters", test_query_int);
     CU_add_test(s, "request id", test_request_id);
     CU_add_test(s, "headers from env", test_headers_from_env);
     CU_add_test(s, "format time", test_format_time);
     CU_add_test(s, "route match", test_route_match);
     CU_add_test(s, "cursor", test_cursor);
+    CU_add_test(s, "page reply", test_reply_page);
     CU_add_test(s, "route walk", test_route_walk);
     CU_add_test(s, "problem body", test_problem_body);
     CU_add_test(s, "reply once", test_reply_once);

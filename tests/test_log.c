@@ -23,17 +23,11 @@ static void capture(void (*fn)(void), char *buf, size_t n)
     buf[got > 0 ? got : 0] = '\0';
 }
 
-static http_req req;
-
 static void log_with_request(void)
 {
-    memset(&req, 0, sizeof req);
-    req.method = "POST";
-    req.path = "/orders";
-    strcpy(req.request_id, "rid-123");
-    log_set_request(&req);
+    log_set_request("rid-123", "POST", "/orders");
     log_error("stock \"short\" for %d", 7);
-    log_set_request(NULL);
+    log_set_request(NULL, NULL, NULL);
 }
 
 static void log_below_level(void)

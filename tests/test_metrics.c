@@ -1,5 +1,7 @@
 /* test_metrics.c: counters are shared by every process mapping the same
  * file, and render in the Prometheus text format. */
+#include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -8,11 +10,6 @@
 #include "cunit_main.h"
 #include "metrics.h"
 
-static int noop(http_req *r) { (void)r; return 0; }
-static const route table[] = {
-    {"GET", "/products/{id}", ROUTE_PUBLIC, false, noop},
-    {"POST", "/orders", ROUTE_USER, true, noop},
-};
 
 static void test_shared_between_processes(void)
 {
@@ -21,7 +18,9 @@ static void test_shared_between_processes(void)
     CU_ASSERT_FATAL(fd >= 0);
     close(fd);
     setenv("SHOP_METRICS_FILE", path, 1);
-    CU_ASSERT_EQUAL_FATAL(metrics_init("product", table, 2), 0);
+    CU_ASSERT_EQUAL_FATAL(metrics_init("product", 2), 0);
+    metrics_name_route(0, "GET", "/products/{id}");
+    metrics_name_route(1, "POST", "/orders");
 
     pid_t child = fork();
     if (child == 0) {
@@ -53,11 +52,47 @@ static void test_shared_between_processes(void)
     unlink(path);
 }
 
+/* Runs fn in a child with stderr closed; true when the child died of
+ * SIGABRT (a failed assert). */
+static bool aborts(void (*fn)(void))
+{
+    pid_t child = fork();
+    if (child == 0) {
+        close(STDERR_FILENO);
+        fn();
+        _exit(0);
+    }
+    int st = 0;
+    waitpid(child, &st, 0);
+    return WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT;
+}
+
+static void bad_counter(void) { metrics_inc(METRIC_COUNT, 1); }
+static void bad_route(void) { metrics_init("product", 2); metrics_observe(3, 200, 1.0); }
+static void too_many_routes(void) { metrics_init("product", METRICS_ROUTES + 1); }
+static void good_calls(void)
+{
+    metrics_init("product", METRICS_ROUTES);
+    metrics_observe(METRICS_ROUTES, 404, 1.0);   /* the "unmatched" slot */
+    metrics_inc(METRIC_SWEEP_REPAIRS, 1);
+}
+
+/* Programmer errors are asserts (NDEBUG is never defined), not silent clamps. */
+static void test_programmer_errors_abort(void)
+{
+    unsetenv("SHOP_METRICS_FILE");
+    CU_ASSERT_TRUE(aborts(bad_counter));
+    CU_ASSERT_TRUE(aborts(bad_route));
+    CU_ASSERT_TRUE(aborts(too_many_routes));
+    CU_ASSERT_FALSE(aborts(good_calls));
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
         return 1;
     CU_pSuite s = CU_add_suite("metrics", NULL, NULL);
     CU_add_test(s, "shared between processes", test_shared_between_processes);
+    CU_add_test(s, "programmer errors abort", test_programmer_errors_abort);
     return cunit_run_all();
 }

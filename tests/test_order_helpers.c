@@ -10,7 +10,7 @@
 #include "order/order.h"
 
 /* Validates body; returns the error fields joined by spaces (static). */
-static const char *parse_errors(const char *body, size_t *n, order_line *lines)
+static const char *parse_errors(const char *body, size_t *n, items_line *lines)
 {
     static char out[512];
     json_object *j = json_parse_strict(body, strlen(body));
@@ -32,7 +32,7 @@ static const char *parse_errors(const char *body, size_t *n, order_line *lines)
 
 static void test_parse_lines(void)
 {
-    order_line lines[ORDER_MAX_LINES];
+    items_line lines[ORDER_MAX_LINES];
     size_t n = 0;
     CU_ASSERT_STRING_EQUAL(parse_errors("{\"items\":[{\"product_id\":3,\"quantity\":2},"
                                         "{\"quantity\":1000,\"product_id\":1}]}", &n, lines), "");
@@ -83,7 +83,7 @@ static void test_idem_key(void)
 
 static void test_request_hash(void)
 {
-    order_line a[] = { {1, 2}, {5, 1} }, b[] = { {5, 1}, {1, 2} }, c[] = { {1, 2}, {5, 2} },
+    items_line a[] = { {1, 2}, {5, 1} }, b[] = { {5, 1}, {1, 2} }, c[] = { {1, 2}, {5, 2} },
                d[] = { {12, 1} }, e[] = { {1, 21} };
     unsigned char ha[32], hb[32], hc[32], hd[32], he[32];
     order_request_hash(a, 2, ha);

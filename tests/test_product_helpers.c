@@ -198,7 +198,7 @@ static void test_create_validation(void)
     req_init(&r, "POST", "",
              "{\"sku\":\"bad sku\",\"name\":\"\",\"price_cents\":1.5,\"currency\":\"eur\","
              "\"stock\":-1,\"status\":\"archived\",\"color\":\"red\",\"description\":7}");
-    CU_ASSERT_EQUAL(handle_create(&r), 422);
+    CU_ASSERT_EQUAL(product_create(&r), 422);
     json_object *o = req_done(&r);
     static const char *const bad[] = {"sku", "name", "price_cents", "currency", "stock",
                                       "status", "color", "description", NULL};
@@ -206,7 +206,7 @@ static void test_create_validation(void)
     json_object_put(o);
 
     req_init(&r, "POST", "", "{\"name\":\"x\",\"currency\":\"EUR\"}");
-    CU_ASSERT_EQUAL(handle_create(&r), 422);
+    CU_ASSERT_EQUAL(product_create(&r), 422);
     o = req_done(&r);
     static const char *const missing[] = {"sku", "price_cents", NULL};
     CU_ASSERT_TRUE(names_fields(o, missing));
@@ -218,7 +218,7 @@ static void test_edit_validation(void)
     http_req r;
     req_init(&r, "PATCH", "", "{\"name\":null,\"sku\":\"x\",\"stock\":3,\"seller_id\":1}");
     r.id = 1;
-    CU_ASSERT_EQUAL(handle_patch(&r), 422);
+    CU_ASSERT_EQUAL(product_patch(&r), 422);
     json_object *o = req_done(&r);
     static const char *const bad[] = {"name", "sku", "stock", "seller_id", NULL};
     CU_ASSERT_TRUE(names_fields(o, bad));
@@ -226,7 +226,7 @@ static void test_edit_validation(void)
 
     req_init(&r, "PUT", "", "{\"name\":\"x\"}");
     r.id = 1;
-    CU_ASSERT_EQUAL(handle_put(&r), 422);
+    CU_ASSERT_EQUAL(product_put(&r), 422);
     o = req_done(&r);
     static const char *const required[] = {"price_cents", "currency", "status", NULL};
     CU_ASSERT_TRUE(names_fields(o, required));
@@ -234,11 +234,11 @@ static void test_edit_validation(void)
 
     req_init(&r, "POST", "", "{\"delta\":0}");
     r.id = 1;
-    CU_ASSERT_EQUAL(handle_stock(&r), 422);
+    CU_ASSERT_EQUAL(product_stock(&r), 422);
     json_object_put(req_done(&r));
     req_init(&r, "POST", "", "{\"delta\":\"1\"}");
     r.id = 1;
-    CU_ASSERT_EQUAL(handle_stock(&r), 422);
+    CU_ASSERT_EQUAL(product_stock(&r), 422);
     json_object_put(req_done(&r));
 }
 
@@ -250,12 +250,12 @@ static void test_list_params(void)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         http_req r;
         req_init(&r, "GET", bad[i], NULL);
-        CU_ASSERT_EQUAL(handle_list(&r), 422);
+        CU_ASSERT_EQUAL(product_list(&r), 422);
         json_object_put(req_done(&r));
     }
     http_req r;
     req_init(&r, "GET", "limit=5&cursor=not-a-cursor", NULL);
-    CU_ASSERT_EQUAL(handle_list(&r), 400);
+    CU_ASSERT_EQUAL(product_list(&r), 400);
     json_object *o = req_done(&r), *code = NULL;
     json_object_object_get_ex(o, "code", &code);
     CU_ASSERT_STRING_EQUAL(json_object_get_string(code), "invalid_cursor");
@@ -268,7 +268,7 @@ static void test_reserve_validation(void)
     req_init(&r, "POST", "",
              "{\"order_id\":0,\"items\":[{\"product_id\":1,\"quantity\":0},"
              "{\"product_id\":1,\"quantity\":1,\"x\":1},5]}");
-    CU_ASSERT_EQUAL(handle_reserve(&r), 422);
+    CU_ASSERT_EQUAL(product_reserve(&r), 422);
     json_object *o = req_done(&r);
     static const char *const bad[] = {"order_id", "items[0].quantity", "items[1].product_id",
                                       "items[1].x", "items[2]", NULL};
@@ -276,7 +276,7 @@ static void test_reserve_validation(void)
     json_object_put(o);
 
     req_init(&r, "POST", "", "{\"order_id\":1,\"items\":[]}");
-    CU_ASSERT_EQUAL(handle_reserve(&r), 422);
+    CU_ASSERT_EQUAL(product_reserve(&r), 422);
     json_object_put(req_done(&r));
 }
 

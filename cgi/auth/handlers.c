@@ -309,18 +309,6 @@ int auth_jwks(http_req *req)
     return http_reply_json(req, 200, token_jwks());
 }
 
-/* GET /auth/health: 200 when the database answers, else 503. */
-int auth_health(http_req *req)
-{
-    http_add_header(req, "Cache-Control", "no-store");
-    if (!db_ping())
-        return problem_unavailable(req, "The database is unavailable.");
-    json_object *o = json_object_new_object();
-    json_set_str(o, "status", "ok");
-    json_set_str(o, "db", "ok");
-    return http_reply_json(req, 200, o);
-}
-
 /* ------------------------------------------------------------ setup */
 
 int auth_init(void)

@@ -16,7 +16,6 @@ int auth_me(http_req *req);
 int auth_user_get(http_req *req);
 int auth_user_patch(http_req *req);
 int auth_jwks(http_req *req);
-int auth_health(http_req *req);
 
 /* Worker setup after the common one: signing key, the dummy hash that makes
  * a login for an unknown email cost the same as a real one.  Returns 0. */

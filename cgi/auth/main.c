@@ -25,7 +25,7 @@ static const route auth_routes[] = {
     {"GET", "/auth/users/{id}", ROUTE_USER, false, auth_user_get},
     {"PATCH", "/auth/users/{id}", ROUTE_ADMIN, true, auth_user_patch},
     {"GET", "/auth/jwks.json", ROUTE_PUBLIC, false, auth_jwks},
-    {"GET", "/auth/health", ROUTE_PUBLIC, false, auth_health},
+    {"GET", "/auth/health", ROUTE_PUBLIC, false, server_health},
 };
 
 /* --create-user: exits 0 when the user exists with that role and password. */
@@ -59,13 +59,8 @@ static int auth_cli_create_user(int argc, char **argv)
                 STORE_NAME_MAX);
         return 1;
     }
-    if (config_load() != 0) {
-        fprintf(stderr, "create-user: cannot load the configuration ($SHOP_CONFIG)\n");
-        return 1;
-    }
-    log_init("auth", log_level_parse(config_get("LOG_LEVEL", "info")));
-    if (sodium_init() < 0 || db_init() != 0) {
-        fprintf(stderr, "create-user: setup failed\n");
+    if (server_setup("auth") != 0) {
+        fprintf(stderr, "create-user: setup failed (configuration in $SHOP_CONFIG, database)\n");
         return 1;
     }
     char hash[crypto_pwhash_STRBYTES];

@@ -12,16 +12,15 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include "http.h"
+#include "db.h"
+#include "token.h"   /* user_role */
 
 #define STORE_EMAIL_MAX 254          /* characters */
 #define STORE_NAME_MAX 200           /* characters */
 #define STORE_REFRESH_LEN 43         /* base64url of 32 bytes, no padding */
 
-enum {
-    STORE_NOT_FOUND = -10,           /* no such user / unknown refresh token */
-    STORE_REJECTED = -11,            /* refresh token expired, spent or revoked */
-};
+/* STORE_NOT_FOUND (no such user / unknown refresh token) and STORE_REJECTED
+ * (refresh token expired, spent or revoked) are in db.h. */
 
 typedef struct auth_user {
     int64_t id;

@@ -15,7 +15,6 @@
  * Confirming the reservation is left to the sweep (sweep.c), in batches; a
  * reservation whose order never got written is released after its TTL.
  * Every step is safe to interrupt. */
-#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,77 +34,11 @@
 
 /* ---------------------------------------------------------------- request helpers */
 
-/* Moves every {"field","message"} of tmp into errs with the field prefixed
- * ("quantity" -> "items[2].quantity"), since json.h names bare members. */
-static void order_move_errors(json_object *tmp, const char *prefix, json_object *errs)
-{
-    size_t n = json_object_array_length(tmp);
-    for (size_t i = 0; i < n; i++) {
-        json_object *e = json_object_array_get_idx(tmp, i), *f, *m;
-        const char *field = json_object_object_get_ex(e, "field", &f) ? json_object_get_string(f) : "";
-        const char *msg = json_object_object_get_ex(e, "message", &m) ? json_object_get_string(m) : "invalid";
-        char name[96];
-        snprintf(name, sizeof name, "%s.%s", prefix, field);
-        json_add_error(errs, name, msg);
-    }
-}
-
-void order_parse_lines(json_object *body, order_line *lines, size_t *n, json_object *errs)
+void order_parse_lines(json_object *body, items_line *lines, size_t *n, json_object *errs)
 {
     static const char *const allowed[] = { "items", NULL };
-    static const char *const line_fields[] = { "product_id", "quantity", NULL };
-    int64_t seen[ORDER_MAX_LINES];  /* valid product ids so far, for duplicates */
-    size_t n_seen = 0;
-    *n = 0;
     json_check_fields(body, allowed, errs);
-    json_object *items = NULL;
-    if (!json_object_object_get_ex(body, "items", &items) || !items) {
-        json_add_error(errs, "items", "is required");
-        return;
-    }
-    if (!json_object_is_type(items, json_type_array)) {
-        json_add_error(errs, "items", "must be an array");
-        return;
-    }
-    size_t len = json_object_array_length(items);
-    if (len < 1 || len > ORDER_MAX_LINES) {
-        json_add_error(errs, "items", "must have 1 to 50 lines");
-        return;
-    }
-    for (size_t i = 0; i < len; i++) {
-        json_object *el = json_object_array_get_idx(items, i);
-        char prefix[32];
-        snprintf(prefix, sizeof prefix, "items[%zu]", i);
-        if (!json_object_is_type(el, json_type_object)) {
-            json_add_error(errs, prefix, "must be an object");
-            continue;
-        }
-        json_object *tmp = json_object_new_array();
-        if (!tmp)
-            return;
-        int64_t pid = 0, qty = 0;
-        json_check_fields(el, line_fields, tmp);
-        int okp = json_get_int(el, "product_id", 1, INT64_MAX, true, &pid, tmp);
-        int okq = json_get_int(el, "quantity", 1, ORDER_MAX_QUANTITY, true, &qty, tmp);
-        order_move_errors(tmp, prefix, errs);
-        json_object_put(tmp);
-        if (okp != JSON_OK)
-            continue;
-        bool dup = false;
-        for (size_t j = 0; j < n_seen; j++)
-            dup = dup || seen[j] == pid;
-        seen[n_seen++] = pid;
-        if (dup) {
-            char field[48];
-            snprintf(field, sizeof field, "%s.product_id", prefix);
-            json_add_error(errs, field, "duplicate product_id: one line per product");
-        }
-        if (dup || okq != JSON_OK || json_object_array_length(errs) > 0)
-            continue;       /* the body is invalid anyway: lines[] is moot */
-        lines[*n].product_id = pid;
-        lines[*n].quantity = qty;
-        (*n)++;
-    }
+    items_parse(body, ORDER_MAX_LINES, ORDER_MAX_QUANTITY, lines, n, errs);
 }
 
 bool order_idem_key_valid(const char *k)
@@ -121,13 +54,13 @@ bool order_idem_key_valid(const char *k)
 
 static int order_line_cmp(const void *a, const void *b)
 {
-    const order_line *x = a, *y = b;
+    const items_line *x = a, *y = b;
     return (x->product_id > y->product_id) - (x->product_id < y->product_id);
 }
 
-void order_request_hash(const order_line *lines, size_t n, unsigned char out[32])
+void order_request_hash(const items_line *lines, size_t n, unsigned char out[32])
 {
-    order_line sorted[ORDER_MAX_LINES];
+    items_line sorted[ORDER_MAX_LINES];
     if (n > ORDER_MAX_LINES)
         n = ORDER_MAX_LINES;
     memcpy(sorted, lines, n * sizeof *lines);
@@ -219,7 +152,7 @@ typedef struct placing {
     int64_t user_id;
     const char *key;              /* Idempotency-Key or NULL */
     const unsigned char *hash;    /* request hash */
-    const order_line *lines;
+    const items_line *lines;
     size_t n;
     int64_t rid;                  /* reservation id */
 } placing;
@@ -541,7 +474,7 @@ static int order_reserve_and_write(placing *p)
 
 int order_create(http_req *req)
 {
-    order_line lines[ORDER_MAX_LINES];
+    items_line lines[ORDER_MAX_LINES];
     size_t n = 0;
     json_object *errs = json_object_new_array();
     order_parse_lines(req->json, lines, &n, errs);
@@ -580,36 +513,17 @@ int order_create(http_req *req)
 
 /* ---------------------------------------------------------------- reading */
 
-/* Parses a decimal integer in [min, max] with nothing around it. */
-static bool order_parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
-{
-    if (!*s || strlen(s) > 18)
-        return false;
-    for (const char *p = s; *p; p++)
-        if (!isdigit((unsigned char)*p))
-            return false;
-    long long v = strtoll(s, NULL, 10);
-    if (v < min || v > max)
-        return false;
-    *out = v;
-    return true;
-}
-
 int order_list(http_req *req)
 {
     char buf[160];
     int64_t limit = 20, before = 0, user_filter = 0;
     bool admin = req->auth.role == USER_ADMIN;
 
-    int has_user = http_query(req, "user_id", buf, sizeof buf);
-    if (has_user != 0 && !admin)
+    if (http_query(req, "user_id", buf, sizeof buf) != 0 && !admin)
         return problem_send(req, 403, "forbidden", "only admins may list other users' orders");
     json_object *errs = json_object_new_array();
-    if (has_user != 0 && (has_user < 0 || !order_parse_int(buf, 1, INT64_MAX, &user_filter)))
-        json_add_error(errs, "user_id", "must be a positive integer");
-    int has_limit = http_query(req, "limit", buf, sizeof buf);
-    if (has_limit != 0 && (has_limit < 0 || !order_parse_int(buf, 1, 100, &limit)))
-        json_add_error(errs, "limit", "must be an integer from 1 to 100");
+    http_query_int(req, "user_id", 1, INT64_MAX, &user_filter, errs);
+    http_query_int(req, "limit", 1, 100, &limit, errs);
     int has_cursor = http_query(req, "cursor", buf, sizeof buf);
     if (has_cursor < 0 || (has_cursor == 1 && buf[0] && !http_cursor_decode(ORDER_CURSOR, buf, &before))) {
         json_object_put(errs);
@@ -630,21 +544,14 @@ int order_list(http_req *req)
         free(page);
         return problem_db(req, n);
     }
-    json_object *body = json_object_new_object(), *items = json_object_new_array();
+    json_object *items = json_object_new_array();
     for (int i = 0; i < n; i++) {
         json_object_array_add(items, order_to_json(&page[i]));
         store_order_free(&page[i]);
     }
-    json_object_object_add(body, "items", items);
-    if (more && n > 0) {
-        char cursor[64];
-        http_cursor_encode(ORDER_CURSOR, page[n - 1].id, cursor, sizeof cursor);
-        json_set_str(body, "next_cursor", cursor);
-    } else {
-        json_set_str(body, "next_cursor", NULL);
-    }
+    int64_t last = n > 0 ? page[n - 1].id : 0;
     free(page);
-    return http_reply_json(req, 200, body);
+    return http_reply_page(req, items, more, ORDER_CURSOR, last);
 }
 
 /* Loads the order of the {id} path parameter if the caller may see it.
@@ -696,19 +603,5 @@ int order_cancel(http_req *req)
         snprintf(o.stock_state, sizeof o.stock_state, "released");
     json_object *body = order_to_json(&o);
     store_order_free(&o);
-    return http_reply_json(req, 200, body);
-}
-
-int order_health(http_req *req)
-{
-    json_object *body = json_object_new_object();
-    http_add_header(req, "Cache-Control", "no-store");
-    if (!db_ping()) {
-        json_set_str(body, "db", "unavailable");
-        http_add_header(req, "Retry-After", "2");
-        return problem_send_extra(req, 503, "unavailable", "database unavailable", body);
-    }
-    json_set_str(body, "status", "ok");
-    json_set_str(body, "db", "ok");
     return http_reply_json(req, 200, body);
 }

@@ -11,7 +11,7 @@
 static const route order_routes[] = {
     { "POST", "/orders",              ROUTE_USER,   true,  order_create },
     { "GET",  "/orders",              ROUTE_USER,   false, order_list },
-    { "GET",  "/orders/health",       ROUTE_PUBLIC, false, order_health },
+    { "GET",  "/orders/health",       ROUTE_PUBLIC, false, server_health },
     { "GET",  "/orders/{id}",         ROUTE_USER,   false, order_get },
     { "POST", "/orders/{id}/cancel",  ROUTE_USER,   false, order_cancel },
 };

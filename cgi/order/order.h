@@ -11,6 +11,7 @@
 #include <json-c/json.h>
 
 #include "http.h"
+#include "items.h"
 
 #define ORDER_MAX_LINES 50
 #define ORDER_MAX_QUANTITY 1000
@@ -21,19 +22,13 @@ int order_create(http_req *req);    /* POST /orders */
 int order_list(http_req *req);      /* GET /orders */
 int order_get(http_req *req);       /* GET /orders/{id} */
 int order_cancel(http_req *req);    /* POST /orders/{id}/cancel */
-int order_health(http_req *req);    /* GET /orders/health */
 
 /* ---------------------------------------------------------------- request helpers */
-typedef struct order_line {
-    int64_t product_id;
-    int64_t quantity;
-} order_line;
-
 /* Validates a POST /orders body: only "items", 1-50 objects of exactly
  * {product_id >= 1, quantity 1-1000}, product ids distinct.  Appends one error
  * per bad field to errs, named like "items[2].quantity" (0-based).  Fills
- * lines[] (ORDER_MAX_LINES entries) and *n when the body is valid. */
-void order_parse_lines(json_object *body, order_line *lines, size_t *n, json_object *errs);
+ * lines[] (ORDER_MAX_LINES entries) and *n when the body is valid (items.h). */
+void order_parse_lines(json_object *body, items_line *lines, size_t *n, json_object *errs);
 
 /* True when k is 1-255 visible ASCII characters (0x21-0x7E). */
 bool order_idem_key_valid(const char *k);
@@ -41,7 +36,7 @@ bool order_idem_key_valid(const char *k);
 /* SHA-256 of the canonical form of the lines (sorted by product id), so the
  * same order written with lines or members in another order is the same
  * request for Idempotency-Key purposes. */
-void order_request_hash(const order_line *lines, size_t n, unsigned char out[32]);
+void order_request_hash(const items_line *lines, size_t n, unsigned char out[32]);
 
 /* The id of the stock reservation for a request: with an Idempotency-Key a
  * hash of the user and the key, so a retry or a racing duplicate lands on the

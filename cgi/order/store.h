@@ -13,8 +13,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Not a DB failure: out of memory or an inconsistent row (answer 500). */
-#define STORE_FAILED (-10)
+#include "db.h"
+
+/* Not a DB failure, STORE_FAILED (db.h): out of memory or an inconsistent
+ * row (answer 500). */
 
 #define STORE_MAX_LINES 50
 #define STORE_SKU_MAX 64
@@ -82,9 +84,9 @@ typedef struct store_new_order {
     const unsigned char *hash;        /* request hash, with idem_key */
 } store_new_order;
 
-/* Results of store_place_order besides 1 and the db.h codes. */
-#define STORE_STANDING (-11)   /* the reservation already has its order (*order_id) */
-#define STORE_FENCED   (-12)   /* the reservation was given up (expired): retry anew */
+/* Results of store_place_order besides 1 and the DB_* codes (db.h):
+ * STORE_STANDING, the reservation already has its order (*order_id);
+ * STORE_FENCED, the reservation was given up (expired): retry anew. */
 
 /* The one transaction of an order: inserts it confirmed (stock_state held)
  * with its items (line totals computed here), the order.confirmed outbox

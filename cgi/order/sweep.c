@@ -18,13 +18,13 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-#include <sodium.h>
 
 #include "config.h"
 #include "db.h"
 #include "log.h"
 #include "metrics.h"
 #include "order.h"
+#include "server.h"
 #include "store.h"
 
 static volatile sig_atomic_t sweep_stop;
@@ -100,19 +100,9 @@ int order_sweep_once(void)
 
 int order_sweep_main(bool once)
 {
-    if (config_load() < 0) {
-        fprintf(stderr, "order: cannot load config ($SHOP_CONFIG)\n");
+    if (server_setup("order") != 0)
         return 1;
-    }
-    log_init("order", log_level_parse(config_get("LOG_LEVEL", "info")));
-    if (sodium_init() < 0) {
-        log_error("sodium_init failed");
-        return 1;
-    }
-    signal(SIGPIPE, SIG_IGN);   /* a dropped product connection is an error, not death */
-    if (db_init() != 0)
-        return 1;
-    metrics_init("order", NULL, 0);   /* repairs count in the host's order pool metrics */
+    metrics_init("order", 0);   /* repairs count in the host's order pool metrics */
     int rc = 0;
     if (once) {
         rc = order_sweep_once() < 0 ? 1 : 0;

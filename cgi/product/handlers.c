@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "db.h"
+#include "items.h"
 #include "json.h"
 #include "log.h"
 #include "problem.h"
@@ -215,55 +216,14 @@ static void add_cache_control(http_req *req, bool shared)
     http_add_header(req, "Cache-Control", "%s", shared ? "public, max-age=5" : "private, no-store");
 }
 
-int handle_health(http_req *req)
-{
-    http_add_header(req, "Cache-Control", "no-store");
-    if (!store_healthy()) {
-        /* A problem that still reads as a Health body for monitors. */
-        json_object *extra = json_object_new_object();
-        json_set_str(extra, "status", "unavailable");
-        json_set_str(extra, "db", "unavailable");
-        http_add_header(req, "Retry-After", "2");
-        return problem_send_extra(req, 503, "unavailable", "The database is unavailable.", extra);
-    }
-    json_object *o = json_object_new_object();
-    json_set_str(o, "status", "ok");
-    json_set_str(o, "db", "ok");
-    return http_reply_json(req, 200, o);
-}
-
-/* Parses a query parameter as a decimal integer in [min, max].  Returns
- * JSON_ABSENT, JSON_OK or JSON_BAD (error added to errs). */
-static int query_int(http_req *req, const char *name, int64_t min, int64_t max,
-                     int64_t *out, json_object *errs)
-{
-    char buf[24];
-    int rc = http_query(req, name, buf, sizeof buf);
-    if (rc == 0)
-        return JSON_ABSENT;
-    char *end = NULL;
-    long long v = 0;
-    if (rc > 0 && buf[0] >= '0' && buf[0] <= '9' && strlen(buf) <= 18) {
-        v = strtoll(buf, &end, 10);
-    }
-    if (rc < 0 || !end || *end != '\0' || v < min || v > max) {
-        char msg[80];
-        snprintf(msg, sizeof msg, "must be an integer from %" PRId64 " to %" PRId64, min, max);
-        json_add_error(errs, name, msg);
-        return JSON_BAD;
-    }
-    *out = v;
-    return JSON_OK;
-}
-
-int handle_list(http_req *req)
+int product_list(http_req *req)
 {
     json_object *errs = json_object_new_array();
     product_query q = {.limit = 20};
     int64_t v = 0;
-    if (query_int(req, "limit", 1, 100, &v, errs) == JSON_OK)
+    if (http_query_int(req, "limit", 1, 100, &v, errs) == JSON_OK)
         q.limit = (int)v;
-    if (query_int(req, "seller_id", 1, INT64_MAX, &v, errs) == JSON_OK)
+    if (http_query_int(req, "seller_id", 1, INT64_MAX, &v, errs) == JSON_OK)
         q.seller_id = v;
 
     static const char *const statuses[] = {"active", "draft", "archived"};
@@ -302,21 +262,14 @@ int handle_list(http_req *req)
     json_object *items = json_object_new_array();
     for (int i = 0; i < page.n; i++)
         json_object_array_add(items, product_json(&page.items[i]));
-    json_object *o = json_object_new_object();
-    json_object_object_add(o, "items", items);
-    if (page.more && page.n > 0) {
-        char next[40];
-        http_cursor_encode(PRODUCT_CURSOR, page.items[page.n - 1].id, next, sizeof next);
-        json_set_str(o, "next_cursor", next);
-    } else {
-        json_set_str(o, "next_cursor", NULL);
-    }
+    int64_t last = page.n > 0 ? page.items[page.n - 1].id : 0;
+    bool more = page.more;
     product_page_free(&page);
     add_cache_control(req, req->auth.role == USER_ANON);
-    return http_reply_json(req, 200, o);
+    return http_reply_page(req, items, more, PRODUCT_CURSOR, last);
 }
 
-int handle_get(http_req *req)
+int product_get(http_req *req)
 {
     product p = {0};
     int rc = store_product_get(req->id, req->auth.role != USER_ANON, &p);
@@ -370,7 +323,7 @@ static bool status_edit_valid(const char *s)
     return status_new_valid(s) || strcmp(s, "archived") == 0;
 }
 
-int handle_create(http_req *req)
+int product_create(http_req *req)
 {
     static const char *const allowed[] = {"sku", "name", "description", "price_cents",
                                           "currency", "stock", "status", NULL};
@@ -433,7 +386,7 @@ static void parse_edit(json_object *body, bool put, product_edit *e, json_object
                     "must be active, draft or archived", errs);
 }
 
-static int handle_edit(http_req *req, bool put)
+static int product_edit_reply(http_req *req, bool put)
 {
     json_object *errs = json_object_new_array();
     product_edit e = {0};
@@ -452,17 +405,17 @@ static int handle_edit(http_req *req, bool put)
     return reply_product(req, 200, &p);
 }
 
-int handle_put(http_req *req)
+int product_put(http_req *req)
 {
-    return handle_edit(req, true);
+    return product_edit_reply(req, true);
 }
 
-int handle_patch(http_req *req)
+int product_patch(http_req *req)
 {
-    return handle_edit(req, false);
+    return product_edit_reply(req, false);
 }
 
-int handle_delete(http_req *req)
+int product_delete(http_req *req)
 {
     struct write_ctx w = {req, false};
     product p = {0};
@@ -473,7 +426,7 @@ int handle_delete(http_req *req)
     return http_reply_empty(req, 204);
 }
 
-int handle_stock(http_req *req)
+int product_stock(http_req *req)
 {
     static const char *const allowed[] = {"delta", NULL};
     json_object *errs = json_object_new_array();
@@ -514,48 +467,22 @@ int handle_stock(http_req *req)
 
 /* ------------------------------------------------------------ internal: reservations */
 
-/* Validates items[] of a reserve body into lines (calloc'd, *n entries).
- * Errors name the line: "items[2].quantity". */
+/* Validates items[] of a reserve body (items.h) into lines (calloc'd, *n
+ * entries); NULL with errors added, or NULL and no error when out of memory. */
 static resv_line *parse_lines(json_object *body, int *n, json_object *errs)
 {
-    static const char *const allowed[] = {"product_id", "quantity", NULL};
-    json_object *items = NULL;
+    items_line in[RESERVE_LINES_MAX];
+    size_t len = 0;
     *n = 0;
-    if (!json_object_object_get_ex(body, "items", &items) || !items) {
-        json_add_error(errs, "items", "is required");
+    items_parse(body, RESERVE_LINES_MAX, RESERVE_QTY_MAX, in, &len, errs);
+    if (len == 0)
         return NULL;
-    }
-    size_t len = json_object_get_type(items) == json_type_array ? json_object_array_length(items) : 0;
-    if (len < 1 || len > RESERVE_LINES_MAX) {
-        json_add_error(errs, "items", "must be an array of 1 to 100 lines");
-        return NULL;
-    }
     resv_line *lines = calloc(len, sizeof *lines);
     if (!lines)
         return NULL;
     for (size_t i = 0; i < len; i++) {
-        json_object *it = json_object_array_get_idx(items, i);
-        json_object *line_errs = json_object_new_array();
-        if (!json_object_is_type(it, json_type_object)) {
-            json_add_error(line_errs, "", "must be an object");
-        } else {
-            json_check_fields(it, allowed, line_errs);
-            json_get_int(it, "product_id", 1, INT64_MAX, true, &lines[i].product_id, line_errs);
-            json_get_int(it, "quantity", 1, RESERVE_QTY_MAX, true, &lines[i].quantity, line_errs);
-            for (size_t j = 0; j < i; j++)
-                if (lines[i].product_id && lines[j].product_id == lines[i].product_id)
-                    json_add_error(line_errs, "product_id", "repeats an earlier line");
-        }
-        for (size_t k = 0; k < json_object_array_length(line_errs); k++) {
-            json_object *e = json_object_array_get_idx(line_errs, k), *f = NULL, *m = NULL;
-            json_object_object_get_ex(e, "field", &f);
-            json_object_object_get_ex(e, "message", &m);
-            const char *fs = json_object_get_string(f);
-            char field[64];
-            snprintf(field, sizeof field, "items[%zu]%s%s", i, fs && *fs ? "." : "", fs ? fs : "");
-            json_add_error(errs, field, json_object_get_string(m));
-        }
-        json_object_put(line_errs);
+        lines[i].product_id = in[i].product_id;
+        lines[i].quantity = in[i].quantity;
     }
     *n = (int)len;
     return lines;
@@ -619,7 +546,7 @@ static int reply_bad_lines(http_req *req, int rc, const resv_line *lines, int n)
 /* POST /internal/reservations {id, user_id, items}: takes the stock for
  * reservation `id` (chosen by the order service) and holds it for
  * RESERVATION_TTL seconds; a repeat answers the stored reservation. */
-int handle_reserve(http_req *req)
+int product_reserve(http_req *req)
 {
     static const char *const allowed[] = {"id", "user_id", "items", NULL};
     json_object *errs = json_object_new_array();
@@ -664,7 +591,7 @@ static int reply_reservation_status(http_req *req, const char *status)
     return http_reply_json(req, 200, reservation_json(&r, false));
 }
 
-int handle_reservation_get(http_req *req)
+int product_reservation_get(http_req *req)
 {
     char status[10];
     int rc = store_reservation_status(req->id, status, sizeof status);
@@ -678,7 +605,7 @@ int handle_reservation_get(http_req *req)
 /* POST /internal/reservations/confirm {ids: [...]}: the orders of these
  * reservations stand.  Answers each one's status: confirmed, or released /
  * missing (which the caller logs: a standing order whose stock is not held). */
-int handle_reservations_confirm(http_req *req)
+int product_reservations_confirm(http_req *req)
 {
     static const char *const allowed[] = {"ids", NULL};
     json_object *errs = json_object_new_array(), *arr = NULL;
@@ -717,7 +644,7 @@ int handle_reservations_confirm(http_req *req)
     return http_reply_json(req, 200, body);
 }
 
-int handle_reservation_release(http_req *req)
+int product_reservation_release(http_req *req)
 {
     int rc = store_release(req->id);
     if (rc != DB_OK)
@@ -729,11 +656,11 @@ int handle_reservation_release(http_req *req)
 /* GET /internal/reservations/expired?limit=N: held reservations past their
  * TTL, for the order service to settle (it alone knows whether their order
  * was written). */
-int handle_reservations_expired(http_req *req)
+int product_reservations_expired(http_req *req)
 {
     int64_t limit = 100;
     json_object *errs = json_object_new_array();
-    if (query_int(req, "limit", 1, RESERVE_BATCH_MAX, &limit, errs) == JSON_BAD)
+    if (http_query_int(req, "limit", 1, RESERVE_BATCH_MAX, &limit, errs) == JSON_BAD)
         return problem_invalid(req, errs);
     json_object_put(errs);
     static int64_t ids[RESERVE_BATCH_MAX], users[RESERVE_BATCH_MAX];

@@ -11,20 +11,21 @@
 #include "http.h"
 #include "store.h"
 
-int handle_health(http_req *req);
-int handle_list(http_req *req);
-int handle_get(http_req *req);
-int handle_create(http_req *req);
-int handle_put(http_req *req);
-int handle_patch(http_req *req);
-int handle_delete(http_req *req);
-int handle_stock(http_req *req);
+/* Endpoints, named <service>_<action> as in every service (auth_login,
+ * order_create); health is lib's server_health. */
+int product_list(http_req *req);
+int product_get(http_req *req);
+int product_create(http_req *req);
+int product_put(http_req *req);
+int product_patch(http_req *req);
+int product_delete(http_req *req);
+int product_stock(http_req *req);
 
-int handle_reserve(http_req *req);
-int handle_reservation_get(http_req *req);
-int handle_reservations_confirm(http_req *req);
-int handle_reservation_release(http_req *req);
-int handle_reservations_expired(http_req *req);
+int product_reserve(http_req *req);
+int product_reservation_get(http_req *req);
+int product_reservations_confirm(http_req *req);
+int product_reservation_release(http_req *req);
+int product_reservations_expired(http_req *req);
 
 /* Product list cursors (http_cursor_*) have no prefix: base64url of the last
  * id's digits (bench/run.py builds a deep-page cursor the same way). */

@@ -10,20 +10,20 @@
 #include "server.h"
 
 static const route product_routes[] = {
-    {"GET", "/products/health", ROUTE_PUBLIC, false, handle_health},
-    {"GET", "/products", ROUTE_PUBLIC, false, handle_list},
-    {"POST", "/products", ROUTE_SELLER, true, handle_create},
-    {"GET", "/products/{id}", ROUTE_PUBLIC, false, handle_get},
-    {"PUT", "/products/{id}", ROUTE_USER, true, handle_put},
-    {"PATCH", "/products/{id}", ROUTE_USER, true, handle_patch},
-    {"DELETE", "/products/{id}", ROUTE_USER, false, handle_delete},
-    {"POST", "/products/{id}/stock", ROUTE_USER, true, handle_stock},
-    {"POST", "/internal/reservations", ROUTE_SERVICE, true, handle_reserve},
-    {"GET", "/internal/reservations/expired", ROUTE_SERVICE, false, handle_reservations_expired},
-    {"POST", "/internal/reservations/confirm", ROUTE_SERVICE, true, handle_reservations_confirm},
-    {"GET", "/internal/reservations/{id}", ROUTE_SERVICE, false, handle_reservation_get},
+    {"GET", "/products/health", ROUTE_PUBLIC, false, server_health},
+    {"GET", "/products", ROUTE_PUBLIC, false, product_list},
+    {"POST", "/products", ROUTE_SELLER, true, product_create},
+    {"GET", "/products/{id}", ROUTE_PUBLIC, false, product_get},
+    {"PUT", "/products/{id}", ROUTE_USER, true, product_put},
+    {"PATCH", "/products/{id}", ROUTE_USER, true, product_patch},
+    {"DELETE", "/products/{id}", ROUTE_USER, false, product_delete},
+    {"POST", "/products/{id}/stock", ROUTE_USER, true, product_stock},
+    {"POST", "/internal/reservations", ROUTE_SERVICE, true, product_reserve},
+    {"GET", "/internal/reservations/expired", ROUTE_SERVICE, false, product_reservations_expired},
+    {"POST", "/internal/reservations/confirm", ROUTE_SERVICE, true, product_reservations_confirm},
+    {"GET", "/internal/reservations/{id}", ROUTE_SERVICE, false, product_reservation_get},
     {"POST", "/internal/reservations/{id}/release", ROUTE_SERVICE, false,
-     handle_reservation_release},
+     product_reservation_release},
 };
 
 int main(void)

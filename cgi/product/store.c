@@ -92,11 +92,6 @@ int store_product_get(int64_t id, bool latest, product *out)
     return rc;
 }
 
-bool store_healthy(void)
-{
-    return db_ping();
-}
-
 /* ------------------------------------------------------------ list */
 
 /* Name search runs on the FULLTEXT index products_name_ft (schema.sql).

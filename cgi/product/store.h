@@ -13,21 +13,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "db.h"
+
 #define PRODUCT_SKU_MAX 64
 #define PRODUCT_NAME_MAX 200        /* characters */
 #define PRODUCT_DESC_MAX 5000       /* characters */
 #define PRODUCT_NAME_BYTES (PRODUCT_NAME_MAX * 4 + 1)
 
-/* Results besides the db.h codes (DB_OK, DB_ERROR, DB_UNAVAILABLE,
- * DB_CONFLICT).  Guards return their own codes, which must be <= STORE_GUARD_MIN
- * so they never collide with these. */
-enum {
-    STORE_NOT_FOUND = -10,
-    STORE_INSUFFICIENT = -11,   /* stock would go below zero */
-    STORE_UNAVAILABLE = -12,    /* reservation: a product missing or not active */
-    STORE_INVALID_STATE = -13,  /* reservation: released */
-    STORE_GUARD_MIN = -100,
-};
+/* Results besides DB_OK, DB_ERROR, DB_UNAVAILABLE, DB_CONFLICT: db.h's
+ * STORE_NOT_FOUND, STORE_INSUFFICIENT, STORE_UNAVAILABLE, STORE_INVALID_STATE.
+ * Guards return their own codes, which must be <= STORE_GUARD_MIN so they
+ * never collide with these. */
 
 typedef struct product {
     int64_t id, price_cents, stock, seller_id, version;
@@ -192,8 +188,5 @@ int store_expired(int64_t *ids, int64_t *user_ids, int max);
 
 /* Copies the status into status (>= 10 bytes).  Returns 1, 0 absent, or a db.h code. */
 int store_reservation_status(int64_t id, char *status, size_t n);
-
-/* True when the database answers (health). */
-bool store_healthy(void);
 
 #endif

@@ -59,6 +59,8 @@ def test_health_is_503_with_retry_after_while_the_database_is_down():
         for path in HEALTH:
             r = call("GET", path, timeout=10)
             assert_problem(r, 503, "unavailable")
+            # One health handler (lib/server.c): every service says which part is down.
+            assert r.json.get("db") == "unavailable", (path, r.json)
             assert int(r.header("retry-after")) > 0, (path, r.headers)
             assert r.header("x-request-id") == r.json["request_id"], (path, r)
         # A real read (with a token: never from the edge cache) says the same.
