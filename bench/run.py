@@ -22,8 +22,9 @@ warm-up run.  Ceilings:
 static and hello go through the public edge when it routes them (/hello,
 /static/); otherwise through a small HAProxy started here with the edge's
 per-request work (request id, stick table, forwardfor) in front of the
-stack's own lighttpd hosts, which serve /static/hello.txt and, when
-build/hello.fcgi exists, a /hello pool (scripts/stack adds it).
+stack's own lighttpd hosts' internal listeners, which serve
+/static/hello.txt and, when build/hello.fcgi exists, a /hello pool
+(scripts/stack adds it).
 
   run.py [--runs N] [--seconds S] [--connections C] [--products N]
          [--only NAME,...] [--keep] [--no-results]"""
@@ -160,6 +161,14 @@ def host_dirs(state):
 def host_port(conf_path):
     with open(conf_path) as f:
         m = re.search(r"^\s*server\.port\s*=\s*(\d+)", f.read(), re.M)
+    return int(m.group(1))
+
+
+def internal_port(conf_path):
+    """The host's internal listener (lighttpd.conf.in): the one that serves
+    www/ (static/hello.txt); HAProxy's API port serves no files."""
+    with open(conf_path) as f:
+        m = re.search(r'^\$SERVER\["socket"\]\s*==\s*"[^"]*:(\d+)"', f.read(), re.M)
     return int(m.group(1))
 
 
@@ -623,11 +632,12 @@ def bench(args, env, state, res, notes):
 
     # --- ceilings' front: the edge if it routes /hello and /static/, else our HAProxy
     hosts = [host_port(os.path.join(d, "lighttpd.conf")) for d in host_dirs(state)]
+    internal = [internal_port(os.path.join(d, "lighttpd.conf")) for d in host_dirs(state)]
     if call(url, "GET", "/hello")[0] == 200 and call(url, "GET", "/static/hello.txt")[0] == 200:
         front = url
         notes.append("static and hello went through the public edge")
     else:
-        front = start_ceiling_haproxy(tmp, hosts)
+        front = start_ceiling_haproxy(tmp, internal)
         notes.append("static and hello went through a bench HAProxy (edge-like request-id and "
                      "stick-table work) in front of the stack's %d lighttpd hosts: the edge does "
                      "not route /hello or /static/" % len(hosts))

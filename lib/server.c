@@ -3,6 +3,7 @@
  * query, body up to the limit), hands it to the route table, makes sure a
  * reply was sent, writes the access log line and frees everything. */
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,9 +49,16 @@ static int server_read_body(http_req *req, FCGX_Request *f)
     return 0;
 }
 
-/* The pool's metrics, on a path the edge does not publish: Prometheus
- * scrapes each host's lighttpd directly. */
+/* The pool's metrics, for Prometheus: only on the host's internal listener,
+ * the lighttpd socket that sets SHOP_LISTENER=internal (lighttpd.conf.in)
+ * and that HAProxy never proxies to.  Elsewhere the path is an unknown one. */
 static char server_metrics_path[64];
+
+static bool server_internal_listener(FCGX_Request *f)
+{
+    const char *l = FCGX_GetParam("SHOP_LISTENER", f->envp);
+    return l && strcmp(l, "internal") == 0;
+}
 
 static void server_metrics(http_req *req)
 {
@@ -89,7 +97,8 @@ static void server_handle(const route *table, size_t n, FCGX_Request *f)
     } else if (http_decode_path(uri, plen, req.path, plen + 1) != 0) {
         req.path[0] = '\0';
         problem_send(&req, 400, "bad_request", "The request path is not valid.");
-    } else if (strcmp(req.path, server_metrics_path) == 0 && strcmp(req.method, "GET") == 0) {
+    } else if (strcmp(req.path, server_metrics_path) == 0 && strcmp(req.method, "GET") == 0 &&
+               server_internal_listener(f)) {
         req.route_index = n;
         server_metrics(&req);
     } else {

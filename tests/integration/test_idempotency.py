@@ -1,8 +1,8 @@
 """test_idempotency.py: Idempotency-Key on POST /orders, the cases a client
 meets when it retries: a duplicate that arrives while the first request is
 still running (made deterministic with the test stack's fault switch
-X-Fault-Inject: delay-after-reserve, which holds the first request 3 s after
-it reserved stock), the longest key the contract allows, and a replay after
+X-Fault-Inject: delay-after-reserve, sent to a host since the edge drops it,
+which holds the first request 3 s after it reserved stock), the longest key the contract allows, and a replay after
 the order was cancelled."""
 import threading
 import time
@@ -25,10 +25,15 @@ def _stock(pid):
     return r.json["stock"]
 
 
-def _order(tok, items, key, headers=None):
+def _order(tok, items, key, headers=None, base=None):
     h = {"Idempotency-Key": key}
     h.update(headers or {})
-    return call("POST", "/orders", {"items": items}, token=tok, headers=h)
+    return call("POST", "/orders", {"items": items}, token=tok, headers=h, base=base)
+
+
+def _host1():
+    """Host 1's lighttpd: X-Fault-Inject goes there, the edge drops it."""
+    return "http://127.0.0.1:%d" % (int(shop.STACK["SHOP_PORT_BASE"]) + 11)
 
 
 def test_duplicate_while_first_runs_is_409_in_progress_then_replays():
@@ -40,7 +45,8 @@ def test_duplicate_while_first_runs_is_409_in_progress_then_replays():
 
     def slow():
         t0 = time.monotonic()
-        first["r"] = _order(tok, items, key, {"X-Fault-Inject": "delay-after-reserve"})
+        first["r"] = _order(tok, items, key, {"X-Fault-Inject": "delay-after-reserve"},
+                            base=_host1())
         first["took"] = time.monotonic() - t0
     t = threading.Thread(target=slow)
     t.start()

@@ -70,8 +70,13 @@ def _metric(text, name, **labels):
     return total
 
 
+def _internal_url(n):
+    """Host n's internal listener: metrics, status pages (never proxied)."""
+    return "http://127.0.0.1:%d" % (int(shop.STACK["SHOP_PORT_BASE"]) + 4 + n)
+
+
 def _scrape(host, path):
-    with urllib.request.urlopen(_host_url(host) + path, timeout=5) as r:
+    with urllib.request.urlopen(_internal_url(host) + path, timeout=5) as r:
         assert r.status == 200
         assert r.headers["Content-Type"].startswith("text/plain")
         return r.read().decode()
@@ -95,6 +100,9 @@ def test_metrics_are_per_pool_and_not_published_at_the_edge():
         assert "shop_http_requests_total" in _scrape(1, "/%s/metrics" % svc)
     for path in ("/products/metrics", "/auth/metrics", "/orders/metrics"):
         assert_problem(call("GET", path), 404)
+        # Nor does the port HAProxy proxies to serve them: the pool answers
+        # as for any unknown path.
+        assert_problem(call("GET", path, base=_host_url(1)), 404)
 
 
 def test_order_metrics_count_placed_and_rejected():

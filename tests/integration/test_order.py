@@ -418,6 +418,12 @@ def _sweep_once():
     assert r.returncode == 0, r.stderr
 
 
+def _host_url(n):
+    """Host n's lighttpd (the API port): where a test sends X-Fault-Inject,
+    which the edge drops."""
+    return "http://127.0.0.1:%d" % (int(shop.STACK["SHOP_PORT_BASE"]) + 10 + n)
+
+
 @contextlib.contextmanager
 def _host1_with(edit):
     """Runs host 1's order workers with order.conf changed by edit(text) ->
@@ -431,7 +437,7 @@ def _host1_with(edit):
             f.write(edit(orig))
         shop.stack("stop-host", "1")
         shop.stack("start-host", "1")
-        yield "http://127.0.0.1:%d" % (int(shop.STACK["SHOP_PORT_BASE"]) + 11)
+        yield _host_url(1)
     finally:
         with open(path, "w") as f:
             f.write(orig)
@@ -478,8 +484,9 @@ def _crash(tok, items, headers):
             return e, 0
     # The stack turns the switch on (order.conf ALLOW_FAULT_INJECTION=1) when
     # started with SHOP_FAULT_INJECTION=1; otherwise turn it on for host 1.
+    # Either way the header goes to host 1 itself: the edge drops it.
     if _fault_switch_on():
-        r, status = send(None)
+        r, status = send(_host_url(1))
     else:
         with _host1_with(lambda t: t + "\nALLOW_FAULT_INJECTION=1\n") as host1:
             r, status = send(host1)
@@ -564,6 +571,7 @@ def test_order_settled_stock_matches_orders():
     if _fault_switch_on():      # a request that dies after taking its stock
         try:
             shop.call("POST", "/orders", {"items": lines(0, 4)}, token=users[0][1],
+                      base=_host_url(1),
                       headers={"X-Fault-Inject": "after-reserve",
                                "Idempotency-Key": shop.unique("settle-crash")})
         except (ConnectionError, OSError):
