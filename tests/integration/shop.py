@@ -202,12 +202,18 @@ def parallel(n, fn):
     return out
 
 
-def stack(*args, check=True):
-    """Runs scripts/stack with the test stack's environment."""
+def script(name, *args, check=True):
+    """Runs scripts/<name> with the test stack's environment; returns the
+    CompletedProcess (stdout and stderr captured as text)."""
     env = dict(os.environ)
     env.update({k: v for k, v in STACK.items() if k.startswith("SHOP_") and isinstance(v, str)})
-    return subprocess.run([os.path.join(REPO, "scripts", "stack")] + list(args),
+    return subprocess.run([os.path.join(REPO, "scripts", name)] + list(args),
                           env=env, check=check, capture_output=True, text=True)
+
+
+def stack(*args, check=True):
+    """Runs scripts/stack with the test stack's environment."""
+    return script("stack", *args, check=check)
 
 
 def wait_for(what, pred, timeout=30.0, every=0.3):
