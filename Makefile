@@ -1,6 +1,6 @@
 # shop: build, run and test.  Logic lives in scripts/; this file only wires it.
 # Targets: all deps up down status check check-layers check-unit check-asan
-#          check-integration check-openapi install clean fuzz bench soak
+#          check-integration check-openapi install clean fuzz bench soak backup restore
 
 ifeq ($(origin CC),default)
 CC = gcc
@@ -29,7 +29,8 @@ ASAN_TESTS = $(TEST_SRC:tests/%.c=build/asan/tests/%)
 BINS     = $(SERVICES:%=build/%.fcgi)
 
 .PHONY: all deps up down status check check-layers check-unit check-asan check-integration \
-        check-ha check-monitoring check-openapi install clean fuzz bench monitor soak
+        check-ha check-monitoring check-openapi install clean fuzz bench monitor soak \
+        backup restore
 .SECONDARY:
 
 all: $(BINS) build/galera-health $(TESTS)
@@ -81,6 +82,15 @@ down:
 
 status:
 	scripts/stack status
+
+# mariabackup of the running stack (BACKUP=DIR names the directory) and the
+# restore of one (docs/OPERATIONS.md, "Restoring from a backup").
+backup: deps
+	scripts/backup take $(BACKUP)
+
+restore: deps all
+	@[ -n "$(BACKUP)" ] || { echo "usage: make restore BACKUP=<dir of make backup>" >&2; exit 2; }
+	scripts/backup restore "$(BACKUP)"
 
 check: deps
 	$(MAKE) check-layers

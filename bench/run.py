@@ -37,21 +37,19 @@ import platform
 import random
 import re
 import secrets
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.parse
-import http.client
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(REPO, "scripts"))
+import shoplib  # noqa: E402  (ports, stack start/stop, HTTP, SQL: shared with the tests)
+from shoplib import load_env, sql, wait_port  # noqa: E402
+
 BUILD = os.path.join(REPO, "build")
-PORT_SPAN = 64
 PASSWORD = "bench-password-123"
 SPREAD = 10000          # order spread: products 1..SPREAD of the seeded range
 CHUNK = 100000          # seeded rows per INSERT ... SELECT (one Galera writeset)
@@ -69,71 +67,15 @@ def log(msg):
     print("bench: " + msg, flush=True)
 
 
-def port_free(p):
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        s.bind(("127.0.0.1", p))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
-def free_block(span):
-    """A base port with `span`+1 free ports above it (never 8080)."""
-    for _ in range(200):
-        base = random.randrange(20000, 60000 - span - 1)
-        if all(port_free(p) for p in range(base, base + span + 1)):
-            return base
-    raise RuntimeError("no free port block")
-
-
-def wait_port(port, secs=20):
-    end = time.time() + secs
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("nothing listens on port %d" % port)
-
-
 def call(base, method, path, body=None, token=None, headers=None, timeout=30):
     """One HTTP request; returns (status, headers dict lower-case, parsed JSON or bytes)."""
-    u = urllib.parse.urlsplit(base)
-    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
-    hdrs = dict(headers or {})
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        hdrs["Content-Type"] = "application/json"
-    if token:
-        hdrs["Authorization"] = "Bearer " + token
+    status, hdrs, raw = shoplib.http_request(base, method, path, body=body, token=token,
+                                             headers=headers, timeout=timeout)
     try:
-        conn.request(method, path, body=data, headers=hdrs)
-        r = conn.getresponse()
-        raw = r.read()
-        try:
-            val = json.loads(raw) if raw else None
-        except ValueError:
-            val = raw
-        return r.status, {k.lower(): v for k, v in r.getheaders()}, val
-    finally:
-        conn.close()
-
-
-def sql(sock, query, vars_=None):
-    """Runs SQL as root through a node's unix socket; returns rows of strings."""
-    pre = "".join("SET @%s=%s;" % (k, "'" + v.replace("'", "''") + "'")
-                  for k, v in (vars_ or {}).items())
-    p = subprocess.run(["mariadb", "-uroot", "--socket=" + sock, "-N", "-B",
-                        "-e", pre + query], capture_output=True, text=True)
-    if p.returncode != 0:
-        raise RuntimeError("SQL failed: %s\n%s" % (query[:200], p.stderr.strip()))
-    return [line.split("\t") for line in p.stdout.splitlines()]
+        val = json.loads(raw) if raw else None
+    except ValueError:
+        val = raw
+    return status, hdrs, val
 
 
 def median(xs):
@@ -141,17 +83,6 @@ def median(xs):
 
 
 # ------------------------------------------------------------------ stack
-
-def load_env(path):
-    env = {}
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if line and not line.startswith("#") and "=" in line:
-                k, v = line.split("=", 1)
-                env[k] = v.strip().strip("'\"")
-    return env
-
 
 def host_dirs(state):
     return sorted(d for d in glob.glob(os.path.join(state, "host*"))
@@ -214,10 +145,9 @@ def worker_procs(parent_pids):
     return out
 
 
-def start_ceiling_haproxy(tmp, hosts):
-    """A small HAProxy doing the edge's per-request work, in front of the
-    stack's lighttpd hosts, for the static and hello rows."""
-    port = free_block(1)
+def start_ceiling_haproxy(tmp, hosts, port):
+    """A small HAProxy on `port` doing the edge's per-request work, in front
+    of the stack's lighttpd hosts, for the static and hello rows."""
     cfg = os.path.join(tmp, "bench-haproxy.cfg")
     servers = "\n".join("    server host%d 127.0.0.1:%d" % (i + 1, p)
                         for i, p in enumerate(hosts))
@@ -637,7 +567,7 @@ def bench(args, env, state, res, notes):
         front = url
         notes.append("static and hello went through the public edge")
     else:
-        front = start_ceiling_haproxy(tmp, internal)
+        front = start_ceiling_haproxy(tmp, internal, shoplib.spare_port(env, 0))
         notes.append("static and hello went through a bench HAProxy (edge-like request-id and "
                      "stick-table work) in front of the stack's %d lighttpd hosts: the edge does "
                      "not route /hello or /static/" % len(hosts))
@@ -797,33 +727,21 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
 
-    base = free_block(PORT_SPAN)
-    state = tempfile.mkdtemp(prefix="shop-bench-")
-    env = dict(os.environ, SHOP_STATE_DIR=state, SHOP_PORT_BASE=str(base),
-               SHOP_PORT=str(base + PORT_SPAN), SHOP_RATE_LIMIT="1000000000",
-               SHOP_LOGIN_RATE_LIMIT="1000000000", SHOP_ADMIN_EMAIL="admin@bench.test",
-               SHOP_ADMIN_PASSWORD="bench-admin-" + secrets.token_hex(8),
-               SHOP_LOG_LEVEL=os.environ.get("SHOP_LOG_LEVEL", "warn"))
-    stack = os.path.join(REPO, "scripts", "stack")
+    settings = dict(SHOP_RATE_LIMIT="1000000000", SHOP_LOGIN_RATE_LIMIT="1000000000",
+                    SHOP_ADMIN_EMAIL="admin@bench.test",
+                    SHOP_ADMIN_PASSWORD="bench-admin-" + secrets.token_hex(8),
+                    SHOP_LOG_LEVEL=os.environ.get("SHOP_LOG_LEVEL", "warn"))
     res, notes = {"loadavg": " ".join(open("/proc/loadavg").read().split()[:3])}, []
     ok = False
+    env = state = lock = None
     t_start = time.time()
     try:
-        log("starting the stack (state %s, ports %d..%d)" % (state, base, base + PORT_SPAN))
-        for attempt in (1, 2):
-            # One retry: concurrent stacks on this machine can collide while
-            # installing a datadir (shared /tmp temp tables); a fresh start works.
-            r = subprocess.run([stack, "up"], env=env, stdout=subprocess.DEVNULL)
-            if r.returncode == 0:
-                break
-            subprocess.run([stack, "down"], env=env, stdout=subprocess.DEVNULL)
-            if attempt == 2:
-                raise RuntimeError("scripts/stack up failed twice")
-            log("stack up failed; retrying with a fresh state dir")
-            for d in os.listdir(state):
-                p = os.path.join(state, d)
-                shutil.rmtree(p) if os.path.isdir(p) else os.unlink(p)
-        log("stack up in %.0f s" % (time.time() - t_start))
+        log("starting the stack")
+        # One retry on another block and state dir, whatever failed.
+        env, state, lock, up = shoplib.start_stack(settings, prefix="shop-bench-", tries=2,
+                                                   retry_any=True, quiet=True, log=log)
+        if not up:
+            raise RuntimeError("scripts/stack up failed twice")
         bench(args, env, state, res, notes)
         ok = True
     except KeyboardInterrupt:
@@ -832,14 +750,15 @@ def main():
         log("FAILED: %s" % e)
     finally:
         stop_started()
-        if not args.keep:
-            subprocess.run([stack, "down"], env=env, stdout=subprocess.DEVNULL)
-            if ok:
-                shutil.rmtree(state, ignore_errors=True)
-            else:
+        if env is None:
+            pass
+        elif not args.keep:
+            shoplib.stop_stack(env, state, lock, keep_state=not ok, quiet=True)
+            if not ok:
                 log("state and logs kept in " + state)
         else:
             log("stack left running; state in " + state)
+            lock.close()
     log("total %.0f s" % (time.time() - t_start))
     table = render_table(res)
     print()

@@ -11,137 +11,35 @@ prints "N passed, N failed".
 front of the edge: shop.call sends the tests' requests through it, and a
 response that violates api/openapi.yaml fails the test that received it.
 
-Ports: a stack binds SHOP_PORT_BASE .. +PORT_SPAN, some of them only later
-(a Galera joiner's IST/SST listener).  Checking ports free and binding them
-are two steps, so nothing here can promise a port stays free; what it does:
-  - blocks lie below the kernel's ephemeral range (read from
-    /proc/sys/net/ipv4/ip_local_port_range), so no outgoing connection of
-    this machine takes one as its local end;
-  - blocks are aligned and each run holds an flock on its block for as long
-    as its stack lives, so two run.py runs on one machine never pick the same
-    block;
-  - a stack that fails to start because a port was taken anyway (another
-    program, a socket in TIME_WAIT) is stopped and started again on another
-    block."""
+Ports and stack start/stop: scripts/shoplib.py (shared with bench/run.py):
+a locked block of free ports per run, a start that lost a port to another
+program retried on another block."""
 import argparse
-import fcntl
-import glob
 import http.client
 import importlib
 import os
-import random
-import re
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, HERE)
-import shop  # noqa: E402
+import shop  # noqa: E402  (puts scripts/ on sys.path)
+import shoplib  # noqa: E402
 
-PORT_SPAN = 64   # scripts/stack uses SHOP_PORT_BASE .. +63, the edge SHOP_PORT_BASE + 64
-BLOCK = 128      # block alignment (> PORT_SPAN): one lock file per block
 START_TRIES = 3
-LOCK_DIR = os.path.join(tempfile.gettempdir(), "shop-it-ports")
-BIND_FAILED = re.compile(r"address already in use|cannot bind|bind on tcp/ip port"
-                         r"|failed to open ist listener|can't bind", re.I)
+PRISM_SPARE = 7                 # Prism's port: spare port 7 of the run's block
 
-
-def port_free(p):
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        s.bind(("127.0.0.1", p))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
-def ephemeral_low():
-    """The lowest port the kernel hands out as an outgoing connection's local
-    end (Linux's default range is 32768-60999)."""
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
-def free_block():
-    """(base, lock file) of a free block below the ephemeral range, locked
-    against other run.py runs until the lock file is closed."""
-    os.makedirs(LOCK_DIR, exist_ok=True)
-    top = ephemeral_low() - PORT_SPAN - 1
-    blocks = list(range(10240, top, BLOCK))
-    random.shuffle(blocks)
-    for base in blocks:
-        lock = open(os.path.join(LOCK_DIR, "%d.lock" % base), "w")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            lock.close()
-            continue
-        if all(port_free(p) for p in range(base, base + PORT_SPAN + 1)):
-            return base, lock
-        lock.close()
-    raise RuntimeError("no free port block below %d" % ephemeral_low())
-
-
-def bind_failure(state):
-    """The first log line of a half-started stack saying a port was taken."""
-    for path in glob.glob(os.path.join(state, "**", "*.log"), recursive=True):
-        try:
-            with open(path, errors="replace") as f:
-                for line in f:
-                    if BIND_FAILED.search(line):
-                        return "%s: %s" % (os.path.relpath(path, state), line.strip()[:200])
-        except OSError:
-            pass
-    return None
-
-
-def stack_env(base, state):
-    return dict(os.environ,
-                SHOP_STATE_DIR=state,
-                SHOP_PORT_BASE=str(base),
-                SHOP_PORT=str(base + PORT_SPAN),
-                SHOP_RATE_LIMIT="100000",
+# The test stack: rate limits out of the way, short timers, faults injectable.
+SETTINGS = dict(SHOP_RATE_LIMIT="100000",
                 SHOP_LOGIN_RATE_LIMIT="100000",
                 SHOP_FAULT_INJECTION="1",      # X-Fault-Inject honoured (order crash tests)
                 SHOP_RESERVATION_TTL="6",      # orphaned reservations come back within a test
                 SHOP_SWEEP_INTERVAL="1",
                 SHOP_ADMIN_EMAIL="admin@shop.test",
                 SHOP_ADMIN_PASSWORD="it-admin-password")
-
-
-def start_stack(stack):
-    """Starts a stack; a start that failed because a port was taken is
-    stopped and retried on another block.  Returns (env, state, lock) or
-    (env, state, None) after the last failed try."""
-    for attempt in range(1, START_TRIES + 1):
-        base, lock = free_block()
-        state = tempfile.mkdtemp(prefix="shop-it-")
-        env = stack_env(base, state)
-        t0 = time.time()
-        r = subprocess.run([stack, "up"], env=env)
-        if r.returncode == 0:
-            print("stack up in %.0fs (ports %d-%d)" % (time.time() - t0, base, base + PORT_SPAN),
-                  flush=True)
-            return env, state, lock
-        taken = bind_failure(state)
-        if not taken or attempt == START_TRIES:
-            return env, state, None
-        print("stack start lost a port (%s); retrying on another block" % taken, flush=True)
-        subprocess.run([stack, "down"], env=env)
-        shutil.rmtree(state, ignore_errors=True)
-        lock.close()
 
 
 def start_prism(state, port, upstream):
@@ -196,15 +94,14 @@ def main():
     if args.prism:
         # npm ci of the pinned tools when needed, before any stack exists.
         subprocess.run([os.path.join(REPO, "scripts", "openapi"), "deps"], check=True)
-    stack = os.path.join(REPO, "scripts", "stack")
     passed, failed = 0, 0
     prism = None
-    env, state, lock = start_stack(stack)
+    env, state, lock, ok = shoplib.start_stack(SETTINGS, tries=START_TRIES,
+                                               log=lambda m: print(m, flush=True))
     os.environ.update({k: v for k, v in env.items() if k.startswith("SHOP_")})
-    base = int(env["SHOP_PORT_BASE"])
-    prism_port = base + PORT_SPAN + 8  # in this run's locked block, unused by the stack
+    prism_port = shoplib.spare_port(env, PRISM_SPARE)
     try:
-        if lock is None:
+        if not ok:
             print("stack failed to start; logs in", state)
             subprocess.run(["sh", "-c", "tail -n 30 %s/*/*.log %s/*.log 2>/dev/null" % (state, state)])
             failed = 1                 # keeps the logs (finally, below)
@@ -213,7 +110,7 @@ def main():
         shop.STACK.update(SHOP_ADMIN_EMAIL=env["SHOP_ADMIN_EMAIL"],
                           SHOP_ADMIN_PASSWORD=env["SHOP_ADMIN_PASSWORD"])
         if args.prism:
-            prism = start_prism(state, prism_port, "http://127.0.0.1:%d" % (base + PORT_SPAN))
+            prism = start_prism(state, prism_port, shop.STACK["SHOP_URL"])
             try:
                 wait_prism(prism, state, prism_port)
             except RuntimeError as e:
@@ -249,14 +146,11 @@ def main():
         elif prism is not None:
             stop_prism(prism)
         if not args.keep:
-            subprocess.run([stack, "down"], env=env)
-            if failed == 0:
-                shutil.rmtree(state, ignore_errors=True)
-            else:
+            shoplib.stop_stack(env, state, lock, keep_state=failed > 0)
+            if failed:
                 print("state and logs kept in", state)
         else:
             print("stack left running; state in", state)
-        if lock is not None:
             lock.close()
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed or not passed else 0

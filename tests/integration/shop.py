@@ -1,17 +1,18 @@
 """shop.py: the integration tests' client.  Talks to the stack only as a client
 would (HTTP through the edge), plus the few operator handles a failure test
 needs (stack.env: ports, sockets).  Python stdlib only."""
-import http.client
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
-import urllib.parse
 import uuid
 
 STACK = {}          # filled by run.py from $SHOP_STATE_DIR/stack.env
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(REPO, "scripts"))
+import shoplib  # noqa: E402  (scripts/shoplib.py: shared with bench/run.py)
 
 
 class Resp:
@@ -33,12 +34,7 @@ class Resp:
 
 def load_stack(state_dir):
     STACK.clear()
-    with open(os.path.join(state_dir, "stack.env")) as f:
-        for line in f:
-            line = line.strip()
-            if line and not line.startswith("#") and "=" in line:
-                k, v = line.split("=", 1)
-                STACK[k] = v.strip().strip("'\"")
+    STACK.update(shoplib.load_env(os.path.join(state_dir, "stack.env")))
     STACK["SHOP_STATE_DIR"] = state_dir
 
 
@@ -97,25 +93,9 @@ def call(method, path, body=None, token=None, headers=None, raw=None,
                  # Prism turns a bodiless 304 into a 500 of its own; and a
                  # deliberate fault (a worker that dies) is no contract answer.
                  and "if-none-match" not in lower and "x-fault-inject" not in lower)
-    url = urllib.parse.urlsplit(base or (STACK["SHOP_PRISM_URL"] if via_prism else STACK["SHOP_URL"]))
-    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=timeout,
-                                      source_address=(source, 0) if source else None)
-    hdrs = {}
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        hdrs["Content-Type"] = "application/json"
-    if raw is not None:
-        data = raw
-    if token:
-        hdrs["Authorization"] = "Bearer " + token
-    hdrs.update(headers or {})
-    try:
-        conn.request(method, path, body=data, headers=hdrs)
-        r = conn.getresponse()
-        resp = Resp(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
-    finally:
-        conn.close()
+    url = base or (STACK["SHOP_PRISM_URL"] if via_prism else STACK["SHOP_URL"])
+    resp = Resp(*shoplib.http_request(url, method, path, body=body, token=token, headers=headers,
+                                      raw=raw, timeout=timeout, source=source))
     if via_prism:
         bad = spec_violations(resp.headers)
         assert not bad, "%s %s: response %d violates api/openapi.yaml: %s (%r)" % (
@@ -202,12 +182,18 @@ def parallel(n, fn):
     return out
 
 
-def stack(*args, check=True):
-    """Runs scripts/stack with the test stack's environment."""
+def script(name, *args, check=True):
+    """Runs scripts/<name> with the test stack's environment; returns the
+    CompletedProcess (stdout and stderr captured as text)."""
     env = dict(os.environ)
     env.update({k: v for k, v in STACK.items() if k.startswith("SHOP_") and isinstance(v, str)})
-    return subprocess.run([os.path.join(REPO, "scripts", "stack")] + list(args),
+    return subprocess.run([os.path.join(REPO, "scripts", name)] + list(args),
                           env=env, check=check, capture_output=True, text=True)
+
+
+def stack(*args, check=True):
+    """Runs scripts/stack with the test stack's environment."""
+    return script("stack", *args, check=check)
 
 
 def wait_for(what, pred, timeout=30.0, every=0.3):
@@ -245,10 +231,7 @@ def stack_status():
 def sql(query, node=1):
     """Runs SQL as root on Galera node `node` (1-based) through its unix socket;
     returns rows as lists of strings.  For invariant checks only."""
-    sock = STACK["SHOP_ROOT_SOCKETS"].split()[node - 1]
-    out = subprocess.run(["mariadb", "-uroot", "--socket=" + sock, "-N", "-B", "-e", query],
-                         check=True, capture_output=True, text=True).stdout
-    return [line.split("\t") for line in out.splitlines()]
+    return shoplib.sql(STACK["SHOP_ROOT_SOCKETS"].split()[node - 1], query)
 
 
 def assert_problem(r, status, code=None):
