@@ -127,7 +127,8 @@ ALTER TABLE shop_product.reservation_items
 -- are fences: a reservation that outlived its TTL without an order gets one
 -- (same reservation_id), so the UNIQUE key makes "its order was written" and
 -- "it was given up" mutually exclusive.  pending and failed are never shown
--- to clients ('pending' is left from an earlier shape and no longer written).
+-- to clients ('pending' is left from an earlier shape and no longer written);
+-- the sweep deletes failed rows FAILED_ORDER_RETENTION (7 days) after.
 CREATE TABLE IF NOT EXISTS shop_order.orders (
     id           BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
     user_id      BIGINT UNSIGNED NOT NULL,
