@@ -26,7 +26,7 @@ ASAN_OBJ = $(LIB_SRC:lib/%.c=build/asan/lib/%.o)
 TEST_SRC = $(wildcard tests/test_*.c)
 TESTS    = $(TEST_SRC:tests/%.c=build/tests/%)
 ASAN_TESTS = $(TEST_SRC:tests/%.c=build/asan/tests/%)
-BINS     = $(SERVICES:%=build/%.fcgi)
+BINS     = $(SERVICES:%=build/%.fcgi) build/shop-pool
 
 .PHONY: all deps up down status check check-layers check-unit check-asan check-integration \
         check-ha check-monitoring check-openapi install clean fuzz bench monitor soak \
@@ -64,6 +64,10 @@ build/galera-health: galera/health.c | build/lib
 TEST_EXTRA = $(if $(filter test_auth_%,$*),$(filter-out %/main.c,$(wildcard cgi/auth/*.c)),) \
              $(if $(filter test_product_%,$*),$(filter-out %/main.c,$(wildcard cgi/product/*.c)),) \
              $(if $(filter test_order_%,$*),$(filter-out %/main.c,$(wildcard cgi/order/*.c)),)
+
+# The pool supervisor: runs one service's workers as that service's user.
+build/shop-pool: pool/shop-pool.c build/libshop.a
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -o $@ $< build/libshop.a $(LIBS)
 
 build/tests/%: tests/%.c tests/cunit_main.h build/libshop.a | build/tests
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -Icgi -o $@ $< $(TEST_EXTRA) build/libshop.a $(LIBS) -lcunit

@@ -25,8 +25,10 @@ CREATE TABLE IF NOT EXISTS shop_auth.users (
     UNIQUE KEY users_email_norm (email_norm)
 ) ENGINE=InnoDB;
 
--- One row per refresh token ever issued.  family_id ties together every token
--- descended from one login, so reuse of a spent token revokes the family.
+-- One row per refresh token issued and not yet purged.  family_id ties
+-- together every token descended from one login, so reuse of a spent token
+-- revokes the family.  The auth sweep (cgi/auth/sweep.c) deletes tokens
+-- spent (used or revoked: spent_at) or expired longer than its retention.
 CREATE TABLE IF NOT EXISTS shop_auth.refresh_tokens (
     id          BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
     token_hash  BINARY(32) NOT NULL,                -- SHA-256 of the token
@@ -35,9 +37,16 @@ CREATE TABLE IF NOT EXISTS shop_auth.refresh_tokens (
     status      ENUM('active','used','revoked') NOT NULL DEFAULT 'active',
     expires_at  DATETIME(3) NOT NULL,
     created_at  DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    spent_at    DATETIME(3) NULL,                   -- when it became used or revoked
     UNIQUE KEY refresh_tokens_hash (token_hash),
-    KEY refresh_tokens_family (family_id)
+    KEY refresh_tokens_family (family_id),
+    KEY refresh_tokens_spent (spent_at),
+    KEY refresh_tokens_expiry (expires_at)
 ) ENGINE=InnoDB;
+ALTER TABLE shop_auth.refresh_tokens
+    ADD COLUMN IF NOT EXISTS spent_at DATETIME(3) NULL AFTER created_at,
+    ADD KEY IF NOT EXISTS refresh_tokens_spent (spent_at),
+    ADD KEY IF NOT EXISTS refresh_tokens_expiry (expires_at);
 
 -- ---------------------------------------------------------------- product
 CREATE TABLE IF NOT EXISTS shop_product.products (
@@ -118,7 +127,8 @@ ALTER TABLE shop_product.reservation_items
 -- are fences: a reservation that outlived its TTL without an order gets one
 -- (same reservation_id), so the UNIQUE key makes "its order was written" and
 -- "it was given up" mutually exclusive.  pending and failed are never shown
--- to clients ('pending' is left from an earlier shape and no longer written).
+-- to clients ('pending' is left from an earlier shape and no longer written);
+-- the sweep deletes failed rows FAILED_ORDER_RETENTION (7 days) after.
 CREATE TABLE IF NOT EXISTS shop_order.orders (
     id           BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
     user_id      BIGINT UNSIGNED NOT NULL,
@@ -154,7 +164,8 @@ CREATE TABLE IF NOT EXISTS shop_order.order_items (
 
 -- Idempotency-Key records, per user: the final response of the first request
 -- (written with the order, or with a refusal), so a repeat with the same body
--- replays it.  While that request runs, a named lock on the writer says so
+-- replays it.  The order sweep deletes a record IDEMPOTENCY_RETENTION (24 h)
+-- after it was written; a later request with that key is a new one.  While that request runs, a named lock on the writer says so
 -- ('running' rows are left from an earlier shape and no longer written).
 CREATE TABLE IF NOT EXISTS shop_order.idempotency_keys (
     user_id         BIGINT UNSIGNED NOT NULL,

@@ -112,20 +112,23 @@ def haproxy_pid(state):
         return None
 
 
-def lighttpd_pids(state):
+def pool_pids(state):
+    """The pool supervisors (pool/shop-pool) of every host: the parents of
+    the FastCGI workers."""
     pids = []
     for d in host_dirs(state):
-        try:
-            with open(os.path.join(d, "lighttpd.pid")) as f:
-                pids.append(int(f.read().strip()))
-        except (OSError, ValueError):
-            pass
+        for f in glob.glob(os.path.join(d, "*.pool.pid")):
+            try:
+                with open(f) as fh:
+                    pids.append(int(fh.read().strip()))
+            except (OSError, ValueError):
+                pass
     return pids
 
 
 def worker_procs(parent_pids):
     """{program name: [rss kB, ...]} of the FastCGI workers whose parent is
-    one of `parent_pids` (the lighttpd processes that spawned them)."""
+    one of `parent_pids` (the pool supervisors that spawned them)."""
     out = {}
     for st in glob.glob("/proc/[0-9]*/status"):
         try:
@@ -657,7 +660,7 @@ def bench(args, env, state, res, notes):
     # Logins at fewer connections than auth workers: a deeper queue only adds
     # latency, and a health check queued behind more than `timeout check` of
     # Argon2 work marks every auth server down (503s; seen at -c32).
-    auth_workers = len(worker_procs(set(lighttpd_pids(state))).get("auth.fcgi", [])) or 9
+    auth_workers = len(worker_procs(set(pool_pids(state))).get("auth.fcgi", [])) or 9
     res["login"] = measure_wrk(args, "login", url, "login.lua",
                                {"BENCH_EMAIL": users[0], "BENCH_PASSWORD": PASSWORD},
                                conns=min(args.connections, max(2, auth_workers - 1)),
@@ -670,7 +673,7 @@ def bench(args, env, state, res, notes):
 
     # Orders: the ceiling runs as many DB clients as there are order workers
     # (each worker has one connection and one order in flight).
-    order_workers = len(worker_procs(set(lighttpd_pids(state))).get("order.fcgi", [])) or 9
+    order_workers = len(worker_procs(set(pool_pids(state))).get("order.fcgi", [])) or 9
     tokens = write_tokens()
     db_port = int(st["SHOP_DB_PORT"])
     res["order_spread"] = measure_wrk(args, "order spread", url, "order.lua",
@@ -690,7 +693,7 @@ def bench(args, env, state, res, notes):
         if res[k]:
             res[k]["threads"] = order_workers
 
-    res["memory"] = worker_procs(set(lighttpd_pids(state)))
+    res["memory"] = worker_procs(set(pool_pids(state)))
     n_orders = sql(sock, "SELECT COUNT(*) FROM shop_order.orders WHERE status = 'confirmed'")[0][0]
     notes.append("confirmed orders in the shop after the run: %s" % n_orders)
     sql(sock, "DROP DATABASE shop_bench; DROP USER shop_bench@'%'")

@@ -14,14 +14,17 @@
  * sessions cut).  This answers from a kept connection in well under a
  * millisecond.
  *
- * usage: galera-health LISTEN_ADDR LISTEN_PORT NODE_ADDR NODE_PORT PASSWORD_FILE
+ * usage: galera-health LISTEN_ADDR LISTEN_PORT NODE_ADDR NODE_PORT PASSWORD_FILE [USER]
  * The node is reached over TCP as user shop_monitor (schema.sql grants it
  * nothing but the connection); the password is read once from
- * PASSWORD_FILE.  Each verdict change is logged to stderr with the time.
+ * PASSWORD_FILE.  Started as root with USER, it becomes USER once it has
+ * read the password and bound its port, so the file may stay root's.  Each verdict change is logged to stderr with the time.
  * One request at a time: HAProxy checks each node a few times a second.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <mysql.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -150,8 +153,8 @@ static char *read_password(const char *path)
 
 int main(int argc, char **argv)
 {
-    if (argc != 6) {
-        fprintf(stderr, "usage: galera-health LISTEN_ADDR LISTEN_PORT NODE_ADDR NODE_PORT PASSWORD_FILE\n");
+    if (argc != 6 && argc != 7) {
+        fprintf(stderr, "usage: galera-health LISTEN_ADDR LISTEN_PORT NODE_ADDR NODE_PORT PASSWORD_FILE [USER]\n");
         return 2;
     }
     node_addr = argv[3];
@@ -172,6 +175,15 @@ int main(int argc, char **argv)
         || bind(s, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(s, 64) < 0) {
         fprintf(stderr, "galera-health: cannot listen on %s:%s: %s\n", argv[1], argv[2], strerror(errno));
         return 1;
+    }
+    if (argc == 7) {
+        struct passwd *pw = getpwnam(argv[6]);
+        if (!pw || initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0
+            || setuid(pw->pw_uid) < 0) {
+            fprintf(stderr, "galera-health: cannot become %s: %s\n", argv[6],
+                    pw ? strerror(errno) : "no such user");
+            return 1;
+        }
     }
     logf_("listening on port %s", argv[2]);
     for (;;) {

@@ -668,6 +668,33 @@ int db_tx(db_tx_fn fn, void *arg)
     return DB_UNAVAILABLE;
 }
 
+typedef struct db_purge_args {
+    const char *sql;
+    int64_t age_s, batch;
+} db_purge_args;
+
+static int db_purge_tx(void *arg)
+{
+    const db_purge_args *a = arg;
+    int64_t n = db_exec(a->sql, "ii", a->age_s, a->batch);
+    return n < 0 ? DB_ERROR : (int)n;
+}
+
+int64_t db_purge(const char *sql, int64_t age_s, int batch, int max_batches)
+{
+    db_purge_args a = { sql, age_s < 0 ? 0 : age_s, batch < 1 ? 1 : batch };
+    int64_t total = 0;
+    for (int i = 0; i < max_batches; i++) {
+        int n = db_tx(db_purge_tx, &a);
+        if (n < 0)
+            return n;
+        total += n;
+        if (n < a.batch)
+            break;
+    }
+    return total;
+}
+
 void db_time_rfc3339(const char *dbtime, char *out, size_t n)
 {
     if (n == 0)

@@ -94,6 +94,16 @@ bool db_retryable(void);
 typedef int (*db_tx_fn)(void *arg);
 int db_tx(db_tx_fn fn, void *arg);
 
+/* Retention: runs `sql`, a DELETE that takes two parameters (the age in
+ * seconds past which a row goes, and the batch size: "... < UTC_TIMESTAMP(3)
+ * - INTERVAL ? SECOND ORDER BY <indexed column> LIMIT ?"), again and again
+ * while a batch comes back full, each batch its own short transaction through
+ * db_tx(), so no lock is held for longer than one batch takes; at most
+ * max_batches per call (the rest waits for the next call).  Returns the rows
+ * deleted, or a negative DB_* code when a batch failed (rows of the batches
+ * before it stay deleted). */
+int64_t db_purge(const char *sql, int64_t age_s, int batch, int max_batches);
+
 /* A DATETIME(3) as the services store it (UTC, since every session runs with
  * time_zone '+00:00'), "2026-11-24 19:30:00.123", as RFC 3339:
  * "2026-11-24T19:30:00.123Z".  NULL gives "". */

@@ -2,7 +2,8 @@
  * one): typed parameters, buffered results, duplicate keys, and db_tx's
  * contract: commit on success, rollback on a business outcome, whole-
  * transaction retry on deadlock and on a lost connection; db_read's reader:
- * read-only, and the writer whenever the reader is not there. */
+ * read-only, and the writer whenever the reader is not there; db_purge's
+ * bounded batches. */
 #include <stdlib.h>
 #include <unistd.h>
 #include <string.h>
@@ -242,6 +243,34 @@ static void test_read_inside_a_transaction_uses_the_writer(void)
     use_reader(NULL);
 }
 
+/* db_purge: batches of `batch` rows, each its own transaction, at most
+ * max_batches per call, stopping at the first batch that is not full. */
+static void test_purge_deletes_in_bounded_batches(void)
+{
+    static const char sql[] = "DELETE FROM purge_t WHERE n < ? ORDER BY n LIMIT ?";
+    CU_ASSERT_EQUAL_FATAL(db_exec("CREATE OR REPLACE TABLE purge_t (id BIGINT PRIMARY KEY,"
+                                  " n BIGINT, KEY (n))", NULL) >= 0, 1);
+    for (int64_t i = 1; i <= 7; i++)
+        CU_ASSERT_EQUAL(db_exec("INSERT INTO purge_t (id, n) VALUES (?, ?)", "ii", i, i), 1);
+    /* Rows with n < 6: five.  One batch of two per call at most. */
+    CU_ASSERT_EQUAL(db_purge(sql, 6, 2, 1), 2);
+    db_res *r = db_query("SELECT MIN(n), COUNT(*) FROM purge_t", "");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_EQUAL(db_int(r, 0, 0), 3);        /* the oldest went first */
+    CU_ASSERT_EQUAL(db_int(r, 0, 1), 5);
+    db_free(r);
+    /* Two full batches, then a short one ends the call before max_batches. */
+    CU_ASSERT_EQUAL(db_purge(sql, 6, 2, 10), 3);
+    CU_ASSERT_EQUAL(db_purge(sql, 6, 2, 10), 0);
+    r = db_query("SELECT COUNT(*) FROM purge_t", "");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_EQUAL(db_int(r, 0, 0), 2);        /* n = 6 and 7 are kept */
+    db_free(r);
+    db_exec("DROP TABLE purge_t", NULL);
+    /* A failing statement is an error, not a count. */
+    CU_ASSERT_TRUE(db_purge("DELETE FROM no_such_table WHERE n < ? LIMIT ?", 1, 2, 1) < 0);
+}
+
 int main(void)
 {
     if (!getenv("SHOP_TEST_DB_SOCKET")) {
@@ -255,6 +284,7 @@ int main(void)
     CU_add_test(s, "duplicate key is conflict", test_duplicate_key_is_conflict);
     CU_add_test(s, "bad parameter count fails", test_bad_parameter_count_fails);
     CU_add_test(s, "tx commits", test_tx_commits);
+    CU_add_test(s, "purge deletes in bounded batches", test_purge_deletes_in_bounded_batches);
     CU_add_test(s, "tx business outcome rolls back", test_tx_business_outcome_rolls_back);
     CU_add_test(s, "tx retries whole transaction on deadlock", test_tx_retries_whole_transaction_on_deadlock);
     CU_add_test(s, "tx retries after lost connection", test_tx_retries_after_lost_connection);

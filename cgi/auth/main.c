@@ -2,7 +2,8 @@
  * loop, plus the operator's CLI mode
  *   auth.fcgi --create-user EMAIL ROLE [NAME]   (password: $SHOP_NEW_USER_PASSWORD)
  * which creates a user or resets an existing one's role and password; the
- * stack uses it to make the admin. */
+ * stack uses it to make the admin.  --sweep runs the retention sweep forever
+ * and --sweep-once runs one pass (sweep.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "log.h"
 #include "server.h"
 #include "store.h"
+#include "sweep.h"
 #include "token.h"
 
 static const route auth_routes[] = {
@@ -80,8 +82,12 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--create-user") == 0)
         return auth_cli_create_user(argc, argv);
+    if (argc == 2 && strcmp(argv[1], "--sweep") == 0)
+        return auth_sweep_main(false);
+    if (argc == 2 && strcmp(argv[1], "--sweep-once") == 0)
+        return auth_sweep_main(true);
     if (argc > 1) {
-        fprintf(stderr, "usage: %s [--create-user EMAIL ROLE [NAME]]\n", argv[0]);
+        fprintf(stderr, "usage: %s [--create-user EMAIL ROLE [NAME] | --sweep | --sweep-once]\n", argv[0]);
         return 2;
     }
     return server_run("auth", auth_routes, sizeof auth_routes / sizeof auth_routes[0], auth_init);

@@ -41,14 +41,17 @@ static const char SQL_REFRESH_LOCK[] =
     "SELECT id, family_id, user_id, status, expires_at <= UTC_TIMESTAMP(3) "
     "FROM refresh_tokens WHERE token_hash = ? FOR UPDATE";
 static const char SQL_REFRESH_SPEND[] =
-    "UPDATE refresh_tokens SET status = 'used' WHERE id = ?";
+    "UPDATE refresh_tokens SET status = 'used', spent_at = UTC_TIMESTAMP(3) WHERE id = ?";
 static const char SQL_REFRESH_REVOKE_FAMILY[] =
-    "UPDATE refresh_tokens SET status = 'revoked' WHERE family_id = ? AND status = 'active'";
+    "UPDATE refresh_tokens SET status = 'revoked', spent_at = UTC_TIMESTAMP(3)"
+    " WHERE family_id = ? AND status = 'active'";
 static const char SQL_REFRESH_REVOKE_BY_TOKEN[] =
     "UPDATE refresh_tokens t JOIN refresh_tokens s ON s.family_id = t.family_id "
-    "SET t.status = 'revoked' WHERE s.token_hash = ? AND t.status = 'active'";
+    "SET t.status = 'revoked', t.spent_at = UTC_TIMESTAMP(3)"
+    " WHERE s.token_hash = ? AND t.status = 'active'";
 static const char SQL_REFRESH_REVOKE_USER[] =
-    "UPDATE refresh_tokens SET status = 'revoked' WHERE user_id = ? AND status = 'active'";
+    "UPDATE refresh_tokens SET status = 'revoked', spent_at = UTC_TIMESTAMP(3)"
+    " WHERE user_id = ? AND status = 'active'";
 
 /* ------------------------------------------------------------ helpers */
 
@@ -320,4 +323,35 @@ int store_refresh_revoke(const char *presented)
         return 0;
     refresh_args a = {.hash = hash};
     return db_tx(store_refresh_revoke_tx, &a);
+}
+
+/* ------------------------------------------------------------ retention */
+
+int store_sweep_lock(void)
+{
+    db_res *r = db_query("SELECT GET_LOCK('shop_auth_sweep', 0)", "");
+    if (!r)
+        return DB_ERROR;
+    int held = db_int(r, 0, 0) == 1;
+    db_free(r);
+    return held;
+}
+
+void store_sweep_unlock(void)
+{
+    db_free(db_query("SELECT RELEASE_LOCK('shop_auth_sweep')", ""));
+}
+
+/* Each walks its own index (refresh_tokens_spent, refresh_tokens_expiry)
+ * from the oldest end; active tokens have no spent_at. */
+int64_t store_purge_spent(int64_t age_s, int batch, int max_batches)
+{
+    return db_purge("DELETE FROM refresh_tokens WHERE spent_at < UTC_TIMESTAMP(3) - INTERVAL ? SECOND"
+                    " ORDER BY spent_at LIMIT ?", age_s, batch, max_batches);
+}
+
+int64_t store_purge_expired(int64_t age_s, int batch, int max_batches)
+{
+    return db_purge("DELETE FROM refresh_tokens WHERE expires_at < UTC_TIMESTAMP(3) - INTERVAL ? SECOND"
+                    " ORDER BY expires_at LIMIT ?", age_s, batch, max_batches);
 }

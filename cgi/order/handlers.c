@@ -242,11 +242,19 @@ static bool order_copy_line(json_object *line, int64_t quantity, store_item *it,
 }
 
 /* Answers with the order standing on our reservation (ours, or a racing
- * duplicate's with the same key). */
+ * duplicate's with the same key).  Returns 0 when the key has no record:
+ * the order is that of an earlier use of the key whose record the sweep
+ * removed after IDEMPOTENCY_RETENTION, so this request is a new one (the
+ * caller places it under a fresh reservation id). */
 static int order_reply_standing(placing *p, int64_t order_id)
 {
-    if (p->key)
-        return order_replay(p->req, p->user_id, p->key, p->hash);
+    if (p->key) {
+        int status = order_replay(p->req, p->user_id, p->key, p->hash);
+        if (status == 0)
+            log_info("order %" PRId64 " of Idempotency-Key reservation %" PRId64
+                     " predates the key's retention: placing a new order", order_id, p->rid);
+        return status;
+    }
     store_order o;
     int rc = store_get_order(order_id, &o);
     if (rc <= 0)
@@ -458,15 +466,16 @@ static int order_replay(http_req *req, int64_t user_id, const char *key,
 }
 
 /* Places the order: reserve, then write.  A spent reservation id (a keyed
- * one whose earlier attempt outlived its TTL and was given up) is replaced
- * by a random one, once. */
+ * one whose earlier attempt outlived its TTL and was given up, or whose
+ * order belongs to a use of the key from before its retention window) is
+ * replaced by a random one, once. */
 static int order_reserve_and_write(placing *p)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
         int status = order_place(p);
         if (status != 0)
             return status;
-        log_warn("reservation %" PRId64 " was given up; placing under a new one", p->rid);
+        log_warn("reservation %" PRId64 " is spent; placing under a new one", p->rid);
         p->rid = order_reservation_id(p->user_id, NULL);
     }
     return problem_unavailable(p->req, "the order took too long; nothing was placed, please retry");

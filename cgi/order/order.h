@@ -16,6 +16,7 @@
 #define ORDER_MAX_LINES 50
 #define ORDER_MAX_QUANTITY 1000
 #define ORDER_SWEEP_BATCH 500      /* orders or reservations per sweep step */
+#define ORDER_RETENTION_BATCHES 20 /* retention batches per table per sweep pass */
 
 /* ---------------------------------------------------------------- handlers */
 int order_create(http_req *req);    /* POST /orders */

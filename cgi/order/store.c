@@ -480,6 +480,21 @@ int store_unconfirmed_stock(int64_t *ids, int64_t *rids, int max)
                  " ORDER BY rid LIMIT ?", "i", (int64_t)max), ids, rids, max);
 }
 
+/* Both walk the (status, updated_at) index from its oldest end. */
+int64_t store_purge_idempotency(int64_t age_s, int batch, int max_batches)
+{
+    return db_purge("DELETE FROM idempotency_keys WHERE status = 'done'"
+                    " AND updated_at < UTC_TIMESTAMP(3) - INTERVAL ? SECOND"
+                    " ORDER BY status, updated_at LIMIT ?", age_s, batch, max_batches);
+}
+
+int64_t store_purge_failed(int64_t age_s, int batch, int max_batches)
+{
+    return db_purge("DELETE FROM orders WHERE status = 'failed' AND stock_state = 'released'"
+                    " AND updated_at < UTC_TIMESTAMP(3) - INTERVAL ? SECOND"
+                    " ORDER BY status, updated_at LIMIT ?", age_s, batch, max_batches);
+}
+
 int store_unreleased_stock(int64_t *ids, int64_t *rids, int max)
 {
     return store_collect_ids(

@@ -147,4 +147,13 @@ int store_unconfirmed_stock(int64_t *ids, int64_t *rids, int max);  /* confirmed
                                                                         by reservation id */
 int store_unreleased_stock(int64_t *ids, int64_t *rids, int max);   /* cancelled, not released */
 
+/* Retention (db_purge(): batches of `batch` rows, each its own transaction,
+ * at most max_batches per call).  Return the rows deleted or a DB error.
+ * Completed Idempotency-Key records last updated more than age_s ago: a
+ * retry with such a key is a new request. */
+int64_t store_purge_idempotency(int64_t age_s, int batch, int max_batches);
+/* Failed orders (the sweep's fences, never shown to clients and without
+ * items) whose stock is released, last updated more than age_s ago. */
+int64_t store_purge_failed(int64_t age_s, int batch, int max_batches);
+
 #endif

@@ -12,7 +12,11 @@
  *   c. reservations past their TTL (product lists them): fence each with a
  *      failed order row on its reservation_id, then release it; if the
  *      order was written after all, the fence loses to it and step a
- *      confirms the reservation instead. */
+ *      confirms the reservation instead;
+ *   d. retention: completed Idempotency-Key records older than
+ *      IDEMPOTENCY_RETENTION (default 24 h) and failed orders (fences, their
+ *      stock released) older than FAILED_ORDER_RETENTION (default 7 days)
+ *      are deleted, RETENTION_BATCH rows per transaction (store.h). */
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -47,6 +51,22 @@ static int sweep_expired_one(int64_t rid, int64_t user_id)
     if (rc == 1 || strcmp(status, "failed") == 0)
         return reservation_release(0, rid) ? 1 : 0;
     return 0;
+}
+
+/* Step d.  Returns the rows deleted, or -1 when a purge failed. */
+static int64_t order_sweep_retention(void)
+{
+    int batch = (int)config_int("RETENTION_BATCH", ORDER_SWEEP_BATCH);
+    if (batch < 1 || batch > 100000)
+        batch = ORDER_SWEEP_BATCH;
+    int64_t keys = store_purge_idempotency(config_int("IDEMPOTENCY_RETENTION", 86400), batch,
+                                           ORDER_RETENTION_BATCHES);
+    int64_t failed = store_purge_failed(config_int("FAILED_ORDER_RETENTION", 604800), batch,
+                                        ORDER_RETENTION_BATCHES);
+    if (keys > 0 || failed > 0)
+        log_info("sweep: deleted %lld expired Idempotency-Key records, %lld failed orders",
+                 (long long)(keys > 0 ? keys : 0), (long long)(failed > 0 ? failed : 0));
+    return keys < 0 || failed < 0 ? -1 : keys + failed;
 }
 
 int order_sweep_once(void)
@@ -86,6 +106,9 @@ int order_sweep_once(void)
         errors++;
     for (int i = 0; i < n; i++)
         released += sweep_expired_one(rids[i], users[i]);
+
+    if (order_sweep_retention() < 0)
+        errors++;
 
     store_sweep_unlock();
     metrics_inc(METRIC_SWEEP_REPAIRS, (unsigned long long)released);

@@ -387,15 +387,18 @@ def _rss_kib(pid):
 
 def workers(state_dir):
     """{pid: (comm, RSS KiB)} of every host's FastCGI workers (the *.fcgi
-    children of each host's lighttpd)."""
+    children of each host's pool supervisors, hostN/<svc>.pool.pid)."""
     out = {}
     for name in sorted(os.listdir(state_dir)):
-        pidfile = os.path.join(state_dir, name, "lighttpd.pid")
-        if not name.startswith("host") or not os.path.exists(pidfile):
+        if not name.startswith("host"):
             continue
-        with open(pidfile) as f:
-            lpid = int(f.read().strip())
-        for pid, comm in _proc_children(lpid):
-            if comm.endswith(".fcgi"):
-                out[pid] = (comm, _rss_kib(pid))
+        for svc in ("auth", "product", "order"):
+            try:
+                with open(os.path.join(state_dir, name, "%s.pool.pid" % svc)) as f:
+                    pool = int(f.read().strip())
+            except (OSError, ValueError):
+                continue
+            for pid, comm in _proc_children(pool):
+                if comm.endswith(".fcgi"):
+                    out[pid] = (comm, _rss_kib(pid))
     return out

@@ -72,11 +72,21 @@ def _children(pid):
     return out
 
 
+def _host_pools(n):
+    """The pids of host n's pool supervisors (pool/shop-pool: one per
+    service, each respawning its workers as that service's user)."""
+    pools = [_read_pid(_state("host%d" % n, "%s.pool.pid" % svc))
+             for svc in ("auth", "product", "order")]
+    assert all(pools), "host %d lacks a pool pid: %r" % (n, pools)
+    return pools
+
+
 def _host_workers(n):
-    """(lighttpd pid, [(pid, comm)] of its *.fcgi workers) of host n."""
+    """(lighttpd pid, [(pid, comm)] of its pools' *.fcgi workers) of host n."""
     lpid = _read_pid(_state("host%d" % n, "lighttpd.pid"))
     assert lpid, "host %d has no lighttpd pid" % n
-    return lpid, [c for c in _children(lpid) if c[1].endswith(".fcgi")]
+    return lpid, [c for pool in _host_pools(n) for c in _children(pool)
+                  if c[1].endswith(".fcgi")]
 
 
 _status = shop.stack_status
@@ -349,10 +359,10 @@ def test_1_app_host_stopped_and_started():
 
 def test_2_fastcgi_workers_sigkilled():
     """SIGKILL one FastCGI worker of host 2 (auth, product, order in turn)
-    every 1.5 s; lighttpd respawns them.  The case counts only if the
+    every 1.5 s; their pools respawn them.  The case counts only if the
     workers really died: every service lost at least two, and none of the
     killed pids is a worker of host 2 afterwards (the host is whole again,
-    so lighttpd replaced them)."""
+    so the pools replaced them)."""
     svcs = ["auth.fcgi", "product.fcgi", "order.fcgi"]
     killed, missed = [], []         # (service, pid); times no victim was found
 
@@ -423,8 +433,8 @@ def _unreachable_for_a_while(ld, log, undo, undone):
 
 
 def test_4_app_host_frozen_and_thawed():
-    """Host 2 alive but unreachable: its lighttpd, workers and sweep get
-    SIGSTOP (no ip netns here: every host is a port on 127.0.0.1, and
+    """Host 2 alive but unreachable: its lighttpd, pools, workers and sweeps
+    get SIGSTOP (no ip netns here: every host is a port on 127.0.0.1, and
     iptables is not installed), so connections are accepted by the kernel
     but never answered and HAProxy must time out and mark it down; SIGCONT
     eight seconds later."""
@@ -439,8 +449,9 @@ def test_4_app_host_frozen_and_thawed():
 
     def fault(ld, log):
         lpid, workers = _host_workers(2)
-        sweep = _read_pid(_state("host2", "sweep.pid"))
-        frozen.extend([lpid] + [p for p, _ in workers] + ([sweep] if sweep else []))
+        sweeps = [_read_pid(_state("host2", f)) for f in ("sweep.pid", "auth-sweep.pid")]
+        frozen.extend([lpid] + _host_pools(2) + [p for p, _ in workers]
+                      + [p for p in sweeps if p])
         for p in frozen:
             os.kill(p, signal.SIGSTOP)
         log.append("%s host2 frozen (%d processes)" % (_rel(ld), len(frozen)))

@@ -2,7 +2,7 @@
 random methods, paths, headers and bodies through the public edge, signed
 in and not.  Nothing it sends may get a 5xx, an error that is not a
 complete problem+json, or no answer; no FastCGI worker may die (a worker
-that crashed is respawned by lighttpd under a new pid) and the workers'
+that crashed is respawned by its pool under a new pid) and the workers'
 memory stays flat.  `make soak` runs the long version (20,000 requests)."""
 import os
 import random
