@@ -104,6 +104,12 @@ def call(method, path, body=None, token=None, headers=None, raw=None,
     return resp
 
 
+def host_url(n):
+    """Host n's lighttpd (the API port): where a test sends X-Fault-Inject,
+    which the edge drops."""
+    return "http://127.0.0.1:%d" % (int(STACK["SHOP_PORT_BASE"]) + 10 + n)
+
+
 def unique_email(prefix="user"):
     return "%s-%s@example.test" % (prefix, uuid.uuid4().hex[:12])
 

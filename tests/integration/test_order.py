@@ -418,10 +418,7 @@ def _sweep_once():
     assert r.returncode == 0, r.stderr
 
 
-def _host_url(n):
-    """Host n's lighttpd (the API port): where a test sends X-Fault-Inject,
-    which the edge drops."""
-    return "http://127.0.0.1:%d" % (int(shop.STACK["SHOP_PORT_BASE"]) + 10 + n)
+_host_url = shop.host_url
 
 
 @contextlib.contextmanager
