@@ -8,7 +8,10 @@ UTF-8, random bytes), each on its own connection, from several threads.
 
 What it asserts of every answer (see Fuzz.bad):
   - an answer arrives (a complete status line, headers and body) within
-    `timeout` seconds;
+    `timeout` seconds, unless the request is not HTTP/1.1 at all (a broken
+    request line, a control character in a header, a Content-Length that is
+    not one number: see not_http): HAProxy 2.6 can only answer those with
+    fixed HTML, so the edge closes the connection instead (haproxy.cfg);
   - no 5xx: nothing a client can send is a server error;
   - every error (4xx) is application/problem+json with a status equal to the
     response's, a `code` and the `request_id` the edge sent back.
@@ -218,6 +221,8 @@ class Fuzz:
     def _one(self, r):
         method, path, raw = self._request(r)
         summary = "%s %s (%d bytes)" % (method, path[:120], len(raw))
+        if not_http(raw):
+            summary += " [not HTTP/1.1]"
         try:
             status, headers, body = self._exchange(raw, method == "HEAD")
             err = None
@@ -252,7 +257,8 @@ class Fuzz:
         out = []
         for summary, status, ctype, body, rid, err in self.results:
             if status == 0:
-                out.append(("no answer", summary, err))
+                if not summary.endswith(" [not HTTP/1.1]"):
+                    out.append(("no answer", summary, err))
             elif status >= 500:
                 out.append(("5xx", summary, status, body))
             elif status >= 400 and summary.split(" ", 1)[0] != "HEAD":
@@ -269,6 +275,22 @@ class Fuzz:
         for res in self.results:
             out[res[1]] = out.get(res[1], 0) + 1
         return out
+
+
+def not_http(raw):
+    """True when the request's head breaks HTTP/1.1's syntax (RFC 9112):
+    a request line that is not three space-separated parts free of control
+    characters, a header line with a control character other than HTAB, or
+    Content-Length given twice or not as one number of at most 19 digits."""
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    lines = head.split(b"\r\n")
+    if len(lines[0].split(b" ")) != 3 or any(c < 32 or c == 127 for c in lines[0]):
+        return True
+    if any(c < 32 and c != 9 or c == 127 for line in lines[1:] for c in line):
+        return True
+    lengths = [line.split(b":", 1)[1].strip() for line in lines[1:]
+               if line.lower().startswith(b"content-length:")]
+    return len(lengths) > 1 or any(not v.isdigit() or len(v) > 19 for v in lengths)
 
 
 def _split(data):
