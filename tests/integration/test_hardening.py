@@ -428,9 +428,14 @@ def test_oversized_and_malformed_requests_are_problem_json():
     r = _raw(_req("POST", "/auth/register", [("Content-Type", "application/json"),
                                              ("Transfer-Encoding", "chunked")], chunked))
     _assert_edge_problem(r, 413, "payload_too_large")
-    # A method lighttpd does not know: its 501, as a problem.
-    r = _raw(_req("BREW", "/products"))
-    _assert_edge_problem(r, 501)
+    # A method nothing knows: the client's mistake (lighttpd would say 501),
+    # and a known one the path does not take: the service's 405 with Allow.
+    for method in ("BREW", "get", "PROPFIND", "TRACE"):
+        r = _raw(_req(method, "/products"))
+        _assert_edge_problem(r, 400, "bad_request")
+    r = _raw(_req("OPTIONS", "/products"))
+    _assert_edge_problem(r, 405, "method_not_allowed")
+    assert "GET" in r.header("allow"), r
     # A URL with characters RFC 3986 does not allow.
     for target in ("/products#frag", '/products/"1"', "/products/{1}", "/products/\xe9"):
         r = _raw(_req("GET", target))
