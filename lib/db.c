@@ -713,3 +713,18 @@ void db_time_rfc3339(const char *dbtime, char *out, size_t n)
     out[len] = 'Z';
     out[len + 1] = '\0';
 }
+
+int db_try_lock(const char *name)
+{
+    db_res *r = db_query("SELECT GET_LOCK(?, 0)", "s", name);
+    if (!r)
+        return DB_ERROR;
+    int held = db_int(r, 0, 0) == 1;
+    db_free(r);
+    return held;
+}
+
+void db_unlock(const char *name)
+{
+    db_free(db_query("SELECT RELEASE_LOCK(?)", "s", name));
+}

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <fcgiapp.h>
 #include <sodium.h>
 
@@ -194,4 +195,40 @@ int server_run(const char *service, const route *table, size_t n, int (*init)(vo
     token_free_all();
     config_free();
     return 0;
+}
+
+static volatile sig_atomic_t server_sweep_stop;
+
+static void server_sweep_on_signal(int sig)
+{
+    (void)sig;
+    server_sweep_stop = 1;
+}
+
+int server_sweep(const char *service, int (*pass)(void), long long interval, bool once)
+{
+    int rc = 0;
+    if (once) {
+        rc = pass() < 0 ? 1 : 0;
+    } else {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = server_sweep_on_signal;
+        if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0) {
+            log_error("%s sweep: sigaction failed", service);
+            rc = 1;
+        }
+        interval = config_int("SWEEP_INTERVAL", interval);
+        if (interval < 1)
+            interval = 1;
+        log_info("sweep: every %llds", interval);
+        while (!rc && !server_sweep_stop) {
+            pass();
+            for (long long s = 0; s < interval && !server_sweep_stop; s++)
+                sleep(1);
+        }
+    }
+    db_close();
+    config_free();
+    return rc;
 }

@@ -4,6 +4,7 @@
 #ifndef SHOP_SERVER_H
 #define SHOP_SERVER_H
 
+#include <stdbool.h>
 #include "route.h"
 
 /* The setup every program of a service runs first (worker, sweep, CLI):
@@ -22,5 +23,11 @@ int server_setup(const char *service);
 int server_health(http_req *req);
 
 int server_run(const char *service, const route *table, size_t n, int (*init)(void));
+
+/* A service's background sweep (`<svc>.fcgi --sweep` / `--sweep-once`),
+ * after server_setup(): pass() once when `once`, else every SWEEP_INTERVAL
+ * seconds (default `interval`, at least 1) until SIGTERM or SIGINT.  pass()
+ * returns < 0 when a step failed.  Returns the process exit code. */
+int server_sweep(const char *service, int (*pass)(void), long long interval, bool once);
 
 #endif

@@ -327,21 +327,6 @@ int store_refresh_revoke(const char *presented)
 
 /* ------------------------------------------------------------ retention */
 
-int store_sweep_lock(void)
-{
-    db_res *r = db_query("SELECT GET_LOCK('shop_auth_sweep', 0)", "");
-    if (!r)
-        return DB_ERROR;
-    int held = db_int(r, 0, 0) == 1;
-    db_free(r);
-    return held;
-}
-
-void store_sweep_unlock(void)
-{
-    db_free(db_query("SELECT RELEASE_LOCK('shop_auth_sweep')", ""));
-}
-
 /* Each walks its own index (refresh_tokens_spent, refresh_tokens_expiry)
  * from the oldest end; active tokens have no spent_at. */
 int64_t store_purge_spent(int64_t age_s, int batch, int max_batches)

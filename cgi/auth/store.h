@@ -73,11 +73,6 @@ int store_refresh_rotate(const char *presented, long ttl, char next[STORE_REFRES
  * are a no-op.  Returns 0 or a DB error. */
 int store_refresh_revoke(const char *presented);
 
-/* Retention sweep (sweep.c).  One sweep at a time across all hosts: a named
- * lock on the writer, taken without waiting; returns 1 held, 0 another sweep
- * holds it, or a DB error. */
-int store_sweep_lock(void);
-void store_sweep_unlock(void);
 /* Delete refresh tokens used or revoked more than age_s ago, and tokens
  * expired more than age_s ago, in batches (db_purge()).  Return the rows
  * deleted or a DB error. */

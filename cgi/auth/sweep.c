@@ -10,31 +10,22 @@
  * many row locks for long while logins and refreshes go on.  One runs on
  * every host (`auth.fcgi --sweep`, every SWEEP_INTERVAL seconds); a named
  * lock lets one of them work at a time. */
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "config.h"
 #include "db.h"
 #include "log.h"
+#include "server.h"
 #include "store.h"
 #include "sweep.h"
 
 #define AUTH_SWEEP_BATCH 500
 #define AUTH_SWEEP_MAX_BATCHES 20   /* per kind of row per pass */
 
-static volatile sig_atomic_t auth_sweep_stop;
-
-static void auth_sweep_on_signal(int sig)
-{
-    (void)sig;
-    auth_sweep_stop = 1;
-}
-
 int auth_sweep_once(void)
 {
-    int locked = store_sweep_lock();
+    int locked = db_try_lock("shop_auth_sweep");
     if (locked == 0)
         return 0;       /* another host's sweep is on it */
     if (locked < 0) {
@@ -47,7 +38,7 @@ int auth_sweep_once(void)
     long long age = config_int("REFRESH_RETENTION", 30LL * 86400);
     int64_t spent = store_purge_spent(age, batch, AUTH_SWEEP_MAX_BATCHES);
     int64_t expired = store_purge_expired(age, batch, AUTH_SWEEP_MAX_BATCHES);
-    store_sweep_unlock();
+    db_unlock("shop_auth_sweep");
     if (spent < 0 || expired < 0) {
         log_warn("sweep: deleting old refresh tokens failed (error %u)", db_errno());
         return -1;
@@ -60,34 +51,7 @@ int auth_sweep_once(void)
 
 int auth_sweep_main(bool once)
 {
-    log_init("auth", LOG_INFO);
-    if (config_load() < 0) {
-        fprintf(stderr, "auth: cannot load config ($SHOP_CONFIG)\n");
+    if (server_setup("auth") != 0)
         return 1;
-    }
-    log_init("auth", log_level_parse(config_get("LOG_LEVEL", "info")));
-    if (db_init() != 0)
-        return 1;
-    int rc = 0;
-    if (once) {
-        rc = auth_sweep_once() < 0 ? 1 : 0;
-    } else {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = auth_sweep_on_signal;
-        sigaction(SIGTERM, &sa, NULL);
-        sigaction(SIGINT, &sa, NULL);
-        long long interval = config_int("SWEEP_INTERVAL", 60);
-        if (interval < 1)
-            interval = 1;
-        log_info("sweep: every %llds", interval);
-        while (!auth_sweep_stop) {
-            auth_sweep_once();
-            for (long long s = 0; s < interval && !auth_sweep_stop; s++)
-                sleep(1);
-        }
-    }
-    db_close();
-    config_free();
-    return rc;
+    return server_sweep("auth", auth_sweep_once, 60, once);
 }

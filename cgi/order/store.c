@@ -456,21 +456,6 @@ static int store_collect_ids(db_res *r, int64_t *ids, int64_t *rids, int max)
     return n;
 }
 
-int store_sweep_lock(void)
-{
-    db_res *r = db_query("SELECT GET_LOCK('shop_order_sweep', 0)", "");
-    if (!r)
-        return DB_ERROR;
-    int held = db_int(r, 0, 0) == 1;
-    db_free(r);
-    return held;
-}
-
-void store_sweep_unlock(void)
-{
-    db_free(db_query("SELECT RELEASE_LOCK('shop_order_sweep')", ""));
-}
-
 /* In reservation id order, so product locks a batch's rows in one order. */
 int store_unconfirmed_stock(int64_t *ids, int64_t *rids, int max)
 {

@@ -134,12 +134,6 @@ int store_mark_stock_confirmed(const int64_t *ids, int n);
  * changed or a DB error. */
 int store_mark_stock_released(int64_t id);
 
-/* One sweep at a time across all hosts: a named lock on the writer, taken
- * without waiting.  Returns 1 held, 0 another sweep holds it, or a DB error.
- * Only an economy (concurrent sweeps are safe, but would fight over the
- * same rows). */
-int store_sweep_lock(void);
-void store_sweep_unlock(void);
 
 /* Sweep queries: up to `max` orders each, oldest first, as order ids and
  * their reservation ids.  Return the count or a DB error. */

@@ -18,10 +18,8 @@
  *      stock released) older than FAILED_ORDER_RETENTION (default 7 days)
  *      are deleted, RETENTION_BATCH rows per transaction (store.h). */
 #include <inttypes.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "config.h"
 #include "db.h"
@@ -30,14 +28,6 @@
 #include "order.h"
 #include "server.h"
 #include "store.h"
-
-static volatile sig_atomic_t sweep_stop;
-
-static void sweep_on_signal(int sig)
-{
-    (void)sig;
-    sweep_stop = 1;
-}
 
 /* Step c: settles one expired reservation.  Returns 1 when released, else
  * 0: its order stands (step a confirms it) or was cancelled (step b releases
@@ -74,7 +64,7 @@ int order_sweep_once(void)
     static int64_t ids[ORDER_SWEEP_BATCH], rids[ORDER_SWEEP_BATCH];
     static int64_t users[ORDER_SWEEP_BATCH];
     int released = 0, confirmed = 0, errors = 0;
-    int locked = store_sweep_lock();
+    int locked = db_try_lock("shop_order_sweep");
     if (locked == 0)
         return 0;       /* another host's sweep is on it */
     if (locked < 0) {
@@ -110,7 +100,7 @@ int order_sweep_once(void)
     if (order_sweep_retention() < 0)
         errors++;
 
-    store_sweep_unlock();
+    db_unlock("shop_order_sweep");
     metrics_inc(METRIC_SWEEP_REPAIRS, (unsigned long long)released);
     if (released || confirmed)
         log_info("sweep: confirmed %d reservations, released %d", confirmed, released);
@@ -126,26 +116,5 @@ int order_sweep_main(bool once)
     if (server_setup("order") != 0)
         return 1;
     metrics_init("order", 0);   /* repairs count in the host's order pool metrics */
-    int rc = 0;
-    if (once) {
-        rc = order_sweep_once() < 0 ? 1 : 0;
-    } else {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = sweep_on_signal;
-        sigaction(SIGTERM, &sa, NULL);
-        sigaction(SIGINT, &sa, NULL);
-        long long interval = config_int("SWEEP_INTERVAL", 5);
-        if (interval < 1)
-            interval = 1;
-        log_info("sweep: every %llds", interval);
-        while (!sweep_stop) {
-            order_sweep_once();
-            for (long long s = 0; s < interval && !sweep_stop; s++)
-                sleep(1);
-        }
-    }
-    db_close();
-    config_free();
-    return rc;
+    return server_sweep("order", order_sweep_once, 5, once);
 }
