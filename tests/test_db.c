@@ -121,15 +121,22 @@ static void test_tx_business_outcome_rolls_back(void)
     CU_ASSERT_EQUAL(count_tx_rows(), 0);
 }
 
+static int hooked;
+static void count_hook(void) { hooked++; }
+
 static void test_tx_retries_whole_transaction_on_deadlock(void)
 {
     int outcome = 1;
     db_exec("DELETE FROM t WHERE id = 100", NULL);
     attempts = 0;
+    hooked = 0;
+    db_on_retry(count_hook);            /* what server.c wires to metrics */
     uint64_t before = db_retry_count();
     CU_ASSERT_EQUAL(db_tx(tx_insert_then, &outcome), 7);
+    db_on_retry(NULL);
     CU_ASSERT_EQUAL(attempts, 2);
     CU_ASSERT_EQUAL(db_retry_count(), before + 1);
+    CU_ASSERT_EQUAL(hooked, 1);
     CU_ASSERT_EQUAL(count_tx_rows(), 1);       /* exactly once, not twice */
 }
 
