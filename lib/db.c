@@ -151,6 +151,19 @@ bool db_retryable(void)
            db_conn_lost(e);
 }
 
+int db_int_pairs(db_res *r, int64_t *a, int64_t *b, int max)
+{
+    if (!r)
+        return DB_ERROR;
+    int n = db_rows(r) < max ? db_rows(r) : max;
+    for (int i = 0; i < n; i++) {
+        a[i] = db_int(r, i, 0);
+        b[i] = db_int(r, i, 1);
+    }
+    db_free(r);
+    return n;
+}
+
 unsigned db_errno(void)
 {
     return db_last_errno;

@@ -85,6 +85,11 @@ size_t db_len(const db_res *r, int row, int col);
 bool db_null(const db_res *r, int row, int col);
 void db_free(db_res *r);
 
+/* Copies columns 0 and 1 of up to max rows of r as integers into a[] and
+ * b[], then frees r.  Returns the count, or DB_ERROR when r is NULL (the
+ * query failed). */
+int db_int_pairs(db_res *r, int64_t *a, int64_t *b, int max);
+
 /* MariaDB error number of the last failure on this connection (0 if none). */
 unsigned db_errno(void);
 /* True when the last error is one a whole-transaction retry can cure:

@@ -59,6 +59,14 @@ static void test_exec_and_query_roundtrip(void)
     CU_ASSERT_EQUAL(db_int(r, 1, 3), 9000000000LL);
     CU_ASSERT_PTR_NULL(db_str(r, 5, 0));      /* out of range is NULL, not a crash */
     db_free(r);
+
+    /* (id, n) pairs, as the sweep and the expired list read them; at most max. */
+    int64_t a[2] = {0, 0}, b[2] = {0, 0};
+    CU_ASSERT_EQUAL(db_int_pairs(db_query("SELECT id, n FROM t ORDER BY id", NULL), a, b, 1), 1);
+    CU_ASSERT_TRUE(a[0] == 1 && b[0] == -5 && a[1] == 0);
+    CU_ASSERT_EQUAL(db_int_pairs(db_query("SELECT id, n FROM t ORDER BY id", NULL), a, b, 2), 2);
+    CU_ASSERT_TRUE(a[1] == 2 && b[1] == 9000000000LL);
+    CU_ASSERT_EQUAL(db_int_pairs(NULL, a, b, 2), DB_ERROR);
 }
 
 static void test_duplicate_key_is_conflict(void)
@@ -122,15 +130,22 @@ static void test_tx_business_outcome_rolls_back(void)
     CU_ASSERT_EQUAL(count_tx_rows(), 0);
 }
 
+static int hooked;
+static void count_hook(void) { hooked++; }
+
 static void test_tx_retries_whole_transaction_on_deadlock(void)
 {
     int outcome = 1;
     db_exec("DELETE FROM t WHERE id = 100", NULL);
     attempts = 0;
+    hooked = 0;
+    db_on_retry(count_hook);            /* what server.c wires to metrics */
     uint64_t before = db_retry_count();
     CU_ASSERT_EQUAL(db_tx(tx_insert_then, &outcome), 7);
+    db_on_retry(NULL);
     CU_ASSERT_EQUAL(attempts, 2);
     CU_ASSERT_EQUAL(db_retry_count(), before + 1);
+    CU_ASSERT_EQUAL(hooked, 1);
     CU_ASSERT_EQUAL(count_tx_rows(), 1);       /* exactly once, not twice */
 }
 

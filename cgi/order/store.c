@@ -441,25 +441,10 @@ int store_mark_stock_released(int64_t id)
 
 /* ---------------------------------------------------------------- sweep */
 
-/* Copies up to max (id, reservation id) pairs of r.  Returns the count or
- * DB_ERROR. */
-static int store_collect_ids(db_res *r, int64_t *ids, int64_t *rids, int max)
-{
-    if (!r)
-        return DB_ERROR;
-    int n = db_rows(r) < max ? db_rows(r) : max;
-    for (int i = 0; i < n; i++) {
-        ids[i] = db_int(r, i, 0);
-        rids[i] = db_int(r, i, 1);
-    }
-    db_free(r);
-    return n;
-}
-
 /* In reservation id order, so product locks a batch's rows in one order. */
 int store_unconfirmed_stock(int64_t *ids, int64_t *rids, int max)
 {
-    return store_collect_ids(
+    return db_int_pairs(
         db_query("SELECT id, COALESCE(reservation_id, id) AS rid FROM orders"
                  " WHERE stock_state = 'held' AND status = 'confirmed'"
                  " ORDER BY rid LIMIT ?", "i", (int64_t)max), ids, rids, max);
@@ -482,7 +467,7 @@ int64_t store_purge_failed(int64_t age_s, int batch, int max_batches)
 
 int store_unreleased_stock(int64_t *ids, int64_t *rids, int max)
 {
-    return store_collect_ids(
+    return db_int_pairs(
         db_query("SELECT id, COALESCE(reservation_id, id) FROM orders"
                  " WHERE stock_state IN ('none','held','confirmed')"
                  " AND status IN ('cancelled','failed')"

@@ -710,13 +710,7 @@ int store_expired(int64_t *ids, int64_t *user_ids, int max)
                          "i", (int64_t)max);
     if (!r)
         return db_retryable() ? DB_UNAVAILABLE : DB_ERROR;
-    int n = db_rows(r) < max ? db_rows(r) : max;
-    for (int i = 0; i < n; i++) {
-        ids[i] = db_int(r, i, 0);
-        user_ids[i] = db_int(r, i, 1);
-    }
-    db_free(r);
-    return n;
+    return db_int_pairs(r, ids, user_ids, max);
 }
 
 int store_reservation_status(int64_t id, char *status, size_t n)
