@@ -19,13 +19,15 @@ What it asserts of every answer (see Fuzz.bad):
   - every error (4xx) is application/problem+json with a status equal to the
     response's, a `code` and the `request_id` the edge sent back.
 What it leaves to its callers: that no worker was replaced (a crash) and that
-the workers' memory stayed flat (Workers below).  Python stdlib only."""
+the workers' memory stayed flat (workers() below).  Python stdlib and shop.py."""
 import json
 import os
 import random
 import socket
 import threading
 import time
+
+import shop
 
 ROUTES = [
     ("GET", "/auth/health"), ("GET", "/auth/jwks.json"), ("GET", "/auth/me"),
@@ -371,23 +373,6 @@ def _parse(data, head_only=False):
 
 # ---------------------------------------------------------------- workers
 
-def _proc_children(pid):
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                st = f.read()
-        except OSError:
-            continue
-        comm = st[st.index("(") + 1:st.rindex(")")]
-        fields = st[st.rindex(")") + 2:].split()
-        if int(fields[1]) == pid and fields[0] not in "ZX":
-            out.append((int(d), comm))
-    return out
-
-
 def _rss_kib(pid):
     try:
         with open("/proc/%d/status" % pid) as f:
@@ -400,19 +385,14 @@ def _rss_kib(pid):
 
 
 def workers(state_dir):
-    """{pid: (comm, RSS KiB)} of every host's FastCGI workers (the *.fcgi
-    children of each host's pool supervisors, hostN/<svc>.pool.pid)."""
+    """{pid: (comm, RSS KiB)} of every host's FastCGI workers (the workers
+    of each host's pools, shop.pool_workers)."""
     out = {}
     for name in sorted(os.listdir(state_dir)):
         if not name.startswith("host"):
             continue
         for svc in ("auth", "product", "order"):
-            try:
-                with open(os.path.join(state_dir, name, "%s.pool.pid" % svc)) as f:
-                    pool = int(f.read().strip())
-            except (OSError, ValueError):
-                continue
-            for pid, comm in _proc_children(pool):
-                if comm.endswith(".fcgi"):
-                    out[pid] = (comm, _rss_kib(pid))
+            _, pids = shop.pool_workers(os.path.join(state_dir, name), svc)
+            for pid in pids:
+                out[pid] = (svc + ".fcgi", _rss_kib(pid))
     return out

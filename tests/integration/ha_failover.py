@@ -46,30 +46,8 @@ def _state(*parts):
     return os.path.join(shop.STACK["SHOP_STATE_DIR"], *parts)
 
 
-def _read_pid(path):
-    try:
-        with open(path) as f:
-            return int(f.read().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _children(pid):
-    """Live child pids of pid, with their command names: [(pid, comm)]."""
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                st = f.read()
-        except OSError:
-            continue
-        comm = st[st.index("(") + 1:st.rindex(")")]
-        fields = st[st.rindex(")") + 2:].split()
-        if int(fields[1]) == pid and fields[0] not in "ZX":
-            out.append((int(d), comm))
-    return out
+_read_pid = shop.read_pid
+_children = shop.children
 
 
 def _host_pools(n):
@@ -136,11 +114,7 @@ def _fixtures():
     made once; fresh hot products per case (so stock sums are per case)."""
     if "users" not in _cache:
         _, seller = shop.new_user("seller")
-        users = []
-        for _ in range(4):
-            u = shop.register()
-            t = shop.login(u["email"])
-            users.append((t["user"], u["email"], t["access_token"]))
+        users = load.customers(4)
         cold = [shop.new_product(seller, stock=5)["id"] for _ in range(5)]
         _cache.update(seller=seller, users=users, cold=cold)
     return _cache["seller"], _cache["users"], _cache["cold"]

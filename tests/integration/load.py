@@ -91,6 +91,16 @@ def _worth_retrying(status, code):
     return status == 0 or status >= 500 or (status == 409 and code == "idempotency_in_progress")
 
 
+def customers(n=4):
+    """n new customers signed in, as a Load takes them: [(user, email, token)]."""
+    out = []
+    for _ in range(n):
+        u = shop.register()
+        t = shop.login(u["email"])
+        out.append((t["user"], u["email"], t["access_token"]))
+    return out
+
+
 class Load:
     """users: [(user dict, email, token)]; hot/cold: product ids."""
 

@@ -104,6 +104,43 @@ def call(method, path, body=None, token=None, headers=None, raw=None,
     return resp
 
 
+def read_pid(path):
+    """The pid in a pid file, or None (no file, empty, not a number)."""
+    try:
+        with open(path) as f:
+            v = f.read().strip()
+        return int(v) if v else None
+    except (OSError, ValueError):
+        return None
+
+
+def children(pid):
+    """Live child processes of pid: [(pid, comm)]."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read()
+        except OSError:
+            continue
+        comm = st[st.index("(") + 1:st.rindex(")")]
+        fields = st[st.rindex(")") + 2:].split()
+        if int(fields[1]) == pid and fields[0] not in "ZX":
+            out.append((int(d), comm))
+    return out
+
+
+def pool_workers(host_dir, svc):
+    """(pool supervisor pid or None, [worker pids]) of one service's pool
+    on one host (hostN/<svc>.pool.pid: pool/shop-pool and its workers)."""
+    pool = read_pid(os.path.join(host_dir, "%s.pool.pid" % svc))
+    if not pool:
+        return None, []
+    return pool, [c for c, comm in children(pool) if comm == svc + ".fcgi"]
+
+
 def host_url(n):
     """Host n's lighttpd (the API port): where a test sends X-Fault-Inject,
     which the edge drops."""

@@ -25,11 +25,7 @@ RSS_SLACK_KIB = 2048
 def test_soak_mixed_load_and_fuzzer():
     state = shop.STACK["SHOP_STATE_DIR"]
     _, seller = shop.new_user("seller")
-    users = []
-    for _ in range(4):
-        u = shop.register()
-        t = shop.login(u["email"])
-        users.append((t["user"], u["email"], t["access_token"]))
+    users = load.customers(4)
     hot = [shop.new_product(seller, stock=10 ** 7)["id"] for _ in range(3)]
     cold = [shop.new_product(seller, stock=10)["id"] for _ in range(5)]
     host, port = test_edgefuzz.edge()

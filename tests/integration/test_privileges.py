@@ -19,29 +19,11 @@ def _state(*parts):
     return os.path.join(shop.STACK["SHOP_STATE_DIR"], *parts)
 
 
-def _read_pid(path):
-    try:
-        with open(path) as f:
-            s = f.read().strip()
-        return int(s) if s else None
-    except (OSError, ValueError):
-        return None
+_read_pid = shop.read_pid
 
 
 def _children(pid):
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                st = f.read()
-        except OSError:
-            continue
-        fields = st[st.rindex(")") + 2:].split()
-        if int(fields[1]) == pid and fields[0] not in "ZX":
-            out.append(int(d))
-    return out
+    return [c for c, _ in shop.children(pid)]
 
 
 def _ids(pid):
