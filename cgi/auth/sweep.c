@@ -8,8 +8,8 @@
  *     the client went away),
  * RETENTION_BATCH rows (default 500) per transaction, so a pass never holds
  * many row locks for long while logins and refreshes go on.  One runs on
- * every host (`auth.fcgi --sweep`, every SWEEP_INTERVAL seconds); a named
- * lock lets one of them work at a time. */
+ * every host (`auth.fcgi --sweep`, every RETENTION_INTERVAL seconds, default
+ * 60); a named lock lets one of them work at a time. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -77,7 +77,7 @@ int auth_sweep_main(bool once)
         sa.sa_handler = auth_sweep_on_signal;
         sigaction(SIGTERM, &sa, NULL);
         sigaction(SIGINT, &sa, NULL);
-        long long interval = config_int("SWEEP_INTERVAL", 60);
+        long long interval = config_int("RETENTION_INTERVAL", 60);
         if (interval < 1)
             interval = 1;
         log_info("sweep: every %llds", interval);
