@@ -205,7 +205,8 @@ static void server_sweep_on_signal(int sig)
     server_sweep_stop = 1;
 }
 
-int server_sweep(const char *service, int (*pass)(void), long long interval, bool once)
+int server_sweep(const char *service, int (*pass)(void), const char *key, long long interval,
+                 bool once)
 {
     int rc = 0;
     if (once) {
@@ -218,7 +219,7 @@ int server_sweep(const char *service, int (*pass)(void), long long interval, boo
             log_error("%s sweep: sigaction failed", service);
             rc = 1;
         }
-        interval = config_int("SWEEP_INTERVAL", interval);
+        interval = config_int(key, interval);
         if (interval < 1)
             interval = 1;
         log_info("sweep: every %llds", interval);

@@ -25,9 +25,10 @@ int server_health(http_req *req);
 int server_run(const char *service, const route *table, size_t n, int (*init)(void));
 
 /* A service's background sweep (`<svc>.fcgi --sweep` / `--sweep-once`),
- * after server_setup(): pass() once when `once`, else every SWEEP_INTERVAL
- * seconds (default `interval`, at least 1) until SIGTERM or SIGINT.  pass()
- * returns < 0 when a step failed.  Returns the process exit code. */
-int server_sweep(const char *service, int (*pass)(void), long long interval, bool once);
+ * after server_setup(): pass() once when `once`, else every `key` seconds
+ * of the config (default `interval`, at least 1) until SIGTERM or SIGINT.
+ * pass() returns < 0 when a step failed.  Returns the process exit code. */
+int server_sweep(const char *service, int (*pass)(void), const char *key, long long interval,
+                 bool once);
 
 #endif

@@ -8,8 +8,8 @@
  *     the client went away),
  * RETENTION_BATCH rows (default 500) per transaction, so a pass never holds
  * many row locks for long while logins and refreshes go on.  One runs on
- * every host (`auth.fcgi --sweep`, every SWEEP_INTERVAL seconds); a named
- * lock lets one of them work at a time. */
+ * every host (`auth.fcgi --sweep`, every RETENTION_INTERVAL seconds, default
+ * 60); a named lock lets one of them work at a time. */
 #include <stdio.h>
 #include <string.h>
 
@@ -53,5 +53,5 @@ int auth_sweep_main(bool once)
 {
     if (server_setup("auth") != 0)
         return 1;
-    return server_sweep("auth", auth_sweep_once, 60, once);
+    return server_sweep("auth", auth_sweep_once, "RETENTION_INTERVAL", 60, once);
 }

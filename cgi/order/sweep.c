@@ -13,13 +13,17 @@
  *      failed order row on its reservation_id, then release it; if the
  *      order was written after all, the fence loses to it and step a
  *      confirms the reservation instead;
- *   d. retention: completed Idempotency-Key records older than
- *      IDEMPOTENCY_RETENTION (default 24 h) and failed orders (fences, their
- *      stock released) older than FAILED_ORDER_RETENTION (default 7 days)
- *      are deleted, RETENTION_BATCH rows per transaction (store.h). */
+ *   d. retention (every RETENTION_INTERVAL seconds): completed
+ *      Idempotency-Key records older than IDEMPOTENCY_RETENTION (default
+ *      24 h) and failed orders (fences, their stock released) older than
+ *      FAILED_ORDER_RETENTION (default 7 days) are deleted, RETENTION_BATCH
+ *      rows per transaction (store.h). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sodium.h>
 
 #include "config.h"
 #include "db.h"
@@ -43,9 +47,19 @@ static int sweep_expired_one(int64_t rid, int64_t user_id)
     return 0;
 }
 
-/* Step d.  Returns the rows deleted, or -1 when a purge failed. */
+/* Step d, at most once per RETENTION_INTERVAL seconds (default 60; the
+ * first pass of a process always): the windows are hours and days, and the
+ * repairs above run far more often.  Returns the rows deleted, or -1 when a
+ * purge failed. */
 static int64_t order_sweep_retention(void)
 {
+    static struct timespec next;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (next.tv_sec != 0 && now.tv_sec < next.tv_sec)
+        return 0;
+    long long every = config_int("RETENTION_INTERVAL", 60);
+    next.tv_sec = now.tv_sec + (every < 1 ? 1 : every);
     int batch = (int)config_int("RETENTION_BATCH", ORDER_SWEEP_BATCH);
     if (batch < 1 || batch > 100000)
         batch = ORDER_SWEEP_BATCH;
@@ -116,5 +130,5 @@ int order_sweep_main(bool once)
     if (server_setup("order") != 0)
         return 1;
     metrics_init("order", 0);   /* repairs count in the host's order pool metrics */
-    return server_sweep("order", order_sweep_once, 5, once);
+    return server_sweep("order", order_sweep_once, "SWEEP_INTERVAL", 5, once);
 }
