@@ -123,7 +123,7 @@ export async function api(method, path, opts = {}) {
   }
   const token = auth === 'none' ? null : access;
   try {
-    return await exchange(method, path, { ...opts, token });
+    return await readRetrying(method, path, { ...opts, token });
   } catch (e) {
     if (e.status !== 401 || !token) throw e;
     try { await refresh(); } catch (e2) {
@@ -131,6 +131,21 @@ export async function api(method, path, opts = {}) {
         detail: 'Your session has ended. Please sign in again.', request_id: e.request_id }, null);
     }
     return exchange(method, path, { ...opts, token: access });
+  }
+}
+
+// A read that got 503 (the database briefly unavailable, a failover) is
+// asked again twice, after Retry-After (at most 3 s): reads change nothing.
+// Writes are never repeated here; the pages say "retry" instead (and the
+// checkout repeats its own, under one Idempotency-Key).
+async function readRetrying(method, path, opts) {
+  for (let i = 0; ; i++) {
+    try {
+      return await exchange(method, path, opts);
+    } catch (e) {
+      if (method !== 'GET' || e.status !== 503 || i === 2) throw e;
+      await new Promise((r) => setTimeout(r, 1000 * Math.min(3, e.retryAfter || 1)));
+    }
   }
 }
 

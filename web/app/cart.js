@@ -122,7 +122,7 @@ export function cartPage(main) {
           h('span', { class: 'muted' }, ' ', money(l.price_cents, l.currency), ' each')),
         h('div', { class: 'line-qty' }, h('label', { for: qid }, 'Quantity'), qty),
         h('div', { class: 'line-total' }, money(l.price_cents * l.quantity, l.currency)),
-        h('button', { type: 'button', class: 'link', 'aria-label': 'Remove ' + l.name,
+        h('button', { type: 'button', class: 'link', 'aria-label': 'Remove: ' + l.name,
           onclick: () => { lastError = null; removeLine(l.product_id); render(); } }, 'Remove'));
       const problem = lineProblem(l);
       if (problem) {
@@ -169,7 +169,7 @@ export function cartPage(main) {
     } catch (e) {
       lastError = e.items ? e : null;
       render();
-      showProblem(box, e, list);
+      showProblem(box, e, e.items ? null : list);
       if (e.status === 0 || e.status >= 500) {
         box.append(h('p', {}, 'Pressing "Retry order" cannot order twice: it repeats the same attempt.'));
         checkout.textContent = 'Retry order';

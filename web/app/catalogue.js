@@ -12,7 +12,7 @@ function stockText(p) {
 
 function addButton(p, box, qtyInput) {
   const b = h('button', { type: 'button', class: 'primary', disabled: p.stock <= 0 || p.status !== 'active',
-    'aria-label': 'Add ' + p.name + ' to cart' }, 'Add to cart');
+    'aria-label': 'Add to cart: ' + p.name }, 'Add to cart');
   b.addEventListener('click', () => {
     const q = qtyInput ? Number(qtyInput.value) : 1;
     if (!Number.isInteger(q) || q < 1 || q > 1000) {
