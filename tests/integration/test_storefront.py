@@ -91,7 +91,7 @@ def test_storefront_prefix_reaches_nothing_else():
 def _call(method, path, body=None, token=None, want=200):
     """shop.call for the setup, retrying a 503 (nothing was changed, the
     contract says; a loaded machine's database can be briefly unavailable)."""
-    for _ in range(6):
+    for _ in range(20):
         r = call(method, path, body, token=token)
         if r.status != 503:
             break

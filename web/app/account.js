@@ -50,6 +50,7 @@ export function signUpPage(main, params) {
 function orderView(o, box, onChange) {
   const cancel = h('button', { type: 'button', class: 'danger' }, 'Cancel order');
   cancel.addEventListener('click', busy(cancel, async () => {
+    box.hide();
     try {
       const r = await api('POST', '/orders/' + o.id + '/cancel', { auth: 'required' });
       box.show('info', h('p', {}, 'Order #' + o.id + ' is cancelled; its stock went back to the shop.'));
