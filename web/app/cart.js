@@ -97,6 +97,7 @@ export function cartPage(main) {
   const box = messageBox();
   const list = h('ul', { class: 'lines', 'aria-label': 'Cart lines' });
   const total = h('p', { class: 'total' });
+  const note = h('p', { class: 'hint' }, 'Prices as you last saw them; the order uses the current prices.');
   const checkout = h('button', { type: 'button', class: 'primary', id: 'checkout' }, 'Place order');
   const signin = h('p', {}, h('a', { href: '#/signin?next=' + encodeURIComponent('/cart') }, 'Sign in'),
     ' or ', h('a', { href: '#/signup?next=' + encodeURIComponent('/cart') }, 'create an account'), ' to check out.');
@@ -137,8 +138,9 @@ export function cartPage(main) {
     const currencies = [...new Set(lines.map((l) => l.currency))];
     total.textContent = lines.length
       ? currencies.map((c) => 'Total: ' + money(lines.filter((l) => l.currency === c)
-        .reduce((s, l) => s + l.price_cents * l.quantity, 0), c)).join(' · ') + ' (prices as last seen; the order uses current prices)'
+        .reduce((s, l) => s + l.price_cents * l.quantity, 0), c)).join(' · ')
       : '';
+    note.hidden = !lines.length;
     checkout.hidden = !lines.length || !signedIn();
     signin.hidden = !lines.length || signedIn();
   }
@@ -184,6 +186,6 @@ export function cartPage(main) {
     }
   });
 
-  page(main, 'Your cart', box, list, total, h('div', { class: 'actions' }, checkout), signin);
+  page(main, 'Your cart', box, list, total, note, h('div', { class: 'actions' }, checkout), signin);
   render();
 }
