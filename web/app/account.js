@@ -1,5 +1,5 @@
 // account.js: sign up, sign in, and "my orders" (with cancel).
-import { api, signIn, signUp, currentUser } from './api.js';
+import { api, signIn, register, currentUser } from './api.js';
 import { h, money, page, messageBox, showProblem, field, busy, when } from './ui.js';
 
 function next(params) {
@@ -36,12 +36,24 @@ export function signUpPage(main, params) {
     field('Name (optional)', {}, name), field('Email', {}, email), field('Password', {}, password),
     h('p', { class: 'hint', id: 'pw-hint' }, '8 to 128 characters.'),
     h('div', { class: 'actions' }, submit));
+  // Signing up is two requests: register, then sign in.  When the account
+  // was made but the sign-in failed (a 503, say), a retry only signs in:
+  // registering again would answer "email taken".
+  let created = null;
   form.addEventListener('submit', busy(submit, async () => {
     box.hide();
+    const em = email.value.trim();
     try {
-      await signUp(email.value.trim(), password.value, name.value.trim() || null);
+      if (created !== em) {
+        await register(em, password.value, name.value.trim() || null);
+        created = em;
+      }
+      await signIn(em, password.value);
       location.hash = next(params);
-    } catch (e) { showProblem(box, e, form); }
+    } catch (e) {
+      showProblem(box, e, form);
+      if (created === em) box.prepend(h('p', {}, 'Your account was created, but signing in failed. Press "Create account" again to sign in.'));
+    }
   }));
   page(main, 'Create an account', box, form,
     h('p', {}, 'Already have one? ', h('a', { href: '#/signin' }, 'Sign in'), '.'));

@@ -155,11 +155,10 @@ export async function signIn(email, password) {
   return r.data.user;
 }
 
-export async function signUp(email, password, name) {
+export async function register(email, password, name) {
   const body = { email, password };
   if (name) body.name = name;
-  await exchange('POST', '/auth/register', { body });
-  return signIn(email, password);
+  return (await exchange('POST', '/auth/register', { body })).data;
 }
 
 export async function signOut() {

@@ -178,7 +178,7 @@ export async function editProductPage(main, id, params) {
             h('p', {}, 'This product was changed elsewhere (another tab or person) since you opened it, so your changes were NOT saved. ' +
               'The form now shows the current version.'),
             diff.length ? h('p', {}, 'Your unsaved values, to enter again if you still want them:') : null,
-            diff.length ? h('ul', {}, diff.map(([k, x]) => h('li', {}, k + ': ' +
+            diff.length ? h('ul', {}, diff.map(([k, x]) => h('li', {}, (k === 'price_cents' ? 'price' : k) + ': ' +
               (k === 'price_cents' ? amountText(x, v.currency) : String(x))))) : null);
           box.setAttribute('tabindex', '-1');
           box.focus();
