@@ -445,8 +445,11 @@ await journey('seller', async () => {
   // Archive from the list.
   await go(a, '#/seller');
   await ready(a, 'My products');
-  await submitUntil(a, a.locator('article[data-product-id="' + id + '"]').getByRole('button', { name: 'Archive' }),
-    a.locator('article[data-product-id="' + id + '"] .badge', { hasText: 'archived' }));
+  // (If the list cannot be reloaded after a 503, "Load the list again".)
+  const reload = a.getByRole('button', { name: 'Load the list again' });
+  await submitUntil(a, async () => (await reload.isVisible() ? reload.click()
+    : a.locator('article[data-product-id="' + id + '"]').getByRole('button', { name: 'Archive' }).click()),
+  a.locator('article[data-product-id="' + id + '"] .badge', { hasText: 'archived' }));
   await b.context().close();
   await a.context().close();
 });

@@ -49,6 +49,7 @@ function productForm(p, submitText) {
 
 export async function sellerPage(main) {
   const box = messageBox();
+  const lbox = messageBox();   // the list's own load errors (never hidden by a notice)
   const list = h('div', { class: 'products' });
   const more = h('button', { type: 'button', hidden: true }, 'More products');
   const status = h('p', { class: 'muted', role: 'status' });
@@ -65,7 +66,13 @@ export async function sellerPage(main) {
       cursor = r.data.next_cursor;
       more.hidden = !cursor;
       status.textContent = list.children.length ? '' : 'You have no products yet.';
-    } catch (e) { showProblem(box, e); }
+      lbox.hide();
+    } catch (e) {
+      showProblem(lbox, e);
+      const again = h('button', { type: 'button' }, 'Load the list again');
+      again.addEventListener('click', busy(again, () => load(true)));
+      lbox.append(again);
+    }
   }
 
   function row(p) {
@@ -95,7 +102,7 @@ export async function sellerPage(main) {
     const acts = [];
     const change = async (label, fn) => {
       rbox.hide();
-      try { await fn(); await load(true); box.show('info', h('p', {}, label)); } catch (e) {
+      try { await fn(); box.show('info', h('p', {}, label)); await load(true); } catch (e) {
         if (e.status === 412) {
           box.show('error', h('p', {}, p.name + ' was changed elsewhere since this list was loaded; nothing was changed. The list now shows its current state: check it and try again.'));
           await load(true);
@@ -125,7 +132,7 @@ export async function sellerPage(main) {
 
   more.addEventListener('click', busy(more, () => load(false)));
   page(main, 'My products', h('p', {}, h('a', { class: 'button primary', href: '#/seller/new' }, 'New product')),
-    box, status, list, h('div', { class: 'actions' }, more));
+    box, lbox, status, list, h('div', { class: 'actions' }, more));
   await load(true);
 }
 
