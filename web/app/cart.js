@@ -1,0 +1,191 @@
+// cart.js: the cart (kept in this browser's localStorage: product ids,
+// quantities and the name/price seen when added) and checkout.
+import { api, currentUser, signedIn } from './api.js';
+import { h, clear, money, page, messageBox, showProblem, sleep, fieldError, clearFieldErrors } from './ui.js';
+
+const CART_KEY = 'shop.cart';
+const ATTEMPT_KEY = 'shop.checkout';
+const cartListeners = new Set();
+
+export function cart() {
+  try {
+    const c = JSON.parse(localStorage.getItem(CART_KEY) || '[]');
+    return Array.isArray(c) ? c : [];
+  } catch (e) { return []; }
+}
+
+function save(lines) {
+  localStorage.setItem(CART_KEY, JSON.stringify(lines));
+  for (const fn of cartListeners) fn(lines);
+}
+
+export function onCart(fn) {
+  cartListeners.add(fn);
+  window.addEventListener('storage', (e) => { if (e.key === CART_KEY) fn(cart()); });
+}
+
+export function cartCount() { return cart().reduce((n, l) => n + l.quantity, 0); }
+
+export function addToCart(p, quantity = 1) {
+  const lines = cart();
+  const line = lines.find((l) => l.product_id === p.id);
+  if (line) line.quantity = Math.min(1000, line.quantity + quantity);
+  else lines.push({ product_id: p.id, quantity, name: p.name, price_cents: p.price_cents, currency: p.currency });
+  save(lines);
+}
+
+function setQuantity(id, q) {
+  save(cart().map((l) => (l.product_id === id ? { ...l, quantity: q } : l)));
+}
+
+function removeLine(id) { save(cart().filter((l) => l.product_id !== id)); }
+
+// One checkout attempt = one Idempotency-Key, for one user and one body.
+// The key is kept (sessionStorage, this tab) until the attempt has a final
+// answer, so a double click, an automatic retry or the "retry" button after
+// a network error or a 503 all send the same key: at most one order.  A
+// changed cart is a new attempt with a new key.
+function newKey() {
+  const b = new Uint8Array(16);
+  crypto.getRandomValues(b);
+  return 'web-' + Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+}
+
+function attemptFor(body) {
+  const user = currentUser();
+  const text = JSON.stringify(body);
+  let a = null;
+  try { a = JSON.parse(sessionStorage.getItem(ATTEMPT_KEY) || 'null'); } catch (e) { a = null; }
+  if (!a || a.body !== text || a.user !== user.id) {
+    a = { key: newKey(), body: text, user: user.id };
+    sessionStorage.setItem(ATTEMPT_KEY, JSON.stringify(a));
+  }
+  return a;
+}
+
+export function forgetAttempt() { sessionStorage.removeItem(ATTEMPT_KEY); }
+
+let placing = null;   // the checkout in flight: a second click joins it
+
+export function placeOrder(body) {
+  if (!placing) placing = place(body).finally(() => { placing = null; });
+  return placing;
+}
+
+async function place(body) {
+  const a = attemptFor(body);
+  for (let tries = 0; ; tries++) {
+    try {
+      const r = await api('POST', '/orders', { body, headers: { 'Idempotency-Key': a.key }, auth: 'required' });
+      forgetAttempt();
+      return r.data;
+    } catch (e) {
+      // Still being placed: wait as told and ask again (same key).
+      if (e.code === 'idempotency_in_progress' && tries < 20) { await sleep((e.retryAfter || 1) * 1000); continue; }
+      // No answer, or the shop could not answer: the order may or may not
+      // exist.  Retry twice with the same key; then the key stays for the
+      // person's own retry.
+      if ((e.status === 0 || e.status >= 500) && tries < 2) { await sleep(1000 * (tries + 1)); continue; }
+      if (e.status === 0 || e.status >= 500 || e.status === 429) throw e;
+      forgetAttempt();   // a final answer: a new click is a new attempt
+      throw e;
+    }
+  }
+}
+
+export function cartPage(main) {
+  const box = messageBox();
+  const list = h('ul', { class: 'lines', 'aria-label': 'Cart lines' });
+  const total = h('p', { class: 'total' });
+  const note = h('p', { class: 'hint' }, 'Prices as you last saw them; the order uses the current prices.');
+  const checkout = h('button', { type: 'button', class: 'primary', id: 'checkout' }, 'Place order');
+  const signin = h('p', {}, h('a', { href: '#/signin?next=' + encodeURIComponent('/cart') }, 'Sign in'),
+    ' or ', h('a', { href: '#/signup?next=' + encodeURIComponent('/cart') }, 'create an account'), ' to check out.');
+  let lastError = null;   // the insufficient stock / unavailable items to show per line
+
+  function render() {
+    const lines = cart();
+    clear(list);
+    if (!lines.length) {
+      list.append(h('li', { class: 'empty' }, 'Your cart is empty. ', h('a', { href: '#/' }, 'Browse the catalogue'), '.'));
+    }
+    lines.forEach((l, i) => {
+      const qid = 'qty-' + l.product_id;
+      const qty = h('input', { id: qid, name: 'items[' + i + '].quantity', type: 'number', min: '1', max: '1000',
+        inputmode: 'numeric', value: String(l.quantity), class: 'qty' });
+      qty.addEventListener('change', () => {
+        const q = Number(qty.value);
+        if (Number.isInteger(q) && q >= 1 && q <= 1000) { lastError = null; setQuantity(l.product_id, q); render(); }
+        else fieldError(qty, 'Enter a whole number from 1 to 1000.');
+      });
+      const li = h('li', { class: 'line', 'data-product-id': String(l.product_id) },
+        h('div', { class: 'line-name' }, h('a', { href: '#/product/' + l.product_id }, l.name),
+          h('span', { class: 'muted' }, ' ', money(l.price_cents, l.currency), ' each')),
+        h('div', { class: 'line-qty' }, h('label', { for: qid }, 'Quantity'), qty),
+        h('div', { class: 'line-total' }, money(l.price_cents * l.quantity, l.currency)),
+        h('button', { type: 'button', class: 'link', 'aria-label': 'Remove: ' + l.name,
+          onclick: () => { lastError = null; removeLine(l.product_id); render(); } }, 'Remove'));
+      const problem = lineProblem(l);
+      if (problem) {
+        li.classList.add('line-bad');
+        const pid = 'line-error-' + l.product_id;
+        li.append(h('p', { class: 'field-error line-error', id: pid }, problem));
+        qty.setAttribute('aria-invalid', 'true');
+        qty.setAttribute('aria-describedby', pid);
+      }
+      list.append(li);
+    });
+    const currencies = [...new Set(lines.map((l) => l.currency))];
+    total.textContent = lines.length
+      ? currencies.map((c) => 'Total: ' + money(lines.filter((l) => l.currency === c)
+        .reduce((s, l) => s + l.price_cents * l.quantity, 0), c)).join(' · ')
+      : '';
+    note.hidden = !lines.length;
+    checkout.hidden = !lines.length || !signedIn();
+    signin.hidden = !lines.length || signedIn();
+  }
+
+  function lineProblem(l) {
+    if (!lastError || !lastError.items) return null;
+    const it = lastError.items.find((x) => x.product_id === l.product_id);
+    if (!it) return null;
+    if (lastError.code === 'insufficient_stock') {
+      return it.available === 0 ? 'Out of stock: none left (you asked for ' + it.requested + ').'
+        : 'Not enough stock: only ' + it.available + ' left (you asked for ' + it.requested + ').';
+    }
+    return 'No longer available: remove it to check out.';
+  }
+
+  checkout.addEventListener('click', async () => {
+    if (checkout.disabled) return;
+    const lines = cart();
+    if (!lines.length) return;
+    checkout.disabled = true;
+    checkout.setAttribute('aria-busy', 'true');
+    clearFieldErrors(list);
+    box.show('info', h('p', {}, 'Placing your order…'));
+    try {
+      const order = await placeOrder({ items: lines.map((l) => ({ product_id: l.product_id, quantity: l.quantity })) });
+      save([]);
+      location.hash = '#/orders/' + order.id + '?placed=1';
+    } catch (e) {
+      lastError = e.items ? e : null;
+      render();
+      showProblem(box, e, e.items ? null : list);
+      if (e.status === 0 || e.status >= 500) {
+        box.append(h('p', {}, 'Pressing "Retry order" cannot order twice: it repeats the same attempt.'));
+        checkout.textContent = 'Retry order';
+      } else if (e.items) {
+        box.append(h('p', {}, e.code === 'insufficient_stock'
+          ? 'Nothing was ordered. Lower the quantities marked below, or remove those lines.'
+          : 'Nothing was ordered. Remove the lines marked below.'));
+      }
+    } finally {
+      checkout.disabled = false;
+      checkout.removeAttribute('aria-busy');
+    }
+  });
+
+  page(main, 'Your cart', box, list, total, note, h('div', { class: 'actions' }, checkout), signin);
+  render();
+}

@@ -1,0 +1,105 @@
+// catalogue.js: the product list (search, "more" by keyset cursor) and the
+// product page.
+import { api, signedIn } from './api.js';
+import { addToCart } from './cart.js';
+import { h, clear, money, page, messageBox, showProblem, field, busy } from './ui.js';
+
+const PAGE = 12;
+
+function stockText(p) {
+  return p.stock > 0 ? p.stock + ' in stock' : 'Out of stock';
+}
+
+function addButton(p, box, qtyInput) {
+  const b = h('button', { type: 'button', class: 'primary', disabled: p.stock <= 0 || p.status !== 'active',
+    'aria-label': 'Add to cart: ' + p.name }, 'Add to cart');
+  b.addEventListener('click', () => {
+    const q = qtyInput ? Number(qtyInput.value) : 1;
+    if (!Number.isInteger(q) || q < 1 || q > 1000) {
+      box.show('error', h('p', {}, 'Enter a quantity from 1 to 1000.'));
+      return;
+    }
+    addToCart(p, q);
+    box.show('info', h('p', {}, 'Added ' + (q > 1 ? q + ' × ' : '') + p.name + ' to your cart. ', h('a', { href: '#/cart' }, 'View cart'), '.'));
+  });
+  return b;
+}
+
+export function cataloguePage(main, params) {
+  const q = (params.get('q') || '').trim();
+  const box = messageBox();
+  const input = h('input', { name: 'q', type: 'search', value: q, autocomplete: 'off',
+    placeholder: 'e.g. mug', 'aria-describedby': 'q-hint' });
+  const form = h('form', { class: 'search', role: 'search' },
+    field('Search products', {}, input),
+    h('button', { type: 'submit' }, 'Search'),
+    h('p', { id: 'q-hint', class: 'hint' }, 'Words of three letters or more; each must begin a word of the name.'));
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const v = input.value.trim();
+    location.hash = v ? '#/?q=' + encodeURIComponent(v) : '#/';
+  });
+  const list = h('ul', { class: 'grid', 'aria-label': 'Products' });
+  const more = h('button', { type: 'button', hidden: true }, 'More products');
+  const status = h('p', { class: 'muted', role: 'status' });
+  let cursor = null;
+
+  async function load(first) {
+    const qs = new URLSearchParams({ limit: String(PAGE), status: 'active' });
+    if (q) qs.set('q', q);
+    if (cursor) qs.set('cursor', cursor);
+    try {
+      // Public data: asked anonymously, so the edge's cache can answer.
+      const r = await api('GET', '/products?' + qs, { auth: 'none' });
+      const items = r.data.items;
+      for (const p of items) list.append(card(p));
+      cursor = r.data.next_cursor;
+      more.hidden = !cursor;
+      if (first && !items.length) status.textContent = q ? 'No products match "' + q + '".' : 'No products yet.';
+      else status.textContent = list.children.length + ' product' + (list.children.length === 1 ? '' : 's') + ' shown' + (cursor ? '; more available.' : '.');
+      if (!first && items.length) list.children[list.children.length - items.length].querySelector('a').focus();
+    } catch (e) {
+      showProblem(box, e, form);
+    }
+  }
+
+  function card(p) {
+    const cbox = messageBox();
+    return h('li', { class: 'card', 'data-product-id': String(p.id) },
+      h('h2', {}, h('a', { href: '#/product/' + p.id }, p.name)),
+      h('p', { class: 'price' }, money(p.price_cents, p.currency)),
+      h('p', { class: p.stock > 0 ? 'stock' : 'stock out' }, stockText(p)),
+      addButton(p, cbox), cbox);
+  }
+
+  more.addEventListener('click', busy(more, () => load(false)));
+  page(main, q ? 'Search: ' + q : 'Catalogue', form, box, status, list, h('div', { class: 'actions' }, more));
+  return load(true);
+}
+
+export async function productPage(main, id) {
+  const box = messageBox();
+  page(main, 'Product', box);
+  let p;
+  try {
+    // Signed in: read with the token (never cached, and a seller sees their
+    // own drafts); anonymous: the edge's cache may answer.
+    p = (await api('GET', '/products/' + id, { auth: signedIn() ? 'optional' : 'none' })).data;
+  } catch (e) {
+    if (e.status === 404) box.show('error', h('p', {}, 'No such product (it may have been archived).'), h('p', {}, h('a', { href: '#/' }, 'Back to the catalogue')));
+    else showProblem(box, e);
+    return;
+  }
+  const qty = h('input', { name: 'quantity', type: 'number', min: '1', max: '1000', value: '1', inputmode: 'numeric', class: 'qty' });
+  const abox = messageBox();
+  page(main, p.name,
+    p.status !== 'active' ? h('p', { class: 'badge' }, 'Status: ' + p.status + ' (only you and admins see it)') : null,
+    h('p', { class: 'price big' }, money(p.price_cents, p.currency)),
+    h('p', { class: p.stock > 0 ? 'stock' : 'stock out', id: 'stock' }, stockText(p)),
+    p.description ? h('p', { class: 'desc' }, p.description) : null,
+    h('p', { class: 'muted' }, 'SKU ' + p.sku),
+    h('div', { class: 'buy' }, field('Quantity', {}, qty), addButton(p, abox, qty)),
+    abox,
+    h('p', {}, h('a', { href: '#/' }, 'Back to the catalogue')));
+  clear(box);
+}
