@@ -77,10 +77,14 @@ def test_storefront_files_are_cached_by_the_edge_and_revalidated():
 
 def test_storefront_prefix_reaches_nothing_else():
     for path in ("/app/nope.js", "/app/main.js.bak", "/app/", "/app", "/index.html",
-                 "/app/../server-status", "/app/%2e%2e/server-status", "/app//main.js",
-                 "/app/x/../../server-statistics", "/server-status", "/static/hello.txt"):
+                 "/server-status", "/static/hello.txt"):
         r = web("GET", path)
         assert_problem(r, 404, "not_found")
+    # Not canonical: refused before any routing.
+    for path in ("/app/../server-status", "/app/%2e%2e/server-status", "/app//main.js",
+                 "/app/x/../../server-statistics"):
+        r = web("GET", path)
+        assert_problem(r, 400, "bad_request")
     for method in ("POST", "PUT", "DELETE"):
         r = web(method, "/", body={} if method != "DELETE" else None)
         assert_problem(r, 405, "method_not_allowed")
