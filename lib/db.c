@@ -727,9 +727,9 @@ void db_time_rfc3339(const char *dbtime, char *out, size_t n)
     out[len + 1] = '\0';
 }
 
-int db_try_lock(const char *name)
+int db_try_lock(const char *name, int wait_s)
 {
-    db_res *r = db_query("SELECT GET_LOCK(?, 0)", "s", name);
+    db_res *r = db_query("SELECT GET_LOCK(?, ?)", "si", name, (int64_t)wait_s);
     if (!r)
         return DB_ERROR;
     int held = db_int(r, 0, 0) == 1;

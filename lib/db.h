@@ -75,11 +75,12 @@ int db_rows(const db_res *r);
 const char *db_str(const db_res *r, int row, int col);    /* NULL for SQL NULL */
 int64_t db_int(const db_res *r, int row, int col);        /* 0 for NULL */
 
-/* A cluster-wide "only one at a time" for background work (the sweeps): a
+/* A cluster-wide "only one at a time" (the sweeps, one Idempotency-Key): a
  * named lock on the writer, held by this connection until db_unlock() or
- * until the connection ends.  db_try_lock() does not wait: 1 taken, 0 held
- * elsewhere, DB_ERROR when the database does not answer. */
-int db_try_lock(const char *name);
+ * until the connection ends.  db_try_lock() waits up to wait_s seconds (0:
+ * not at all): 1 taken, 0 held elsewhere, DB_ERROR when the database does
+ * not answer. */
+int db_try_lock(const char *name, int wait_s);
 void db_unlock(const char *name);
 size_t db_len(const db_res *r, int row, int col);
 bool db_null(const db_res *r, int row, int col);

@@ -25,7 +25,7 @@
 
 int auth_sweep_once(void)
 {
-    int locked = db_try_lock("shop_auth_sweep");
+    int locked = db_try_lock("shop_auth_sweep", 0);
     if (locked == 0)
         return 0;       /* another host's sweep is on it */
     if (locked < 0) {

@@ -227,19 +227,14 @@ int store_idem_lock(int64_t user_id, const char *idem_key)
     store_idem_lock_name(user_id, idem_key, name);
     /* A duplicate sent while the first is running waits a moment for it, so
      * it can usually replay the first's answer instead of a 409. */
-    db_res *r = db_query("SELECT GET_LOCK(?, 1)", "s", name);
-    if (!r)
-        return DB_ERROR;
-    int held = db_int(r, 0, 0) == 1;
-    db_free(r);
-    return held;
+    return db_try_lock(name, 1);
 }
 
 void store_idem_unlock(int64_t user_id, const char *idem_key)
 {
     char name[64];
     store_idem_lock_name(user_id, idem_key, name);
-    db_free(db_query("SELECT RELEASE_LOCK(?)", "s", name));
+    db_unlock(name);
 }
 
 /* The worker's clock as DATETIME(3) text, UTC: "2026-11-24 19:30:00.123". */

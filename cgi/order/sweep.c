@@ -78,7 +78,7 @@ int order_sweep_once(void)
     static int64_t ids[ORDER_SWEEP_BATCH], rids[ORDER_SWEEP_BATCH];
     static int64_t users[ORDER_SWEEP_BATCH];
     int released = 0, confirmed = 0, errors = 0;
-    int locked = db_try_lock("shop_order_sweep");
+    int locked = db_try_lock("shop_order_sweep", 0);
     if (locked == 0)
         return 0;       /* another host's sweep is on it */
     if (locked < 0) {
