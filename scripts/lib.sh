@@ -209,3 +209,21 @@ write_service_config() {
     umask "$mask"
     mv "$f.tmp" "$f"
 }
+
+# ------------------------------------------------------------ users
+
+# ensure_system_users USER...: creates each system user (and its group) that
+# is missing: no home, no login shell; an existing one is kept.  Two stacks
+# may start at once: a useradd that lost the race finds the user there.
+ensure_system_users() {
+    local u
+    for u in "$@"; do
+        for _ in 1 2 3 4 5; do
+            id -u "$u" >/dev/null 2>&1 && break
+            useradd --system --user-group --no-create-home --home-dir /nonexistent \
+                --shell /usr/sbin/nologin --comment "shop $u" "$u" 2>/dev/null && break
+            sleep 0.$((RANDOM % 9 + 1))
+        done
+        id -u "$u" >/dev/null 2>&1 || die "cannot create the system user $u (useradd)"
+    done
+}
