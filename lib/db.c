@@ -741,3 +741,14 @@ void db_unlock(const char *name)
 {
     db_free(db_query("SELECT RELEASE_LOCK(?)", "s", name));
 }
+
+void db_copy(char *dst, size_t n, const db_res *r, int row, int col)
+{
+    const char *s = db_str(r, row, col);
+    size_t len = s ? db_len(r, row, col) : 0;
+    if (len >= n)
+        len = n - 1;
+    if (len)
+        memcpy(dst, s, len);
+    dst[len] = '\0';
+}

@@ -74,6 +74,9 @@ db_res *db_read(const char *sql, const char *types, ...);
 int db_rows(const db_res *r);
 const char *db_str(const db_res *r, int row, int col);    /* NULL for SQL NULL */
 int64_t db_int(const db_res *r, int row, int col);        /* 0 for NULL */
+/* Copies a column's text into dst[n], cut to fit, always terminated ("" for
+ * NULL). */
+void db_copy(char *dst, size_t n, const db_res *r, int row, int col);
 
 /* A cluster-wide "only one at a time" (the sweeps, one Idempotency-Key): a
  * named lock on the writer, held by this connection until db_unlock() or

@@ -56,17 +56,6 @@ static const char SQL_REFRESH_REVOKE_USER[] =
 /* ------------------------------------------------------------ helpers */
 
 /* Copies a DB text column into dst (size n); NULL becomes "". */
-static void store_copy(char *dst, size_t n, const db_res *r, int col)
-{
-    const char *s = db_str(r, 0, col);
-    size_t len = s ? db_len(r, 0, col) : 0;
-    if (len >= n)
-        len = n - 1;
-    if (len)
-        memcpy(dst, s, len);
-    dst[len] = '\0';
-}
-
 /* Runs a users SELECT (id or email_norm parameter) and fills *out.
  * Returns 0, STORE_NOT_FOUND or DB_ERROR. */
 static int store_user_fetch(const char *sql, int64_t id, const char *email_norm, auth_user *out)
@@ -80,12 +69,12 @@ static int store_user_fetch(const char *sql, int64_t id, const char *email_norm,
     }
     memset(out, 0, sizeof *out);
     out->id = db_int(r, 0, 0);
-    store_copy(out->email, sizeof out->email, r, 1);
+    db_copy(out->email, sizeof out->email, r, 0, 1);
     out->has_name = !db_null(r, 0, 2);
-    store_copy(out->name, sizeof out->name, r, 2);
+    db_copy(out->name, sizeof out->name, r, 0, 2);
     out->role = token_role_parse(db_str(r, 0, 3));
     db_time_rfc3339(db_str(r, 0, 4), out->created_at, sizeof out->created_at);
-    store_copy(out->password_hash, sizeof out->password_hash, r, 5);
+    db_copy(out->password_hash, sizeof out->password_hash, r, 0, 5);
     db_free(r);
     return 0;
 }

@@ -31,11 +31,6 @@ void store_order_free(store_order *o)
 }
 
 /* Copies src (may be NULL) into dst of size n, truncating. */
-static void store_copy(char *dst, size_t n, const char *src)
-{
-    snprintf(dst, n, "%s", src ? src : "");
-}
-
 /* ---------------------------------------------------------------- reads */
 
 #define ORDER_COLS "id, user_id, status, stock_state, total_cents, currency, created_at, updated_at," \
@@ -47,12 +42,12 @@ static void store_read_order(const db_res *r, int row, store_order *o)
 {
     o->id = db_int(r, row, 0);
     o->user_id = db_int(r, row, 1);
-    store_copy(o->status, sizeof o->status, db_str(r, row, 2));
-    store_copy(o->stock_state, sizeof o->stock_state, db_str(r, row, 3));
+    db_copy(o->status, sizeof o->status, r, row, 2);
+    db_copy(o->stock_state, sizeof o->stock_state, r, row, 3);
     o->total_cents = db_int(r, row, 4);
-    store_copy(o->currency, sizeof o->currency, db_str(r, row, 5));
-    store_copy(o->created_at, sizeof o->created_at, db_str(r, row, 6));
-    store_copy(o->updated_at, sizeof o->updated_at, db_str(r, row, 7));
+    db_copy(o->currency, sizeof o->currency, r, row, 5);
+    db_copy(o->created_at, sizeof o->created_at, r, row, 6);
+    db_copy(o->updated_at, sizeof o->updated_at, r, row, 7);
     o->reservation_id = db_int(r, row, 8);
     o->n_items = 0;
     o->items = NULL;
@@ -71,8 +66,8 @@ static int store_append_item(store_order *o, const db_res *r, int row)
     }
     store_item *it = &o->items[o->n_items++];
     it->product_id = db_int(r, row, 1);
-    store_copy(it->sku, sizeof it->sku, db_str(r, row, 2));
-    store_copy(it->name, sizeof it->name, db_str(r, row, 3));
+    db_copy(it->sku, sizeof it->sku, r, row, 2);
+    db_copy(it->name, sizeof it->name, r, row, 3);
     it->unit_price_cents = db_int(r, row, 4);
     it->quantity = db_int(r, row, 5);
     it->line_total_cents = db_int(r, row, 6);
@@ -261,7 +256,7 @@ static int store_order_of_reservation(int64_t rid, int64_t *id, int64_t *user_id
     if (found) {
         *id = db_int(r, 0, 0);
         *user_id = db_int(r, 0, 1);
-        store_copy(status, n, db_str(r, 0, 2));
+        db_copy(status, n, r, 0, 2);
     }
     db_free(r);
     return found;
@@ -290,7 +285,7 @@ static int store_place_tx(void *arg)
         items[i].line_total_cents = items[i].unit_price_cents * items[i].quantity;
         ord.total_cents += items[i].line_total_cents;
     }
-    store_copy(ord.currency, sizeof ord.currency, o->currency);
+    snprintf(ord.currency, sizeof ord.currency, "%s", o->currency);
     store_now(ord.created_at, sizeof ord.created_at);
     memcpy(ord.updated_at, ord.created_at, sizeof ord.updated_at);
 

@@ -37,24 +37,19 @@ void product_clear(product *p)
 }
 
 /* Copies src (may be NULL) into a fixed buffer, truncating. */
-static void copy_str(char *dst, size_t n, const char *src)
-{
-    snprintf(dst, n, "%s", src ? src : "");
-}
-
 /* Fills *p from row `row` of a PRODUCT_COLS result.  Returns 0 or -1 (OOM). */
 static int load_product(const db_res *r, int row, product *p)
 {
     product_clear(p);
     p->id = db_int(r, row, 0);
-    copy_str(p->sku, sizeof p->sku, db_str(r, row, 1));
-    copy_str(p->name, sizeof p->name, db_str(r, row, 2));
+    db_copy(p->sku, sizeof p->sku, r, row, 1);
+    db_copy(p->name, sizeof p->name, r, row, 2);
     const char *d = db_str(r, row, 3);
     p->description = strdup(d ? d : "");
     p->price_cents = db_int(r, row, 4);
-    copy_str(p->currency, sizeof p->currency, db_str(r, row, 5));
+    db_copy(p->currency, sizeof p->currency, r, row, 5);
     p->stock = db_int(r, row, 6);
-    copy_str(p->status, sizeof p->status, db_str(r, row, 7));
+    db_copy(p->status, sizeof p->status, r, row, 7);
     p->seller_id = db_int(r, row, 8);
     p->version = db_int(r, row, 9);
     db_time_rfc3339(db_str(r, row, 10), p->created_at, sizeof p->created_at);
@@ -449,7 +444,7 @@ static int lock_reservation(int64_t id, char *status, size_t n)
         return DB_ERROR;
     int found = db_rows(r) > 0;
     if (found)
-        copy_str(status, n, db_str(r, 0, 0));
+        db_copy(status, n, r, 0, 0);
     db_free(r);
     return found;
 }
@@ -470,10 +465,10 @@ static int load_lines(int64_t id, reservation *out)
         resv_line *l = &out->lines[i];
         l->product_id = db_int(r, i, 0);
         l->quantity = db_int(r, i, 1);
-        copy_str(l->sku, sizeof l->sku, db_str(r, i, 2));
-        copy_str(l->name, sizeof l->name, db_str(r, i, 3));
+        db_copy(l->sku, sizeof l->sku, r, i, 2);
+        db_copy(l->name, sizeof l->name, r, i, 3);
         l->unit_price_cents = db_int(r, i, 4);
-        copy_str(l->currency, sizeof l->currency, db_str(r, i, 5));
+        db_copy(l->currency, sizeof l->currency, r, i, 5);
     }
     db_free(r);
     return out->lines ? DB_OK : DB_ERROR;
@@ -515,10 +510,10 @@ static int lock_and_check(struct reserve_tx *t)
             l->bad = true;
             unavailable++;
         } else {
-            copy_str(l->sku, sizeof l->sku, db_str(r, 0, 0));
-            copy_str(l->name, sizeof l->name, db_str(r, 0, 1));
+            db_copy(l->sku, sizeof l->sku, r, 0, 0);
+            db_copy(l->name, sizeof l->name, r, 0, 1);
             l->unit_price_cents = db_int(r, 0, 2);
-            copy_str(l->currency, sizeof l->currency, db_str(r, 0, 3));
+            db_copy(l->currency, sizeof l->currency, r, 0, 3);
             l->available = db_int(r, 0, 4);
         }
         db_free(r);
@@ -570,7 +565,7 @@ static int reserve_fn(void *arg)
                     l->sku, l->name, l->unit_price_cents, l->currency) < 0)
             return DB_ERROR;
     }
-    copy_str(t->out->status, sizeof t->out->status, "held");
+    snprintf(t->out->status, sizeof t->out->status, "%s", "held");
     t->out->lines = malloc((size_t)t->n * sizeof *t->out->lines);
     if (!t->out->lines)
         return DB_ERROR;
@@ -623,13 +618,16 @@ static int confirm_fn(void *arg)
         if (n < 0)
             return (int)n;
         if (n == 1) {
-            copy_str(t->status[i], sizeof t->status[i], "confirmed");
+            snprintf(t->status[i], sizeof t->status[i], "%s", "confirmed");
             continue;
         }
         db_res *r = db_query("SELECT status FROM reservations WHERE id = ?", "i", t->ids[i]);
         if (!r)
             return DB_ERROR;
-        copy_str(t->status[i], sizeof t->status[i], db_rows(r) ? db_str(r, 0, 0) : "missing");
+        if (db_rows(r))
+            db_copy(t->status[i], sizeof t->status[i], r, 0, 0);
+        else
+            snprintf(t->status[i], sizeof t->status[i], "missing");
         db_free(r);
     }
     return DB_OK;
@@ -720,7 +718,7 @@ int store_reservation_status(int64_t id, char *status, size_t n)
         return db_retryable() ? DB_UNAVAILABLE : DB_ERROR;
     int found = db_rows(r) > 0;
     if (found)
-        copy_str(status, n, db_str(r, 0, 0));
+        db_copy(status, n, r, 0, 0);
     db_free(r);
     return found;
 }
