@@ -11,7 +11,8 @@ What it asserts of every answer (see Fuzz.bad):
     and body) within `timeout` seconds.  A request that is not HTTP/1.1 at
     all (a method or target with spaces or control characters, a header
     line with a control character, a Content-Length that is not one number,
-    broken chunked framing: the generator's own verdict and not_http) may be
+    broken chunked framing, bytes past the declared body: the generator's own
+    verdict and not_http) may be
     answered or closed without a word (RFC 9112 lets a server close such a
     connection; HAProxy 2.6 could only send fixed HTML there, so the edge
     closes); when it is answered, the rules below hold for it too;
@@ -199,6 +200,11 @@ class Fuzz:
                 cut = r.randrange(0, len(body) + 1)
                 head.append("Content-Length: %d" % cut)                # shorter than the body
                 payload = body
+                # The bytes past the declared length are a second request,
+                # and garbage: the edge answers the first and closes, and
+                # closing with bytes unread may reset the connection under
+                # the answer in flight (RFC 9112, 9.6).
+                wellformed = cut == len(body)
             else:
                 head.append("Content-Length: %d" % len(body))
                 payload = body
