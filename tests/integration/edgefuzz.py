@@ -17,7 +17,9 @@ What it asserts of every answer (see Fuzz.bad):
     connection; HAProxy 2.6 could only send fixed HTML there, so the edge
     closes); when it is answered, the rules below hold for it too.  A
     complete status line and headers whose body a TCP reset then overtook
-    count as the answer (see _parse);
+    count as the answer (see _parse).  A well-formed GET or HEAD whose
+    answer came cut short is sent once more, as the failure tests' client
+    does, and listed in Fuzz.resent;
   - no 5xx: nothing a client can send is a server error;
   - every error (4xx) is application/problem+json with a status equal to the
     response's, a `code` and the `request_id` the edge sent back.
@@ -80,6 +82,7 @@ class Fuzz:
         self.tokens = list(tokens)
         self.auth_values = _token_variants(self.tokens)
         self.results = []
+        self.resent = []            # (request, why): GETs sent twice (_one)
         self.lock = threading.Lock()
 
     # ------------------------------------------------------------ generation
@@ -243,13 +246,22 @@ class Fuzz:
 
     def _one(self, r):
         method, path, raw, wellformed = self._request(r)
+        wellformed = wellformed and not not_http(raw)
         summary = "%s %s (%d bytes%s)" % (method, path[:120], len(raw),
-                                          "" if wellformed and not not_http(raw) else ", malformed")
-        try:
-            status, headers, body = self._exchange(raw, method == "HEAD")
-            err = None
-        except (OSError, ValueError) as e:
-            status, headers, body, err = 0, {}, b"", "%s: %s" % (type(e).__name__, e)
+                                          "" if wellformed else ", malformed")
+        for attempt in (1, 2):
+            try:
+                status, headers, body = self._exchange(raw, method == "HEAD")
+                err = None
+            except (OSError, ValueError) as e:
+                status, headers, body, err = 0, {}, b"", "%s: %s" % (type(e).__name__, e)
+            # A GET whose answer came cut short is sent once more, as the
+            # failure tests' client does (load.py); the cut is noted.
+            if attempt == 2 or not wellformed or method not in ("GET", "HEAD") \
+                    or not (err or body is None):
+                break
+            with self.lock:
+                self.resent.append((summary, err or "body lost"))
         parsed = None
         if body is None:
             err = "body lost to a reset after the head"

@@ -47,7 +47,8 @@ def test_soak_mixed_load_and_fuzzer():
     s = ld.summary()
     print("\n      soak: %d load requests in %.0f s, outcomes %s" % (
         s["requests"], ld.t1 - ld.t0, sorted(s["by_status"].items())))
-    print("      fuzzer: %d requests, by status %s" % (len(fz.results), sorted(fz.by_status().items())))
+    print("      fuzzer: %d requests, by status %s; GETs resent after a cut answer: %d %r" % (
+        len(fz.results), sorted(fz.by_status().items()), len(fz.resent), fz.resent[:5]))
 
     server_errors = [(r.kind, r.attempts, r.rid, r.error) for r in s["all"]
                      if any(st == 0 or st >= 500 for st, _, _ in r.attempts)]

@@ -30,7 +30,8 @@ def tokens():
 
 
 def report(fz, bad):
-    lines = ["%d requests, by status %s" % (len(fz.results), sorted(fz.by_status().items()))]
+    lines = ["%d requests, by status %s; resent GETs: %r" % (
+        len(fz.results), sorted(fz.by_status().items()), fz.resent[:5])]
     lines += ["  %r" % (b,) for b in bad[:20]]
     return "\n".join(lines)
 
