@@ -350,15 +350,15 @@ def _complete(data, head_only=False):
     head, rest = _split(data)
     if head is None:
         return False
-    if head_only:
-        return True
+    status = int(head.split(b" ", 2)[1])
+    if head_only or status in (204, 304):
+        return True         # no body, whatever Content-Length says (RFC 9112, 6.3)
     hdrs = _headers(head)
     if "content-length" in hdrs:
         return len(rest) >= int(hdrs["content-length"])
     if "chunked" in hdrs.get("transfer-encoding", ""):
         return rest.endswith(b"0\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    return status in (204, 304)
+    return False
 
 
 def _headers(head):
@@ -383,7 +383,7 @@ def _parse(data, head_only=False, body_lost_ok=False):
         raise ValueError("bad status line %r" % head[:80])
     hdrs = _headers(head)
     body = rest
-    if head_only:
+    if head_only or int(line[1]) in (204, 304):
         return int(line[1]), hdrs, b""
     if body_lost_ok and "content-length" in hdrs and len(rest) < int(hdrs["content-length"]):
         return int(line[1]), hdrs, None
