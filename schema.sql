@@ -121,6 +121,52 @@ ALTER TABLE shop_product.reservations
 ALTER TABLE shop_product.reservation_items
     CHANGE COLUMN IF EXISTS order_id reservation_id BIGINT UNSIGNED NOT NULL;
 
+-- One line of a reservation, run inside the server so the row lock is held
+-- for no round trip to the client.  The reservation transaction
+-- (cgi/product/store.c) calls it once per line, in ascending product id,
+-- between its START TRANSACTION and COMMIT; the first line's call
+-- (p_first = 1) also writes the reservation row, the key a concurrent
+-- duplicate of the same reservation waits on (error 1062: that duplicate
+-- then replays the stored reservation).  It locks the product row
+-- (SELECT ... FOR UPDATE), and only if the product is active and holds
+-- p_quantity takes the stock and records the line.  It answers the row as
+-- read under the lock (status NULL: no such product); the caller rolls the
+-- whole transaction back when any line could not be taken.  Stock therefore
+-- never goes below zero, whatever runs concurrently.  (Table names are
+-- unqualified: a routine's statements run in its own database.)
+DELIMITER //
+CREATE OR REPLACE PROCEDURE shop_product.reserve_line(
+    p_reservation BIGINT UNSIGNED, p_user BIGINT UNSIGNED, p_ttl INT, p_first INT,
+    p_line INT, p_product BIGINT UNSIGNED, p_quantity INT)
+    MODIFIES SQL DATA SQL SECURITY INVOKER
+BEGIN
+    DECLARE v_sku VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin DEFAULT NULL;
+    DECLARE v_name VARCHAR(200) CHARACTER SET utf8mb4 DEFAULT NULL;
+    DECLARE v_price BIGINT DEFAULT NULL;
+    DECLARE v_currency CHAR(3) CHARACTER SET ascii COLLATE ascii_bin DEFAULT NULL;
+    DECLARE v_stock BIGINT DEFAULT NULL;
+    DECLARE v_status VARCHAR(16) DEFAULT NULL;
+    DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_status = NULL;
+    IF p_first THEN
+        INSERT INTO reservations (id, user_id, status, expires_at, created_at, updated_at)
+        VALUES (p_reservation, p_user, 'held', UTC_TIMESTAMP(3) + INTERVAL p_ttl SECOND,
+                UTC_TIMESTAMP(3), UTC_TIMESTAMP(3));
+    END IF;
+    SELECT sku, name, price_cents, currency, stock, status
+      INTO v_sku, v_name, v_price, v_currency, v_stock, v_status
+      FROM products WHERE id = p_product FOR UPDATE;
+    IF v_status = 'active' AND v_stock >= p_quantity THEN
+        UPDATE products
+           SET stock = stock - p_quantity, version = version + 1, updated_at = UTC_TIMESTAMP(3)
+         WHERE id = p_product;
+        INSERT INTO reservation_items (reservation_id, product_id, line_no, quantity,
+                                       sku, name, unit_price_cents, currency)
+        VALUES (p_reservation, p_product, p_line, p_quantity, v_sku, v_name, v_price, v_currency);
+    END IF;
+    SELECT v_sku, v_name, v_price, v_currency, v_stock, v_status;
+END //
+DELIMITER ;
+
 -- ---------------------------------------------------------------- order
 -- An order is written once, confirmed, in the transaction that also writes
 -- its items, its outbox event and its Idempotency-Key reply.  'failed' rows
@@ -203,7 +249,7 @@ SET @s = CONCAT('CREATE USER IF NOT EXISTS shop_product@''%'' IDENTIFIED BY ', Q
 PREPARE s FROM @s; EXECUTE s; DEALLOCATE PREPARE s;
 SET @s = CONCAT('ALTER USER shop_product@''%'' IDENTIFIED BY ', QUOTE(@product_pw));
 PREPARE s FROM @s; EXECUTE s; DEALLOCATE PREPARE s;
-GRANT SELECT, INSERT, UPDATE, DELETE ON shop_product.* TO shop_product@'%';
+GRANT SELECT, INSERT, UPDATE, DELETE, EXECUTE ON shop_product.* TO shop_product@'%';
 
 SET @s = CONCAT('CREATE USER IF NOT EXISTS shop_order@''%'' IDENTIFIED BY ', QUOTE(@order_pw));
 PREPARE s FROM @s; EXECUTE s; DEALLOCATE PREPARE s;

@@ -467,6 +467,18 @@ static db_res *db_fetch_all(MYSQL_STMT *st)
     free(bind);
     mysql_free_result(meta);
     mysql_stmt_free_result(st);
+    /* A CALL answers its result set, then a status of its own: read it, or
+     * the connection's next command fails "out of sync". */
+    while (mysql_stmt_more_results(st)) {
+        int more = mysql_stmt_next_result(st);
+        if (more > 0) {
+            db_fail(mysql_stmt_errno(st), "next_result", mysql_stmt_error(st));
+            ok = false;
+        }
+        if (more != 0)
+            break;
+        mysql_stmt_free_result(st);
+    }
     if (!ok) {
         if (!db_last_errno)
             db_last_errno = 2008;

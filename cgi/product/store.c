@@ -494,19 +494,27 @@ static int replay_reservation(struct reserve_tx *t)
     return load_lines(t->id, t->out);
 }
 
-/* Locks every requested product (ascending id) and copies its sale data.
- * Returns DB_OK, STORE_UNAVAILABLE or STORE_INSUFFICIENT (lines marked bad),
- * or DB_ERROR. */
-static int lock_and_check(struct reserve_tx *t)
+/* Takes every line through schema.sql's reserve_line (ascending product
+ * id; the first call also writes the reservation row), copying the sale data
+ * each answers.  Returns DB_OK, STORE_UNAVAILABLE or STORE_INSUFFICIENT
+ * (lines marked bad: the caller's rollback undoes the lines taken), DB_CONFLICT
+ * when the reservation row exists already, or DB_ERROR. */
+static int take_lines(struct reserve_tx *t)
 {
     int unavailable = 0, short_lines = 0;
     for (int k = 0; k < t->n; k++) {
-        resv_line *l = &t->req[t->order[k]];
-        db_res *r = db_query("SELECT sku, name, price_cents, currency, stock, status"
-                             " FROM products WHERE id = ? FOR UPDATE", "i", l->product_id);
+        int i = t->order[k];
+        resv_line *l = &t->req[i];
+        db_res *r = db_query("CALL reserve_line(?, ?, ?, ?, ?, ?, ?)", "iiiiiii",
+                             t->id, t->user_id, (int64_t)t->ttl_s, (int64_t)(k == 0),
+                             (int64_t)i, l->product_id, (int64_t)l->quantity);
         if (!r)
+            return k == 0 && db_errno() == 1062 ? DB_CONFLICT : DB_ERROR;
+        if (db_rows(r) != 1) {
+            db_free(r);
             return DB_ERROR;
-        if (db_rows(r) == 0 || strcmp(db_str(r, 0, 5), "active") != 0) {
+        }
+        if (db_null(r, 0, 5) || strcmp(db_str(r, 0, 5), "active") != 0) {
             l->bad = true;
             unavailable++;
         } else {
@@ -515,17 +523,15 @@ static int lock_and_check(struct reserve_tx *t)
             l->unit_price_cents = db_int(r, 0, 2);
             db_copy(l->currency, sizeof l->currency, r, 0, 3);
             l->available = db_int(r, 0, 4);
+            if (l->quantity > l->available) {
+                l->bad = true;
+                short_lines++;
+            }
         }
         db_free(r);
     }
     if (unavailable)
         return STORE_UNAVAILABLE;
-    for (int i = 0; i < t->n; i++) {
-        if (t->req[i].quantity > t->req[i].available) {
-            t->req[i].bad = true;
-            short_lines++;
-        }
-    }
     return short_lines ? STORE_INSUFFICIENT : DB_OK;
 }
 
@@ -539,32 +545,11 @@ static int reserve_fn(void *arg)
         t->req[i].bad = false;
         t->req[i].available = 0;
     }
-    /* The reservation row first: a concurrent reserve of the same id waits
-     * on it, then sees it and replays instead of taking stock twice. */
-    int64_t ins = db_exec("INSERT INTO reservations (id, user_id, status, expires_at,"
-                          " created_at, updated_at) VALUES (?, ?, 'held',"
-                          " UTC_TIMESTAMP(3) + INTERVAL ? SECOND, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
-                          "iii", t->id, t->user_id, (int64_t)t->ttl_s);
-    if (ins == DB_CONFLICT)
+    int rc = take_lines(t);
+    if (rc == DB_CONFLICT)
         return replay_reservation(t);
-    if (ins < 0)
-        return (int)ins;
-    int rc = lock_and_check(t);
     if (rc != DB_OK)
         return rc;
-    for (int k = 0; k < t->n; k++) {
-        int i = t->order[k];
-        resv_line *l = &t->req[i];
-        if (db_exec("UPDATE products SET stock = stock - ?, version = version + 1,"
-                    " updated_at = UTC_TIMESTAMP(3) WHERE id = ?",
-                    "ii", l->quantity, l->product_id) < 0)
-            return DB_ERROR;
-        if (db_exec("INSERT INTO reservation_items (reservation_id, product_id, line_no, quantity,"
-                    " sku, name, unit_price_cents, currency) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    "iiiissis", t->id, l->product_id, (int64_t)i, l->quantity,
-                    l->sku, l->name, l->unit_price_cents, l->currency) < 0)
-            return DB_ERROR;
-    }
     snprintf(t->out->status, sizeof t->out->status, "%s", "held");
     t->out->lines = malloc((size_t)t->n * sizeof *t->out->lines);
     if (!t->out->lines)
