@@ -129,41 +129,39 @@ ALTER TABLE shop_product.reservation_items
 -- duplicate of the same reservation waits on (error 1062: that duplicate
 -- then replays the stored reservation).  It locks the product row
 -- (SELECT ... FOR UPDATE), and only if the product is active and holds
--- p_quantity takes the stock and records the line.  It answers the row as
--- read under the lock (status NULL: no such product); the caller rolls the
+-- p_quantity takes the stock and records the line.  Its OUT parameters are
+-- the row as read under the lock (o_status NULL: no such product); a
+-- prepared CALL gets them as one result row.  The caller rolls the
 -- whole transaction back when any line could not be taken.  Stock therefore
 -- never goes below zero, whatever runs concurrently.  (Table names are
 -- unqualified: a routine's statements run in its own database.)
 DELIMITER //
 CREATE OR REPLACE PROCEDURE shop_product.reserve_line(
     p_reservation BIGINT UNSIGNED, p_user BIGINT UNSIGNED, p_ttl INT, p_first INT,
-    p_line INT, p_product BIGINT UNSIGNED, p_quantity INT)
+    p_line INT, p_product BIGINT UNSIGNED, p_quantity INT,
+    OUT o_sku VARCHAR(64) CHARACTER SET ascii, OUT o_name VARCHAR(200) CHARACTER SET utf8mb4,
+    OUT o_price BIGINT, OUT o_currency CHAR(3) CHARACTER SET ascii, OUT o_stock BIGINT,
+    OUT o_status VARCHAR(16))
     MODIFIES SQL DATA SQL SECURITY INVOKER
 BEGIN
-    DECLARE v_sku VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin DEFAULT NULL;
-    DECLARE v_name VARCHAR(200) CHARACTER SET utf8mb4 DEFAULT NULL;
-    DECLARE v_price BIGINT DEFAULT NULL;
-    DECLARE v_currency CHAR(3) CHARACTER SET ascii COLLATE ascii_bin DEFAULT NULL;
-    DECLARE v_stock BIGINT DEFAULT NULL;
-    DECLARE v_status VARCHAR(16) DEFAULT NULL;
-    DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_status = NULL;
+    DECLARE CONTINUE HANDLER FOR NOT FOUND SET o_status = NULL;
+    SET o_status = NULL;
     IF p_first THEN
         INSERT INTO reservations (id, user_id, status, expires_at, created_at, updated_at)
         VALUES (p_reservation, p_user, 'held', UTC_TIMESTAMP(3) + INTERVAL p_ttl SECOND,
                 UTC_TIMESTAMP(3), UTC_TIMESTAMP(3));
     END IF;
     SELECT sku, name, price_cents, currency, stock, status
-      INTO v_sku, v_name, v_price, v_currency, v_stock, v_status
+      INTO o_sku, o_name, o_price, o_currency, o_stock, o_status
       FROM products WHERE id = p_product FOR UPDATE;
-    IF v_status = 'active' AND v_stock >= p_quantity THEN
+    IF o_status = 'active' AND o_stock >= p_quantity THEN
         UPDATE products
            SET stock = stock - p_quantity, version = version + 1, updated_at = UTC_TIMESTAMP(3)
          WHERE id = p_product;
         INSERT INTO reservation_items (reservation_id, product_id, line_no, quantity,
                                        sku, name, unit_price_cents, currency)
-        VALUES (p_reservation, p_product, p_line, p_quantity, v_sku, v_name, v_price, v_currency);
+        VALUES (p_reservation, p_product, p_line, p_quantity, o_sku, o_name, o_price, o_currency);
     END IF;
-    SELECT v_sku, v_name, v_price, v_currency, v_stock, v_status;
 END //
 DELIMITER ;
 

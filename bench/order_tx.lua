@@ -67,10 +67,12 @@ function event()
    end
 
    con:query("BEGIN")
-   con:query(string.format("CALL reserve_line(%d, 1, 60, 1, 0, %d, 1)", oid, pid))
+   con:query(string.format("CALL reserve_line(%d, 1, 60, 1, 0, %d, 1, @sku, @name, @price," ..
+      " @cur, @stock, @status)", oid, pid))
    con:query("COMMIT")
-   -- the order copies what the reservation answered (sysbench's driver
-   -- cannot read a CALL's result set; the values are the row's own)
+   -- the order copies what the reservation answered (in the OUT variables
+   -- above; the services get them with the CALL's answer, no extra round
+   -- trip, so the bench does not read them either: they are the row's own)
    local sku, name, price, cur = "bench-" .. pid, "Bench product " .. pid, 1000 + pid % 1000, "EUR"
 
    con:query("BEGIN")

@@ -366,17 +366,11 @@ def measure_argon2(args, ops, mem, threads):
 def copy_routines(sock):
     """Creates schema.sql's reserve_line in shop_bench as the live one is (its
     unqualified table names then name shop_bench's copies)."""
-    body = sql(sock, "SELECT ROUTINE_DEFINITION FROM information_schema.ROUTINES"
-               " WHERE ROUTINE_SCHEMA = 'shop_product' AND ROUTINE_NAME = 'reserve_line'")
-    params = sql(sock, "SELECT PARAMETER_NAME, DTD_IDENTIFIER FROM information_schema.PARAMETERS"
-                 " WHERE SPECIFIC_SCHEMA = 'shop_product' AND SPECIFIC_NAME = 'reserve_line'"
-                 " ORDER BY ORDINAL_POSITION")
-    if not body:
+    rows = sql(sock, "SHOW CREATE PROCEDURE shop_product.reserve_line")
+    if not rows or len(rows[0]) < 3:
         raise RuntimeError("shop_product.reserve_line is missing (schema.sql not loaded?)")
-    text = ("USE shop_bench;\nDELIMITER //\nCREATE OR REPLACE PROCEDURE reserve_line(%s)"
-            " MODIFIES SQL DATA SQL SECURITY INVOKER\n%s //\nDELIMITER ;\n"
-            % (", ".join("%s %s" % (n, t) for n, t in params),
-               body[0][0].replace("\\n", "\n").replace("\\t", "\t")))
+    create = rows[0][2].replace("\\n", "\n").replace("\\t", "\t")
+    text = "USE shop_bench;\nDELIMITER //\n%s //\nDELIMITER ;\n" % create
     subprocess.run(["mariadb", "-uroot", "--socket=" + sock], input=text, text=True,
                    check=True, capture_output=True)
 

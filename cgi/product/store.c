@@ -505,9 +505,10 @@ static int take_lines(struct reserve_tx *t)
     for (int k = 0; k < t->n; k++) {
         int i = t->order[k];
         resv_line *l = &t->req[i];
-        db_res *r = db_query("CALL reserve_line(?, ?, ?, ?, ?, ?, ?)", "iiiiiii",
-                             t->id, t->user_id, (int64_t)t->ttl_s, (int64_t)(k == 0),
-                             (int64_t)i, l->product_id, (int64_t)l->quantity);
+        db_res *r = db_query("CALL reserve_line(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             "iiiiiiissssss", t->id, t->user_id, (int64_t)t->ttl_s,
+                             (int64_t)(k == 0), (int64_t)i, l->product_id,
+                             (int64_t)l->quantity, NULL, NULL, NULL, NULL, NULL, NULL);
         if (!r)
             return k == 0 && db_errno() == 1062 ? DB_CONFLICT : DB_ERROR;
         if (db_rows(r) != 1) {
