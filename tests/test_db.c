@@ -26,6 +26,9 @@ static int setup(void)
     if (db_exec("CREATE TABLE IF NOT EXISTS t (id BIGINT PRIMARY KEY, name VARCHAR(20) UNIQUE, "
                 "bin VARBINARY(16), n BIGINT)", NULL) < 0)
         return -1;
+    if (db_exec("CREATE OR REPLACE PROCEDURE name_of(p_id BIGINT, OUT o_name VARCHAR(20), "
+                "OUT o_n BIGINT) SELECT name, n INTO o_name, o_n FROM t WHERE id = p_id", NULL) < 0)
+        return -1;
     if (db_exec("CREATE OR REPLACE PROCEDURE fail_deadlock() SIGNAL SQLSTATE '40001' "
                 "SET MYSQL_ERRNO = 1213, MESSAGE_TEXT = 'simulated deadlock'", NULL) < 0)
         return -1;
@@ -75,6 +78,31 @@ static void test_duplicate_key_is_conflict(void)
     CU_ASSERT_EQUAL(db_exec("INSERT INTO t (id, name) VALUES (?, ?)", "is", (int64_t)11, "dup"), DB_CONFLICT);
     CU_ASSERT_EQUAL(db_errno(), 1062);
     CU_ASSERT_FALSE(db_retryable());
+}
+
+/* A prepared CALL answers its OUT parameters as one row, then a status the
+ * connection must read before its next statement. */
+static void test_call_answers_out_parameters(void)
+{
+    CU_ASSERT_EQUAL(db_exec("DELETE FROM t WHERE id = ?", "i", (int64_t)30) >= 0, 1);
+    CU_ASSERT_EQUAL(db_exec("INSERT INTO t (id, name, n) VALUES (?, ?, ?)", "isi",
+                            (int64_t)30, "thirty", (int64_t)42), 1);
+    for (int round = 0; round < 2; round++) {     /* the cached statement, twice */
+        db_res *r = db_query("CALL name_of(?, ?, ?)", "iss", (int64_t)30, NULL, NULL);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+        CU_ASSERT_EQUAL(db_rows(r), 1);
+        CU_ASSERT_STRING_EQUAL(db_str(r, 0, 0), "thirty");
+        CU_ASSERT_EQUAL(db_int(r, 0, 1), 42);
+        db_free(r);
+        r = db_query("SELECT n FROM t WHERE id = ?", "i", (int64_t)30);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(r);            /* not "commands out of sync" */
+        CU_ASSERT_EQUAL(db_int(r, 0, 0), 42);
+        db_free(r);
+    }
+    db_res *r = db_query("CALL name_of(?, ?, ?)", "iss", (int64_t)31, NULL, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);                /* no such row: NULL answers */
+    CU_ASSERT_TRUE(db_null(r, 0, 0));
+    db_free(r);
 }
 
 static void test_bad_parameter_count_fails(void)
@@ -298,6 +326,7 @@ int main(void)
     CU_add_test(s, "exec and query roundtrip", test_exec_and_query_roundtrip);
     CU_add_test(s, "duplicate key is conflict", test_duplicate_key_is_conflict);
     CU_add_test(s, "bad parameter count fails", test_bad_parameter_count_fails);
+    CU_add_test(s, "call answers out parameters", test_call_answers_out_parameters);
     CU_add_test(s, "tx commits", test_tx_commits);
     CU_add_test(s, "purge deletes in bounded batches", test_purge_deletes_in_bounded_batches);
     CU_add_test(s, "tx business outcome rolls back", test_tx_business_outcome_rolls_back);
