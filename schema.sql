@@ -48,6 +48,20 @@ ALTER TABLE shop_auth.refresh_tokens
     ADD KEY IF NOT EXISTS refresh_tokens_spent (spent_at),
     ADD KEY IF NOT EXISTS refresh_tokens_expiry (expires_at);
 
+-- Transactional outbox of auth's events (user.role_changed,
+-- user.password_changed: docs/EVENTS.md), written in the transaction of the
+-- change; the relay (shop-relay auth) publishes pending rows (published_at
+-- NULL) in id order and stamps them.  Same columns as every outbox.
+CREATE TABLE IF NOT EXISTS shop_auth.outbox (
+    id           BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    event_type   VARCHAR(64) NOT NULL,
+    subject      VARCHAR(64) NOT NULL,              -- the user id, as text
+    payload      TEXT NOT NULL,                     -- the CloudEvent's data (JSON)
+    created_at   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    published_at DATETIME(3) NULL,
+    KEY outbox_pending (published_at, id)
+) ENGINE=InnoDB;
+
 -- ---------------------------------------------------------------- product
 CREATE TABLE IF NOT EXISTS shop_product.products (
     id          BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "problem.h"
+#include "revoke.h"
 #include "server.h"
 #include "token.h"
 
@@ -167,6 +168,7 @@ int server_run(const char *service, const route *table, size_t n, int (*init)(vo
     snprintf(server_metrics_path, sizeof server_metrics_path, "/%s/metrics",
              strcmp(service, "auth") == 0 ? "auth" : strcmp(service, "product") == 0 ? "products" : "orders");
     metrics_init(service, n);
+    revoke_reader_init(config_get("REVOKE_FILE", NULL));
     for (size_t i = 0; i < n; i++)
         metrics_name_route(i, table[i].method, table[i].pattern);
     const char *dir = config_get("JWT_PUBLIC_DIR", NULL);

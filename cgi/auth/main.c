@@ -24,6 +24,7 @@ static const route auth_routes[] = {
     {"POST", "/auth/refresh", ROUTE_PUBLIC, true, auth_refresh},
     {"POST", "/auth/logout", ROUTE_PUBLIC, true, auth_logout},
     {"GET", "/auth/me", ROUTE_USER, false, auth_me},
+    {"POST", "/auth/password", ROUTE_USER, true, auth_password_change},
     {"GET", "/auth/users/{id}", ROUTE_USER, false, auth_user_get},
     {"PATCH", "/auth/users/{id}", ROUTE_ADMIN, true, auth_user_patch},
     {"GET", "/auth/jwks.json", ROUTE_PUBLIC, false, auth_jwks},
