@@ -63,17 +63,18 @@ build/galera-health: galera/health.c | build/lib
 # store or handlers, that service's sources other than main.c.
 TEST_EXTRA = $(if $(filter test_auth_%,$*),$(filter-out %/main.c,$(wildcard cgi/auth/*.c)),) \
              $(if $(filter test_product_%,$*),$(filter-out %/main.c,$(wildcard cgi/product/*.c)),) \
-             $(if $(filter test_order_%,$*),$(filter-out %/main.c,$(wildcard cgi/order/*.c)),)
+             $(if $(filter test_order_%,$*),$(filter-out %/main.c,$(wildcard cgi/order/*.c)),) \
+             $(if $(filter test_mail,$*),events/mail.c,)
 
 # The pool supervisor: runs one service's workers as that service's user.
 build/shop-pool: pool/shop-pool.c build/libshop.a
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -o $@ $< build/libshop.a $(LIBS)
 
-build/tests/%: tests/%.c tests/cunit_main.h build/libshop.a | build/tests
-	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -Icgi -o $@ $< $(TEST_EXTRA) build/libshop.a $(LIBS) -lcunit
+build/tests/%: tests/%.c tests/cunit_main.h build/libshop.a $$(wildcard events/*.h) | build/tests
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -Icgi -Ievents -o $@ $< $(TEST_EXTRA) build/libshop.a $(LIBS) -lcunit
 
-build/asan/tests/%: tests/%.c tests/cunit_main.h build/asan/libshop.a | build/asan/tests
-	$(CC) $(CFLAGS_COMMON) $(ASAN) -Icgi -o $@ $< $(TEST_EXTRA) build/asan/libshop.a $(LIBS) -lcunit
+build/asan/tests/%: tests/%.c tests/cunit_main.h build/asan/libshop.a $$(wildcard events/*.h) | build/asan/tests
+	$(CC) $(CFLAGS_COMMON) $(ASAN) -Icgi -Ievents -o $@ $< $(TEST_EXTRA) build/asan/libshop.a $(LIBS) -lcunit
 
 build/lib build/asan/lib build/tests build/asan/tests:
 	mkdir -p $@

@@ -379,25 +379,39 @@ int store_fence(int64_t reservation_id, int64_t user_id, char *status, size_t n)
 
 /* ---------------------------------------------------------------- transitions */
 
-/* The state change and its outbox event commit together or not at all. */
+/* The state change and its outbox event commit together or not at all.
+ * The event's data is the cancelled order as GET /orders/{id} shows it
+ * (lines and total: the notification email lists them). */
+typedef struct cancel_args {
+    int64_t id;
+    store_render_fn render;
+} cancel_args;
+
 static int store_cancel_tx(void *arg)
 {
-    int64_t id = *(const int64_t *)arg;
+    const cancel_args *a = arg;
     int64_t n = db_exec("UPDATE orders SET status = 'cancelled', updated_at = UTC_TIMESTAMP(3)"
-                        " WHERE id = ? AND status = 'confirmed'", "i", id);
+                        " WHERE id = ? AND status = 'confirmed'", "i", a->id);
     if (n <= 0)
         return (int)n;
-    char payload[64];
-    snprintf(payload, sizeof payload, "{\"order_id\":%" PRId64 "}", id);
-    if (db_exec("INSERT INTO outbox (event_type, order_id, payload, created_at)"
-                " VALUES ('order.cancelled', ?, ?, UTC_TIMESTAMP(3))", "is", id, payload) < 0)
-        return DB_ERROR;
-    return 1;
+    store_order o;
+    int rc = store_get_order(a->id, &o);
+    if (rc != 1)
+        return rc < 0 ? rc : DB_ERROR;
+    char *payload = a->render(&o);
+    store_order_free(&o);
+    if (!payload)
+        return STORE_FAILED;
+    n = db_exec("INSERT INTO outbox (event_type, order_id, payload, created_at)"
+                " VALUES ('order.cancelled', ?, ?, UTC_TIMESTAMP(3))", "is", a->id, payload);
+    free(payload);
+    return n < 0 ? (int)n : 1;
 }
 
-int store_cancel_order(int64_t id)
+int store_cancel_order(int64_t id, store_render_fn render)
 {
-    return db_tx(store_cancel_tx, &id);
+    cancel_args a = {id, render};
+    return db_tx(store_cancel_tx, &a);
 }
 
 typedef struct mark_args {
