@@ -2,13 +2,14 @@
 -- granted only its own database.  Idempotent: safe to load on every start.
 --
 -- The loader (scripts/stack, galera/bootstrap) sets the passwords first:
---   SET @auth_pw='…', @product_pw='…', @order_pw='…', @monitor_pw='…';
+--   SET @auth_pw='…', @product_pw='…', @order_pw='…', @notify_pw='…', @monitor_pw='…';
 -- so no secret lives in this file.  Galera needs a primary key on every table
 -- and InnoDB; every table is utf8mb4.
 
 CREATE DATABASE IF NOT EXISTS shop_auth CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
 CREATE DATABASE IF NOT EXISTS shop_product CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
 CREATE DATABASE IF NOT EXISTS shop_order CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+CREATE DATABASE IF NOT EXISTS shop_notify CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
 
 -- ---------------------------------------------------------------- auth
 CREATE TABLE IF NOT EXISTS shop_auth.users (
@@ -205,6 +206,22 @@ CREATE TABLE IF NOT EXISTS shop_order.outbox (
     created_at  DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)
 ) ENGINE=InnoDB;
 
+-- ---------------------------------------------------------------- notify
+-- One row per order event the notifier (shop-consume notify) has taken on:
+-- the email for event_id is sent while this row is locked and sent_at set
+-- in the same transaction, so a duplicate delivery finds it sent and sends
+-- nothing (docs/EVENTS.md, Notifications).
+CREATE TABLE IF NOT EXISTS shop_notify.sent_notifications (
+    event_id    VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
+    event_type  VARCHAR(64) NOT NULL,
+    order_id    BIGINT UNSIGNED NOT NULL,
+    user_id     BIGINT UNSIGNED NOT NULL,
+    recipient   VARCHAR(254) NOT NULL,
+    created_at  DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    sent_at     DATETIME(3) NULL,
+    KEY sent_notifications_order (order_id)
+) ENGINE=InnoDB;
+
 -- ---------------------------------------------------------------- users
 -- Passwords come from the loader's session variables (see top).
 SET @s = CONCAT('CREATE USER IF NOT EXISTS shop_auth@''%'' IDENTIFIED BY ', QUOTE(@auth_pw));
@@ -224,6 +241,15 @@ PREPARE s FROM @s; EXECUTE s; DEALLOCATE PREPARE s;
 SET @s = CONCAT('ALTER USER shop_order@''%'' IDENTIFIED BY ', QUOTE(@order_pw));
 PREPARE s FROM @s; EXECUTE s; DEALLOCATE PREPARE s;
 GRANT SELECT, INSERT, UPDATE, DELETE ON shop_order.* TO shop_order@'%';
+
+-- The notifier: its own database, and of auth's data only what an email
+-- needs (a user's address and name), never a password hash or token.
+SET @s = CONCAT('CREATE USER IF NOT EXISTS shop_notify@''%'' IDENTIFIED BY ', QUOTE(@notify_pw));
+PREPARE s FROM @s; EXECUTE s; DEALLOCATE PREPARE s;
+SET @s = CONCAT('ALTER USER shop_notify@''%'' IDENTIFIED BY ', QUOTE(@notify_pw));
+PREPARE s FROM @s; EXECUTE s; DEALLOCATE PREPARE s;
+GRANT SELECT, INSERT, UPDATE, DELETE ON shop_notify.* TO shop_notify@'%';
+GRANT SELECT (id, email, name) ON shop_auth.users TO shop_notify@'%';
 
 -- The health-check user: may connect and read status, nothing else.
 SET @s = CONCAT('CREATE USER IF NOT EXISTS shop_monitor@''%'' IDENTIFIED BY ', QUOTE(@monitor_pw));
