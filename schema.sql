@@ -197,13 +197,38 @@ CREATE TABLE IF NOT EXISTS shop_order.idempotency_keys (
 ) ENGINE=InnoDB;
 
 -- Transactional outbox: events written in the same transaction as the state
--- change, for a future message-queue relay.
+-- change; shop-relay publishes them to the broker and only then sets
+-- published_at (NULL: pending).  subject is the order id as text (every
+-- service's outbox has these columns: lib/outbox.h, docs/EVENTS.md); payload
+-- is the CloudEvent's data.
 CREATE TABLE IF NOT EXISTS shop_order.outbox (
-    id          BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
-    event_type  VARCHAR(64) NOT NULL,
-    order_id    BIGINT UNSIGNED NOT NULL,
-    payload     TEXT NOT NULL,
-    created_at  DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)
+    id           BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    event_type   VARCHAR(64) NOT NULL,
+    subject      VARCHAR(64) NOT NULL DEFAULT '',
+    order_id     BIGINT UNSIGNED NOT NULL,
+    payload      TEXT NOT NULL,
+    created_at   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    published_at DATETIME(3) NULL DEFAULT NULL,
+    KEY outbox_pending (published_at, id)
+) ENGINE=InnoDB;
+-- From the outbox nothing read: rows written before the relay existed count
+-- as published (their orders were settled by the sweep long ago; no
+-- consumer should see them now): the column arrives with a past date in
+-- every existing row, then its default becomes NULL for new rows.
+ALTER TABLE shop_order.outbox
+    ADD COLUMN IF NOT EXISTS subject VARCHAR(64) NOT NULL DEFAULT '' AFTER event_type,
+    ADD COLUMN IF NOT EXISTS published_at DATETIME(3) NULL DEFAULT '1970-01-01 00:00:01';
+ALTER TABLE shop_order.outbox
+    ALTER COLUMN published_at SET DEFAULT NULL,
+    ADD KEY IF NOT EXISTS outbox_pending (published_at, id);
+UPDATE shop_order.outbox SET subject = CAST(order_id AS CHAR) WHERE subject = '';
+
+-- Events product's consumers have applied (shop-consume settle), written in
+-- the transaction of the effect: a redelivered event finds its id here.
+CREATE TABLE IF NOT EXISTS shop_product.processed_events (
+    id           VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
+    processed_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    KEY processed_events_at (processed_at)
 ) ENGINE=InnoDB;
 
 -- ---------------------------------------------------------------- notify

@@ -101,7 +101,7 @@ char *mail_format_order(const char *type, json_object *order, const char *event_
     int64_t id = 0, total = 0;
     const char *currency = get_str(order, "currency");
     json_object *items = NULL;
-    if ((!confirmed && !cancelled) || !order || !get_int(order, "id", &id) ||
+    if ((!confirmed && !cancelled) || !order || !get_int(order, "order_id", &id) ||
         !get_int(order, "total_cents", &total) || !currency || strlen(currency) != 3 ||
         !json_object_object_get_ex(order, "items", &items) ||
         !json_object_is_type(items, json_type_array) || !mail_address_ok(from) ||

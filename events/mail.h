@@ -16,7 +16,7 @@ bool mail_address_ok(const char *addr);
 
 /* Formats the message (RFC 5322, CRLF line ends, UTF-8 plain text) for an
  * event of type "order.confirmed" or "order.cancelled" whose data is the
- * order as the API shows it ({id, items[{sku, name, unit_price_cents,
+ * order event's data ({order_id, items[{sku, name, unit_price_cents,
  * quantity, line_total_cents}], total_cents, currency}).  event_id becomes
  * the Message-ID, now the Date; name (may be NULL) the greeting.  Returns a
  * malloc'd string, or NULL when the type is not one of those, the order

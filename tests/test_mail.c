@@ -8,7 +8,7 @@
 #include "mail.h"
 
 static const char ORDER[] =
-    "{\"id\":42,\"user_id\":7,\"status\":\"confirmed\",\"items\":["
+    "{\"order_id\":42,\"user_id\":7,\"status\":\"confirmed\",\"items\":["
     "{\"product_id\":1,\"sku\":\"MUG-1\",\"name\":\"Blue mug\",\"unit_price_cents\":1250,"
     "\"quantity\":2,\"line_total_cents\":2500},"
     "{\"product_id\":2,\"sku\":\"TEA-9\",\"name\":\"Gr\\u00fcner Tee\\r\\nBcc: x@evil\","
@@ -73,7 +73,7 @@ static void test_refusals(void)
     json_object_object_del(o, "total_cents");
     CU_ASSERT_PTR_NULL(mail_format_order("order.confirmed", o, "e1", "a@b.c", "d@e.f", NULL, NOW));
     json_object_put(o);
-    o = json_tokener_parse("{\"id\":1,\"total_cents\":1,\"currency\":\"EUR\",\"items\":[{\"sku\":\"A\"}]}");
+    o = json_tokener_parse("{\"order_id\":1,\"total_cents\":1,\"currency\":\"EUR\",\"items\":[{\"sku\":\"A\"}]}");
     CU_ASSERT_PTR_NULL(mail_format_order("order.confirmed", o, "e1", "a@b.c", "d@e.f", NULL, NOW));
     json_object_put(o);
     CU_ASSERT_TRUE(mail_address_ok("ann.b+x@example.org"));

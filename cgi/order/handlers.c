@@ -599,7 +599,7 @@ int order_cancel(http_req *req)
     if (rc != 1)
         return rc;
     if (strcmp(o.status, "confirmed") == 0) {
-        rc = store_cancel_order(o.id, order_render);
+        rc = store_cancel_order(o.id);
         store_order_free(&o);
         if (rc < 0)
             return problem_db(req, rc);

@@ -122,11 +122,9 @@ int store_get_order(int64_t id, store_order *out);
 int store_list_orders(int64_t user_id, int64_t before, int limit,
                       store_order *out, bool *more);
 
-/* confirmed -> cancelled, with its order.cancelled outbox event (data: the
- * cancelled order rendered by `render`).  Returns 1 when this call
- * cancelled it, 0 when it was not confirmed, STORE_FAILED (render failed),
- * or a DB error. */
-int store_cancel_order(int64_t id, store_render_fn render);
+/* confirmed -> cancelled, with its order.cancelled outbox event.  Returns
+ * 1 when this call cancelled it, 0 when it was not confirmed, or a DB error. */
+int store_cancel_order(int64_t id);
 
 /* stock_state held -> confirmed for each order id (one transaction).
  * Returns DB_OK or a DB error. */
