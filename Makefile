@@ -34,7 +34,7 @@ EVENTS_H   = $(wildcard events/*.h)
 AMQP_LIBS  = $(shell pkg-config --libs librabbitmq 2>/dev/null || echo -lrabbitmq)
 # shop-consume's consumers and the service code each one runs.
 CONSUME_SRC = events/shop-consume.c events/settle.c cgi/product/store.c \
-              events/revocation.c events/notify.c events/mail.c
+              events/revocation.c events/notify.c events/mail.c events/replay.c
 
 .PHONY: all deps up down status check check-layers check-unit check-asan check-integration \
         check-ha check-monitoring check-openapi install clean fuzz bench monitor soak \

@@ -4,6 +4,7 @@
  * AMQP_*) and metrics file, consuming its own quorum queue (named after
  * the consumer unless `queue` is given) through consume_run(). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
@@ -11,6 +12,7 @@
 #include "db.h"
 #include "metrics.h"
 #include "notify.h"
+#include "replay.h"
 #include "revocation.h"
 #include "server.h"
 #include "settle.h"
@@ -40,12 +42,31 @@ static int usage(void)
     fprintf(stderr, "usage: shop-consume <name> [queue]   (names:");
     for (size_t i = 0; i < N_CONSUMERS; i++)
         fprintf(stderr, " %s", consumers[i].name);
-    fprintf(stderr, "; reads $SHOP_CONFIG)\n");
+    fprintf(stderr, "; reads $SHOP_CONFIG)\n"
+                    "       shop-consume replay <queue>.dead [max]\n");
     return 2;
+}
+
+/* shop-consume replay <queue>.dead [max]: see replay.h. */
+static int replay_main(int argc, char **argv)
+{
+    char *end = NULL;
+    long max = argc == 4 ? strtol(argv[3], &end, 10) : -1;
+    if (argc < 3 || argc > 4 || (argc == 4 && (!*argv[3] || *end || max < 1))) {
+        fprintf(stderr, "usage: shop-consume replay <queue>.dead [max]   (reads $SHOP_CONFIG: AMQP_*)\n");
+        return 2;
+    }
+    if (server_setup("replay") != 0)
+        return 1;
+    int rc = replay_run(argv[2], max);
+    config_free();
+    return rc;
 }
 
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "replay") == 0)
+        return replay_main(argc, argv);
     if (argc < 2 || argc > 3)
         return usage();
     const consumer *c = NULL;
