@@ -116,7 +116,10 @@ render() {
 
 # ensure_secrets DIR: generates what DIR lacks, once (later runs keep every
 # secret: the DB has the passwords, clients hold tokens signed with the key):
-# the DB passwords auth.pw product.pw order.pw monitor.pw, service_token, and
+# the DB passwords auth.pw product.pw order.pw monitor.pw, the broker
+# passwords amqp-auth.pw amqp-product.pw amqp-order.pw (each service's
+# RabbitMQ user, shop-<svc>), the Erlang cookie erlang.cookie the RabbitMQ
+# nodes and rabbitmqctl share, service_token, and
 # a P-256 JWT signing key jwt/<kid>.key.pem with its public half in
 # jwt/public/<kid>.pem.  DIR and jwt/ are traversable, not listable (each file
 # says who may read it), jwt/public/ is open; secrets 0600, public keys 0644.
@@ -127,9 +130,13 @@ ensure_secrets() {
     mkdir -p "$dir/jwt/public"
     chmod 711 "$dir" "$dir/jwt"
     chmod 755 "$dir/jwt/public"
-    for name in auth product order monitor; do
+    for name in auth product order monitor amqp-auth amqp-product amqp-order; do
         [ -s "$dir/$name.pw" ] || openssl rand -hex 24 >"$dir/$name.pw"
     done
+    # The cookie: letters only, as Erlang writes its own.
+    [ -s "$dir/erlang.cookie" ] \
+        || openssl rand -hex 20 | tr 0-9a-f A-P | tr -d '\n' >"$dir/erlang.cookie"
+    chmod 600 "$dir/erlang.cookie"
     [ -s "$dir/service_token" ] || openssl rand -hex 32 >"$dir/service_token"
     if ! ls "$dir"/jwt/*.key.pem >/dev/null 2>&1; then
         kid="k$(date -u +%Y%m%d)$(openssl rand -hex 4)"
@@ -160,6 +167,9 @@ current_kid() {
 #   CONF_DB_READ_HOST CONF_DB_READ_PORT  product: this host's own Galera
 #                               node for reads (written only when set)
 #   CONF_NOTE                   a comment line under the header (optional)
+#   CONF_AMQP_HOSTS             the RabbitMQ nodes, host:port,... (optional:
+#                               AMQP_* written only when set; the user is
+#                               shop-<svc>, password amqp-<svc>.pw)
 #   SHOP_LOG_LEVEL [info], SHOP_SWEEP_INTERVAL [5],
 #   SHOP_RETENTION_INTERVAL [60], SHOP_REFRESH_RETENTION [2592000],
 #   SHOP_RESERVATION_TTL [60], SHOP_IDEMPOTENCY_RETENTION [86400],
@@ -179,6 +189,12 @@ write_service_config() {
         echo "DB_PASSWORD=$(cat "$sec/$svc.pw")"
         echo "JWT_PUBLIC_DIR=$sec/jwt/public"
         echo "LOG_LEVEL=${SHOP_LOG_LEVEL:-info}"
+        if [ -n "${CONF_AMQP_HOSTS:-}" ]; then
+            echo "# The broker (docs/EVENTS.md): the relay and the consumers."
+            echo "AMQP_HOSTS=$CONF_AMQP_HOSTS"
+            echo "AMQP_USER=shop-$svc"
+            echo "AMQP_PASSWORD=$(cat "$sec/amqp-$svc.pw")"
+        fi
         case $svc in
             auth)
                 kid=$(current_kid "$sec")
@@ -226,4 +242,21 @@ ensure_system_users() {
         done
         id -u "$u" >/dev/null 2>&1 || die "cannot create the system user $u (useradd)"
     done
+}
+
+# ------------------------------------------------------------ RabbitMQ
+
+# amqp_permissions SVC: the RabbitMQ permissions of service SVC's user
+# shop-SVC on vhost /, as "configure write read" regexes (docs/EVENTS.md):
+# order publishes only (its relay); product consumes its queue settle (and
+# its dead-letter queue); auth publishes (its relay) and consumes the queues
+# of its consumers, revoke.* and notify*.  A consumer's queue dead-letters
+# through the default exchange, which declaring it needs write access to.
+amqp_permissions() {
+    case $1 in
+        order)   echo '^shop\.events$ ^shop\.events$ ^$' ;;
+        product) echo '^(shop\.events|settle|settle\.dead)$ ^(settle|settle\.dead|amq\.default)$ ^(shop\.events|settle|settle\.dead)$' ;;
+        auth)    echo '^(shop\.events|(revoke|notify)(\..+)?)$ ^(shop\.events|amq\.default|(revoke|notify)(\..+)?)$ ^(shop\.events|(revoke|notify)(\..+)?)$' ;;
+        *) die "amqp_permissions: no service $1" ;;
+    esac
 }
