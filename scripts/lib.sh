@@ -116,7 +116,10 @@ render() {
 
 # ensure_secrets DIR: generates what DIR lacks, once (later runs keep every
 # secret: the DB has the passwords, clients hold tokens signed with the key):
-# the DB passwords auth.pw product.pw order.pw notify.pw monitor.pw, service_token, and
+# the DB passwords auth.pw product.pw order.pw notify.pw monitor.pw, the
+# broker passwords amqp-auth.pw amqp-product.pw amqp-order.pw amqp-notify.pw
+# amqp-revoke.pw (each RabbitMQ user, shop-<svc>), the Erlang cookie
+# erlang.cookie the RabbitMQ nodes and rabbitmqctl share, service_token, and
 # a P-256 JWT signing key jwt/<kid>.key.pem with its public half in
 # jwt/public/<kid>.pem.  DIR and jwt/ are traversable, not listable (each file
 # says who may read it), jwt/public/ is open; secrets 0600, public keys 0644.
@@ -127,9 +130,14 @@ ensure_secrets() {
     mkdir -p "$dir/jwt/public"
     chmod 711 "$dir" "$dir/jwt"
     chmod 755 "$dir/jwt/public"
-    for name in auth product order notify monitor; do
+    for name in auth product order notify monitor amqp-auth amqp-product amqp-order \
+                amqp-notify amqp-revoke; do
         [ -s "$dir/$name.pw" ] || openssl rand -hex 24 >"$dir/$name.pw"
     done
+    # The cookie: letters only, as Erlang writes its own.
+    [ -s "$dir/erlang.cookie" ] \
+        || openssl rand -hex 20 | tr 0-9a-f A-P | tr -d '\n' >"$dir/erlang.cookie"
+    chmod 600 "$dir/erlang.cookie"
     [ -s "$dir/service_token" ] || openssl rand -hex 32 >"$dir/service_token"
     if ! ls "$dir"/jwt/*.key.pem >/dev/null 2>&1; then
         kid="k$(date -u +%Y%m%d)$(openssl rand -hex 4)"
@@ -161,13 +169,17 @@ current_kid() {
 #   CONF_DB_READ_HOST CONF_DB_READ_PORT  product: this host's own Galera
 #                               node for reads (written only when set)
 #   CONF_NOTE                   a comment line under the header (optional)
+#   CONF_AMQP_HOSTS             the RabbitMQ nodes, host:port,... (optional:
+#                               AMQP_* written only when set; the user is
+#                               shop-<svc>, password amqp-<svc>.pw)
 #   SHOP_LOG_LEVEL [info], SHOP_SWEEP_INTERVAL [5],
 #   SHOP_RETENTION_INTERVAL [60], SHOP_REFRESH_RETENTION [2592000],
 #   SHOP_RESERVATION_TTL [60], SHOP_IDEMPOTENCY_RETENTION [86400],
 #   SHOP_FAILED_ORDER_RETENTION [604800] (docs/OPERATIONS.md), and
 #   SHOP_FAULT_INJECTION=1 (tests only: honour X-Fault-Inject),
 #   notify: CONF_SMTP_URL (required), CONF_MAIL_FROM [shop@shop.local];
-#   revoke: CONF_REVOKE_FILE (required), CONF_REVOKE_QUEUE (required).
+#   revoke: nothing (the list's path comes per host in SHOP_REVOKE_FILE,
+#   the queue revoke.<host> on its command line).
 write_service_config() {
     local svc=$1 f=$2 sec=$3 kid mask
     mask=$(umask)
@@ -184,6 +196,12 @@ write_service_config() {
         fi
         echo "JWT_PUBLIC_DIR=$sec/jwt/public"
         echo "LOG_LEVEL=${SHOP_LOG_LEVEL:-info}"
+        if [ -n "${CONF_AMQP_HOSTS:-}" ]; then
+            echo "# The broker (docs/EVENTS.md): the relay and the consumers."
+            echo "AMQP_HOSTS=$CONF_AMQP_HOSTS"
+            echo "AMQP_USER=shop-$svc"
+            echo "AMQP_PASSWORD=$(cat "$sec/amqp-$svc.pw")"
+        fi
         case $svc in
             auth)
                 kid=$(current_kid "$sec")
@@ -212,8 +230,6 @@ write_service_config() {
                 echo "SMTP_URL=${CONF_SMTP_URL:?}"
                 echo "MAIL_FROM=${CONF_MAIL_FROM:-shop@shop.local}" ;;
             revoke)
-                echo "REVOKE_FILE=${CONF_REVOKE_FILE:?}"
-                echo "REVOKE_QUEUE=${CONF_REVOKE_QUEUE:?}"
                 echo "# How long auth's access tokens live (auth's ACCESS_TTL, default 900):"
                 echo "# entries older than that may be dropped from the list."
                 echo "ACCESS_TTL=900" ;;
@@ -240,4 +256,24 @@ ensure_system_users() {
         done
         id -u "$u" >/dev/null 2>&1 || die "cannot create the system user $u (useradd)"
     done
+}
+
+# ------------------------------------------------------------ RabbitMQ
+
+# amqp_permissions SVC: the RabbitMQ permissions of service SVC's user
+# shop-SVC on vhost /, as "configure write read" regexes (docs/EVENTS.md):
+# order and auth publish only (their relays); product consumes its queue
+# settle, notify (the email consumer) notify, revoke (the revocation
+# consumers) revoke.<host>, each with its dead-letter queue.  A consumer's
+# queue dead-letters through the default exchange, which declaring it (and
+# replaying a dead letter) needs write access to.
+amqp_permissions() {
+    case $1 in
+        order)   echo '^shop\.events$ ^shop\.events$ ^$' ;;
+        product) echo '^(shop\.events|settle|settle\.dead)$ ^(settle|settle\.dead|amq\.default)$ ^(shop\.events|settle|settle\.dead)$' ;;
+        auth)    echo '^shop\.events$ ^shop\.events$ ^$' ;;
+        notify)  echo '^(shop\.events|notify|notify\.dead)$ ^(notify|notify\.dead|amq\.default)$ ^(shop\.events|notify|notify\.dead)$' ;;
+        revoke)  echo '^(shop\.events|revoke\.[^.]+|revoke\.[^.]+\.dead)$ ^(revoke\.[^.]+|revoke\.[^.]+\.dead|amq\.default)$ ^(shop\.events|revoke\.[^.]+|revoke\.[^.]+\.dead)$' ;;
+        *) die "amqp_permissions: no service $1" ;;
+    esac
 }

@@ -13,6 +13,7 @@
 #include "handlers.h"
 #include "json.h"
 #include "log.h"
+#include "outbox.h"
 #include "server.h"
 #include "store.h"
 #include "sweep.h"
@@ -91,5 +92,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s [--create-user EMAIL ROLE [NAME] | --sweep | --sweep-once]\n", argv[0]);
         return 2;
     }
+    /* /auth/metrics adds the outbox lag (lib/outbox.h). */
+    server_set_metrics_extra(outbox_metrics);
     return server_run("auth", auth_routes, sizeof auth_routes / sizeof auth_routes[0], auth_init);
 }
