@@ -52,20 +52,31 @@ class Tap:
     """A queue of the test's own bound to shop.events for `keys`: what
     another team's consumer would receive."""
 
-    def __init__(self, keys=("order.*",)):
-        self.conn, self.ch = _channel()
+    def __init__(self, keys=("order.*",), node=1, quorum=False):
+        self.conn, self.ch = _channel(node)
+        self.node = node
         self.queue = "test.events.%s" % secrets.token_hex(4)
-        self.ch.queue_declare(self.queue, durable=False, exclusive=True, auto_delete=True)
+        if quorum:      # replicated: survives the loss of a node (ha_events)
+            self.ch.queue_declare(self.queue, durable=True,
+                                  arguments={"x-queue-type": "quorum"})
+        else:
+            self.ch.queue_declare(self.queue, durable=False, exclusive=True, auto_delete=True)
+        self.quorum = quorum
         for k in keys:
             self.ch.queue_bind(self.queue, "shop.events", routing_key=k)
 
-    def drain(self, until, timeout=60.0):
-        """Collects (properties, event dict) until until(events) is true or
-        timeout; returns them all (nothing acked twice, nothing left)."""
-        got = []
+    def drain(self, until, timeout=60.0, got=None):
+        """Collects (method, properties, event dict) until until(events) is
+        true or timeout; returns them all (each taken off the queue)."""
+        got = [] if got is None else got
         deadline = time.time() + timeout
         while time.time() < deadline:
-            method, props, body = self.ch.basic_get(self.queue, auto_ack=True)
+            try:
+                method, props, body = self.ch.basic_get(self.queue, auto_ack=True)
+            except (pika.exceptions.AMQPError, OSError):
+                time.sleep(1)          # its node went away: reconnect (quorum taps)
+                self.conn, self.ch = _channel(self.node)
+                continue
             if method is None:
                 if until(got):
                     break
@@ -76,6 +87,8 @@ class Tap:
 
     def close(self):
         try:
+            if self.quorum:
+                self.ch.queue_delete(self.queue)
             self.conn.close()
         except Exception:
             pass
