@@ -273,7 +273,7 @@ amqp_permissions() {
         product) echo '^(shop\.events|settle|settle\.dead)$ ^(settle|settle\.dead|amq\.default)$ ^(shop\.events|settle|settle\.dead)$' ;;
         auth)    echo '^shop\.events$ ^shop\.events$ ^$' ;;
         notify)  echo '^(shop\.events|notify|notify\.dead)$ ^(notify|notify\.dead|amq\.default)$ ^(shop\.events|notify|notify\.dead)$' ;;
-        revoke)  echo '^(shop\.events|revoke\.[^.]+|revoke\.[^.]+\.dead)$ ^(revoke\.[^.]+|revoke\.[^.]+\.dead|amq\.default)$ ^(shop\.events|revoke\.[^.]+|revoke\.[^.]+\.dead)$' ;;
+        revoke)  echo '^(shop\.events|revoke\..+)$ ^(revoke\..+|amq\.default)$ ^(shop\.events|revoke\..+)$' ;;
         *) die "amqp_permissions: no service $1" ;;
     esac
 }
