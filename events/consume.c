@@ -121,6 +121,30 @@ static long delivery_count(const amqp_basic_properties_t *p)
     return 0;
 }
 
+/* Retention of the dedupe table, at most once per RETENTION_INTERVAL
+ * (default 60 s): ids processed more than PROCESSED_EVENTS_RETENTION
+ * (default 7 days) ago go, in batches.  Longer than any redelivery; a
+ * dead-lettered message replayed later than that is applied again, which
+ * an idempotent effect (the settle consumer's status transitions) absorbs. */
+static void consume_retention(void)
+{
+    static struct timespec next;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (next.tv_sec != 0 && now.tv_sec < next.tv_sec)
+        return;
+    long long every = config_int("RETENTION_INTERVAL", 60);
+    next.tv_sec = now.tv_sec + (every < 1 ? 1 : every);
+    int64_t n = db_purge("DELETE FROM processed_events"
+                         " WHERE processed_at < UTC_TIMESTAMP(3) - INTERVAL ? SECOND"
+                         " ORDER BY processed_at LIMIT ?",
+                         config_int("PROCESSED_EVENTS_RETENTION", 604800), 500, 20);
+    if (n > 0)
+        log_info("consume: deleted %lld processed event ids", (long long)n);
+    else if (n < 0)
+        log_warn("consume: retention of processed_events failed (%lld)", (long long)n);
+}
+
 /* Handles one delivery; returns 0, or -1 when the connection failed. */
 static int consume_one(broker *b, const char *queue, amqp_envelope_t *env, consume_fn handle,
                        void *ctx)
@@ -215,8 +239,10 @@ static int consume_session(const char *queue, const char *const *types, consume_
             continue;
         }
         if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
-            r.library_error == AMQP_STATUS_TIMEOUT)
+            r.library_error == AMQP_STATUS_TIMEOUT) {
+            consume_retention();
             continue;
+        }
         if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
             r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
             /* A frame other than a delivery: a close, or the broker

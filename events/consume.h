@@ -19,7 +19,8 @@
  * backoff, trying the other nodes; deliveries not acked then come again
  * (redelivered), so handlers must be idempotent: consume_dedupe().
  * Counters in the process's metrics file (lib/metrics.h): processed,
- * duplicate, redelivered, failed, dead-lettered. */
+ * duplicate, redelivered, failed, dead-lettered.  While idle, it deletes
+ * processed_events rows older than PROCESSED_EVENTS_RETENTION (7 days). */
 #ifndef SHOP_CONSUME_H
 #define SHOP_CONSUME_H
 

@@ -534,6 +534,12 @@ int64_t store_purge_failed(int64_t age_s, int batch, int max_batches)
                     " ORDER BY status, updated_at LIMIT ?", age_s, batch, max_batches);
 }
 
+int64_t store_purge_outbox(int64_t age_s, int batch, int max_batches)
+{
+    return db_purge("DELETE FROM outbox WHERE published_at < UTC_TIMESTAMP(3) - INTERVAL ? SECOND"
+                    " ORDER BY published_at, id LIMIT ?", age_s, batch, max_batches);
+}
+
 int store_unreleased_stock(int64_t *ids, int64_t *rids, int max)
 {
     return db_int_pairs(
