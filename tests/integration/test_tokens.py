@@ -89,6 +89,10 @@ def mint(header=None, claims=None, alg="ES256", key="stack"):
             base_claims.pop(k, None)
         else:
             base_claims[k] = v
+    # iat_ms (the issue time in ms, for the revocation list) names iat's
+    # second, as in every token auth signs, unless the test sets it.
+    if "iat_ms" not in (claims or {}) and isinstance(base_claims.get("iat"), int):
+        base_claims["iat_ms"] = base_claims["iat"] * 1000 + 123
     hdr = {"alg": alg, "typ": "JWT", "kid": _stack_kid()}
     for k, v in (header or {}).items():
         if v is None:
@@ -212,6 +216,8 @@ def forged_tokens():
         "kid as a path": mint(header={"kid": "../public/" + _stack_kid()}),
         "no kid": mint(header={"kid": None}),
         "signed by another P-256 key": mint(key="other-p256"),
+        "iat_ms of another second than iat": mint(claims={"iat_ms": (now - 5) * 1000}),
+        "iat_ms not an integer": mint(claims={"iat_ms": str(now * 1000)}),
     }
 
 
