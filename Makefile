@@ -67,20 +67,23 @@ build/galera-health: galera/health.c | build/lib
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -o $@ $< $(shell pkg-config --libs libmariadb)
 
 # Unit tests: tests/test_<module>.c links lib/ and, for tests of a service's
-# store or handlers, that service's sources other than main.c.
+# store or handlers, that service's sources other than main.c; test_events_*
+# the events/ library (broker, consume) and rabbitmq-c.
 TEST_EXTRA = $(if $(filter test_auth_%,$*),$(filter-out %/main.c,$(wildcard cgi/auth/*.c)),) \
              $(if $(filter test_product_%,$*),$(filter-out %/main.c,$(wildcard cgi/product/*.c)),) \
-             $(if $(filter test_order_%,$*),$(filter-out %/main.c,$(wildcard cgi/order/*.c)),)
+             $(if $(filter test_order_%,$*),$(filter-out %/main.c,$(wildcard cgi/order/*.c)),) \
+             $(if $(filter test_events_%,$*),-Ievents $(EVENTS_LIB),)
+TEST_LIBS  = $(if $(filter test_events_%,$*),$(AMQP_LIBS),)
 
 # The pool supervisor: runs one service's workers as that service's user.
 build/shop-pool: pool/shop-pool.c build/libshop.a
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -o $@ $< build/libshop.a $(LIBS)
 
-build/tests/%: tests/%.c tests/cunit_main.h build/libshop.a | build/tests
-	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -Icgi -o $@ $< $(TEST_EXTRA) build/libshop.a $(LIBS) -lcunit
+build/tests/%: tests/%.c tests/cunit_main.h build/libshop.a $(EVENTS_LIB) $(EVENTS_H) | build/tests
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -Icgi -o $@ $< $(TEST_EXTRA) build/libshop.a $(LIBS) $(TEST_LIBS) -lcunit
 
-build/asan/tests/%: tests/%.c tests/cunit_main.h build/asan/libshop.a | build/asan/tests
-	$(CC) $(CFLAGS_COMMON) $(ASAN) -Icgi -o $@ $< $(TEST_EXTRA) build/asan/libshop.a $(LIBS) -lcunit
+build/asan/tests/%: tests/%.c tests/cunit_main.h build/asan/libshop.a $(EVENTS_LIB) $(EVENTS_H) | build/asan/tests
+	$(CC) $(CFLAGS_COMMON) $(ASAN) -Icgi -o $@ $< $(TEST_EXTRA) build/asan/libshop.a $(LIBS) $(TEST_LIBS) -lcunit
 
 # The outbox relay (events/relay.c) and the consumers (events/shop-consume.c).
 build/shop-relay: events/relay.c $(EVENTS_LIB) $(EVENTS_H) build/libshop.a
