@@ -68,22 +68,25 @@ build/galera-health: galera/health.c | build/lib
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -o $@ $< $(shell pkg-config --libs libmariadb)
 
 # Unit tests: tests/test_<module>.c links lib/ and, for tests of a service's
-# store or handlers, that service's sources other than main.c.
+# store or handlers, that service's sources other than main.c; test_events_*
+# the events/ library (broker, consume) and rabbitmq-c.
 TEST_EXTRA = $(if $(filter test_auth_%,$*),$(filter-out %/main.c,$(wildcard cgi/auth/*.c)),) \
              $(if $(filter test_product_%,$*),$(filter-out %/main.c,$(wildcard cgi/product/*.c)),) \
              $(if $(filter test_order_%,$*),$(filter-out %/main.c,$(wildcard cgi/order/*.c)),) \
+             $(if $(filter test_events_%,$*),-Ievents $(EVENTS_LIB),) \
              $(if $(filter test_mail,$*),events/mail.c,) \
              $(if $(filter test_revocation,$*),events/revocation.c,)
+TEST_LIBS  = $(if $(filter test_events_%,$*),$(AMQP_LIBS),)
 
 # The pool supervisor: runs one service's workers as that service's user.
 build/shop-pool: pool/shop-pool.c build/libshop.a
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -o $@ $< build/libshop.a $(LIBS)
 
-build/tests/%: tests/%.c tests/cunit_main.h build/libshop.a $$(wildcard events/*.h) | build/tests
-	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -Icgi -Ievents -o $@ $< $(TEST_EXTRA) build/libshop.a $(LIBS) -lcunit
+build/tests/%: tests/%.c tests/cunit_main.h build/libshop.a $(EVENTS_LIB) $(EVENTS_H) events/mail.c events/revocation.c | build/tests
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -Icgi -Ievents -o $@ $< $(TEST_EXTRA) build/libshop.a $(LIBS) $(TEST_LIBS) -lcunit
 
-build/asan/tests/%: tests/%.c tests/cunit_main.h build/asan/libshop.a $$(wildcard events/*.h) | build/asan/tests
-	$(CC) $(CFLAGS_COMMON) $(ASAN) -Icgi -Ievents -o $@ $< $(TEST_EXTRA) build/asan/libshop.a $(LIBS) -lcunit
+build/asan/tests/%: tests/%.c tests/cunit_main.h build/asan/libshop.a $(EVENTS_LIB) $(EVENTS_H) events/mail.c events/revocation.c | build/asan/tests
+	$(CC) $(CFLAGS_COMMON) $(ASAN) -Icgi -Ievents -o $@ $< $(TEST_EXTRA) build/asan/libshop.a $(LIBS) $(TEST_LIBS) -lcunit
 
 # The outbox relay (events/relay.c) and the consumers (events/shop-consume.c).
 build/shop-relay: events/relay.c $(EVENTS_LIB) $(EVENTS_H) build/libshop.a

@@ -10,7 +10,9 @@
  * Safe on every host at once: a relay publishes only while it holds the
  * named lock "shop_relay_<service>" on the writer (the lease: one publisher,
  * so events go out in id order; it passes to another host's relay when its
- * connection ends), and its rows are locked FOR UPDATE SKIP LOCKED besides.
+ * connection ends, also when the holder froze: the server closes a
+ * connection idle for RELAY_LEASE_IDLE seconds), and its rows are locked
+ * FOR UPDATE SKIP LOCKED besides.
  * The broker or the database gone: retried with backoff (the outbox keeps
  * growing meanwhile; shop_outbox_lag_seconds shows it).  SIGTERM/SIGINT:
  * finishes the batch in hand and exits 0. */
@@ -345,6 +347,12 @@ int main(int argc, char **argv)
     if (server_setup(r.service) != 0)
         return 1;
     metrics_init(r.service, 0);
+    /* A relay that froze while holding the lease loses it (its connection,
+     * and so its named lock, ends) after RELAY_LEASE_IDLE seconds: the
+     * relays of the other hosts go on.  A live relay asks every round
+     * (RELAY_POLL_MS), or after its broker backoff, at most 10 s. */
+    long idle = config_int("RELAY_LEASE_IDLE", 15);
+    db_set_idle_timeout((unsigned)(idle < 11 ? 11 : idle));
     r.batch = (int)config_int("RELAY_BATCH", 200);
     if (r.batch < 1 || r.batch > RELAY_BATCH_MAX)
         r.batch = 200;
