@@ -266,3 +266,46 @@ def test_notify_alert_reaches_a_person():
         assert "notify.dead" in m.get_body(preferencelist=("plain", "html")).get_content()
     finally:
         shop.script("monitor", "stop", check=False)
+
+
+# ---------------------------------------------------------------- least privilege
+
+def test_notify_consumers_hold_only_what_they_need():
+    """notify reads of auth's data only a user's id, email and name; each
+    consumer's config (its passwords) is its own user's alone; the list
+    the revoke consumer writes is readable by every service's workers; the
+    consumers' broker users cannot read each other's queues."""
+    import test_privileges as tp
+    grants = " ".join(g[0] for g in shop.sql("SHOW GRANTS FOR shop_notify@'%'"))
+    assert "`shop_notify`.*" in grants, grants
+    assert "SELECT (`id`, `email`, `name`) ON `shop_auth`.`users`" in grants, grants
+    assert "password_hash" not in grants and "refresh_tokens" not in grants, grants
+    assert "shop_order" not in grants and "shop_product" not in grants, grants
+    revoke = tp._conf("revoke.conf")
+    assert not any(k.startswith("DB_") for k in revoke), revoke
+    if os.geteuid() == 0:
+        for name, owner in (("notify.conf", "shop-notify"), ("revoke.conf", "shop-revoke")):
+            path = tp._state("etc", name)
+            assert tp._can_read(owner, path), (owner, path)
+            for other in ("shop-auth", "shop-product", "shop-order", "shop-web", "shop-edge",
+                          "shop-notify", "shop-revoke"):
+                if other != owner:
+                    assert not tp._can_read(other, path), "%s can read %s" % (other, path)
+        for n in (1, 2, 3):
+            path = tp._state("host%d" % n, "revoked.list")
+            st = os.stat(path)
+            assert st.st_size > 0 and st.st_mode & 0o777 == 0o644, (path, oct(st.st_mode))
+            assert pwd_name(st.st_uid) == "shop-revoke", path
+    notify_pw = tp._conf("notify.conf")["AMQP_PASSWORD"]
+    out = _pika("try:\n"
+                "    ch.basic_get('settle')\n"
+                "    print('read')\n"
+                "except pika.exceptions.ChannelClosedByBroker as e:\n"
+                "    print(e.reply_code)")
+    assert out.strip() == "403", out
+    assert notify_pw != tp._conf("revoke.conf")["AMQP_PASSWORD"]
+
+
+def pwd_name(uid):
+    import pwd
+    return pwd.getpwuid(uid).pw_name

@@ -68,13 +68,19 @@ def _processes():
             assert pid and _comm(pid) == svc + ".fcgi", (host, f, pid)
             want[(host + " " + svc + " sweep", pid)] = "shop-" + svc if root else me
         for svc, f, comm in (("order", "relay-order.pid", "shop-relay"),
-                             ("product", "consume-settle.pid", "shop-consume")):
+                             ("auth", "relay-auth.pid", "shop-relay"),
+                             ("product", "consume-settle.pid", "shop-consume"),
+                             ("revoke", "consume-revoke.pid", "shop-consume"),
+                             ("notify", "consume-notify.pid", "shop-consume")):
             pid = _read_pid(_state(host, f))
             assert pid and _comm(pid) == comm, (host, f, pid)
             want[(host + " " + comm, pid)] = "shop-" + svc if root else me
         pid = _read_pid(_state("rabbit%d" % n, "server.pid"))
         assert pid and _comm(pid) == "beam.smp", ("rabbit%d" % n, pid)
         want[("rabbit%d" % n, pid)] = "rabbitmq" if root else me
+    pid = _read_pid(_state("mail", "smtp.pid"))          # the SMTP sink
+    assert pid and _comm(pid) == "python3", ("smtp", pid)
+    want[("smtp sink", pid)] = "shop-web" if root else me
     return want
 
 
