@@ -81,9 +81,9 @@ def mint(header=None, claims=None, alg="ES256", key="stack"):
     """A JWT whose claims are the seller's (fresh iat, exp, jti) with the
     given header and claim overrides (None drops one), signed as `alg` says
     with `key` ("stack": the stack's own signing key; else one of KEYS)."""
+    seller, tok = _seller()          # first: making the seller changes its role
     now_ms = int(time.time() * 1000)
     now = now_ms // 1000
-    seller, tok = _seller()
     base_claims = dict(jwt_parts(tok)[1], iat=now, exp=now + 600, jti=uuid.uuid4().hex)
     for k, v in (claims or {}).items():
         if v is None:
