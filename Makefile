@@ -26,7 +26,15 @@ ASAN_OBJ = $(LIB_SRC:lib/%.c=build/asan/lib/%.o)
 TEST_SRC = $(wildcard tests/test_*.c)
 TESTS    = $(TEST_SRC:tests/%.c=build/tests/%)
 ASAN_TESTS = $(TEST_SRC:tests/%.c=build/asan/tests/%)
-BINS     = $(SERVICES:%=build/%.fcgi) build/shop-pool
+BINS     = $(SERVICES:%=build/%.fcgi) build/shop-pool build/shop-relay build/shop-consume
+# events/: the broker connection, the consumer framework and the programs
+# built on them (shop-relay, shop-consume), above lib/ (scripts/check-layers).
+EVENTS_LIB = events/broker.c events/consume.c
+EVENTS_H   = $(wildcard events/*.h)
+AMQP_LIBS  = $(shell pkg-config --libs librabbitmq 2>/dev/null || echo -lrabbitmq)
+# shop-consume's consumers and the service code each one runs.
+CONSUME_SRC = events/shop-consume.c events/settle.c cgi/product/store.c \
+              events/revocation.c events/notify.c events/mail.c events/replay.c
 
 .PHONY: all deps up down status check check-layers check-unit check-asan check-integration \
         check-ha check-monitoring check-openapi install clean fuzz bench monitor soak \
@@ -60,20 +68,32 @@ build/galera-health: galera/health.c | build/lib
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -o $@ $< $(shell pkg-config --libs libmariadb)
 
 # Unit tests: tests/test_<module>.c links lib/ and, for tests of a service's
-# store or handlers, that service's sources other than main.c.
+# store or handlers, that service's sources other than main.c; test_events_*
+# the events/ library (broker, consume) and rabbitmq-c.
 TEST_EXTRA = $(if $(filter test_auth_%,$*),$(filter-out %/main.c,$(wildcard cgi/auth/*.c)),) \
              $(if $(filter test_product_%,$*),$(filter-out %/main.c,$(wildcard cgi/product/*.c)),) \
-             $(if $(filter test_order_%,$*),$(filter-out %/main.c,$(wildcard cgi/order/*.c)),)
+             $(if $(filter test_order_%,$*),$(filter-out %/main.c,$(wildcard cgi/order/*.c)),) \
+             $(if $(filter test_events_%,$*),-Ievents $(EVENTS_LIB),) \
+             $(if $(filter test_mail,$*),events/mail.c,) \
+             $(if $(filter test_revocation,$*),events/revocation.c,)
+TEST_LIBS  = $(if $(filter test_events_%,$*),$(AMQP_LIBS),)
 
 # The pool supervisor: runs one service's workers as that service's user.
 build/shop-pool: pool/shop-pool.c build/libshop.a
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -o $@ $< build/libshop.a $(LIBS)
 
-build/tests/%: tests/%.c tests/cunit_main.h build/libshop.a | build/tests
-	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -Icgi -o $@ $< $(TEST_EXTRA) build/libshop.a $(LIBS) -lcunit
+build/tests/%: tests/%.c tests/cunit_main.h build/libshop.a $(EVENTS_LIB) $(EVENTS_H) events/mail.c events/revocation.c | build/tests
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -Icgi -Ievents -o $@ $< $(TEST_EXTRA) build/libshop.a $(LIBS) $(TEST_LIBS) -lcunit
 
-build/asan/tests/%: tests/%.c tests/cunit_main.h build/asan/libshop.a | build/asan/tests
-	$(CC) $(CFLAGS_COMMON) $(ASAN) -Icgi -o $@ $< $(TEST_EXTRA) build/asan/libshop.a $(LIBS) -lcunit
+build/asan/tests/%: tests/%.c tests/cunit_main.h build/asan/libshop.a $(EVENTS_LIB) $(EVENTS_H) events/mail.c events/revocation.c | build/asan/tests
+	$(CC) $(CFLAGS_COMMON) $(ASAN) -Icgi -Ievents -o $@ $< $(TEST_EXTRA) build/asan/libshop.a $(LIBS) $(TEST_LIBS) -lcunit
+
+# The outbox relay (events/relay.c) and the consumers (events/shop-consume.c).
+build/shop-relay: events/relay.c $(EVENTS_LIB) $(EVENTS_H) build/libshop.a
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -Ievents -o $@ $(filter %.c,$^) build/libshop.a $(LIBS) $(AMQP_LIBS)
+
+build/shop-consume: $(CONSUME_SRC) $(EVENTS_LIB) $(EVENTS_H) cgi/product/store.h build/libshop.a
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -Ievents -Icgi/product -o $@ $(filter %.c,$^) build/libshop.a $(LIBS) $(AMQP_LIBS)
 
 build/lib build/asan/lib build/tests build/asan/tests:
 	mkdir -p $@

@@ -2,13 +2,14 @@
 -- granted only its own database.  Idempotent: safe to load on every start.
 --
 -- The loader (scripts/stack, galera/bootstrap) sets the passwords first:
---   SET @auth_pw='…', @product_pw='…', @order_pw='…', @monitor_pw='…';
+--   SET @auth_pw='…', @product_pw='…', @order_pw='…', @notify_pw='…', @monitor_pw='…';
 -- so no secret lives in this file.  Galera needs a primary key on every table
 -- and InnoDB; every table is utf8mb4.
 
 CREATE DATABASE IF NOT EXISTS shop_auth CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
 CREATE DATABASE IF NOT EXISTS shop_product CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
 CREATE DATABASE IF NOT EXISTS shop_order CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+CREATE DATABASE IF NOT EXISTS shop_notify CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
 
 -- ---------------------------------------------------------------- auth
 CREATE TABLE IF NOT EXISTS shop_auth.users (
@@ -47,6 +48,20 @@ ALTER TABLE shop_auth.refresh_tokens
     ADD COLUMN IF NOT EXISTS spent_at DATETIME(3) NULL AFTER created_at,
     ADD KEY IF NOT EXISTS refresh_tokens_spent (spent_at),
     ADD KEY IF NOT EXISTS refresh_tokens_expiry (expires_at);
+
+-- Transactional outbox of auth's events (user.role_changed,
+-- user.password_changed: docs/EVENTS.md), written in the transaction of the
+-- change; the relay (shop-relay auth) publishes pending rows (published_at
+-- NULL) in id order and stamps them.  Same columns as every outbox.
+CREATE TABLE IF NOT EXISTS shop_auth.outbox (
+    id           BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    event_type   VARCHAR(64) NOT NULL,
+    subject      VARCHAR(64) NOT NULL,              -- the user id, as text
+    payload      TEXT NOT NULL,                     -- the CloudEvent's data (JSON)
+    created_at   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    published_at DATETIME(3) NULL,
+    KEY outbox_pending (published_at, id)
+) ENGINE=InnoDB;
 
 -- ---------------------------------------------------------------- product
 CREATE TABLE IF NOT EXISTS shop_product.products (
@@ -226,13 +241,54 @@ CREATE TABLE IF NOT EXISTS shop_order.idempotency_keys (
 ) ENGINE=InnoDB;
 
 -- Transactional outbox: events written in the same transaction as the state
--- change, for a future message-queue relay.
+-- change; shop-relay publishes them to the broker and only then sets
+-- published_at (NULL: pending).  subject is the order id as text (every
+-- service's outbox has these columns: lib/outbox.h, docs/EVENTS.md); payload
+-- is the CloudEvent's data.
 CREATE TABLE IF NOT EXISTS shop_order.outbox (
-    id          BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    id           BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    event_type   VARCHAR(64) NOT NULL,
+    subject      VARCHAR(64) NOT NULL DEFAULT '',
+    order_id     BIGINT UNSIGNED NOT NULL,
+    payload      TEXT NOT NULL,
+    created_at   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    published_at DATETIME(3) NULL DEFAULT NULL,
+    KEY outbox_pending (published_at, id)
+) ENGINE=InnoDB;
+-- From the outbox nothing read: rows written before the relay existed count
+-- as published (their orders were settled by the sweep long ago; no
+-- consumer should see them now): the column arrives with a past date in
+-- every existing row, then its default becomes NULL for new rows.
+ALTER TABLE shop_order.outbox
+    ADD COLUMN IF NOT EXISTS subject VARCHAR(64) NOT NULL DEFAULT '' AFTER event_type,
+    ADD COLUMN IF NOT EXISTS published_at DATETIME(3) NULL DEFAULT '1970-01-01 00:00:01';
+ALTER TABLE shop_order.outbox
+    ALTER COLUMN published_at SET DEFAULT NULL,
+    ADD KEY IF NOT EXISTS outbox_pending (published_at, id);
+UPDATE shop_order.outbox SET subject = CAST(order_id AS CHAR) WHERE subject = '';
+
+-- Events product's consumers have applied (shop-consume settle), written in
+-- the transaction of the effect: a redelivered event finds its id here.
+CREATE TABLE IF NOT EXISTS shop_product.processed_events (
+    id           VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
+    processed_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    KEY processed_events_at (processed_at)
+) ENGINE=InnoDB;
+
+-- ---------------------------------------------------------------- notify
+-- One row per order event the notifier (shop-consume notify) has taken on:
+-- the email for event_id is sent while this row is locked and sent_at set
+-- in the same transaction, so a duplicate delivery finds it sent and sends
+-- nothing (docs/EVENTS.md, Notifications).
+CREATE TABLE IF NOT EXISTS shop_notify.sent_notifications (
+    event_id    VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
     event_type  VARCHAR(64) NOT NULL,
     order_id    BIGINT UNSIGNED NOT NULL,
-    payload     TEXT NOT NULL,
-    created_at  DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)
+    user_id     BIGINT UNSIGNED NOT NULL,
+    recipient   VARCHAR(254) NOT NULL,
+    created_at  DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    sent_at     DATETIME(3) NULL,
+    KEY sent_notifications_order (order_id)
 ) ENGINE=InnoDB;
 
 -- ---------------------------------------------------------------- users
@@ -254,6 +310,15 @@ PREPARE s FROM @s; EXECUTE s; DEALLOCATE PREPARE s;
 SET @s = CONCAT('ALTER USER shop_order@''%'' IDENTIFIED BY ', QUOTE(@order_pw));
 PREPARE s FROM @s; EXECUTE s; DEALLOCATE PREPARE s;
 GRANT SELECT, INSERT, UPDATE, DELETE ON shop_order.* TO shop_order@'%';
+
+-- The notifier: its own database, and of auth's data only what an email
+-- needs (a user's address and name), never a password hash or token.
+SET @s = CONCAT('CREATE USER IF NOT EXISTS shop_notify@''%'' IDENTIFIED BY ', QUOTE(@notify_pw));
+PREPARE s FROM @s; EXECUTE s; DEALLOCATE PREPARE s;
+SET @s = CONCAT('ALTER USER shop_notify@''%'' IDENTIFIED BY ', QUOTE(@notify_pw));
+PREPARE s FROM @s; EXECUTE s; DEALLOCATE PREPARE s;
+GRANT SELECT, INSERT, UPDATE, DELETE ON shop_notify.* TO shop_notify@'%';
+GRANT SELECT (id, email, name) ON shop_auth.users TO shop_notify@'%';
 
 -- The health-check user: may connect and read status, nothing else.
 SET @s = CONCAT('CREATE USER IF NOT EXISTS shop_monitor@''%'' IDENTIFIED BY ', QUOTE(@monitor_pw));

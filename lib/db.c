@@ -199,6 +199,13 @@ static void db_fail(unsigned e, const char *what, const char *err)
 
 /* Makes sure a connection is open.  Returns false (db_last_errno set) when
  * the server cannot be reached. */
+static unsigned db_idle_timeout;
+
+void db_set_idle_timeout(unsigned seconds)
+{
+    db_idle_timeout = seconds;
+}
+
 static bool db_ensure(void)
 {
     db_link *l = db_cur;
@@ -223,6 +230,11 @@ static bool db_ensure(void)
      * REPEATABLE READ's gap locks buy nothing here and only add deadlocks
      * (e.g. on reservation ids that do not exist yet). */
     mysql_optionsv(c, MYSQL_INIT_COMMAND, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
+    if (db_idle_timeout > 0) {
+        char idle[64];
+        snprintf(idle, sizeof idle, "SET SESSION wait_timeout = %u", db_idle_timeout);
+        mysql_optionsv(c, MYSQL_INIT_COMMAND, idle);
+    }
     /* The reader can never write, whatever a caller passes to db_read(). */
     if (l->read_only)
         mysql_optionsv(c, MYSQL_INIT_COMMAND, "SET SESSION TRANSACTION READ ONLY");

@@ -46,6 +46,12 @@ enum {
 int db_init(void);
 void db_close(void);
 
+/* For connections made from now on: the server closes one after `seconds`
+ * without a statement (wait_timeout; 0: the server's default).  A process
+ * that holds a named lock (db_try_lock) as a lease and may freeze (SIGSTOP,
+ * a stuck broker call) sets it short, so the lease passes on. */
+void db_set_idle_timeout(unsigned seconds);
+
 /* True when a connection can be made and the server answers (health). */
 bool db_ping(void);
 

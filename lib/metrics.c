@@ -37,6 +37,10 @@ static const char *const counter_names[METRIC_COUNT] = {
     "shop_reservations_short_total",  "shop_orders_placed_total",
     "shop_orders_cancelled_total",    "shop_orders_rejected_stock_total",
     "shop_sweep_repairs_total",       "shop_logins_failed_total",
+    "shop_events_published_total",    "shop_events_unroutable_total",
+    "shop_events_processed_total",    "shop_events_duplicate_total",
+    "shop_events_redelivered_total",  "shop_events_failed_total",
+    "shop_events_dead_lettered_total",
 };
 
 typedef struct metrics_route {

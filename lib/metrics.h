@@ -18,6 +18,13 @@ typedef enum {
     METRIC_ORDERS_REJECTED_STOCK,
     METRIC_SWEEP_REPAIRS,
     METRIC_LOGINS_FAILED,
+    METRIC_EVENTS_PUBLISHED,    /* outbox rows the broker confirmed (shop-relay) */
+    METRIC_EVENTS_UNROUTABLE,   /* of those, returned: no queue was bound to the type */
+    METRIC_EVENTS_PROCESSED,    /* events a consumer handled and acked (shop-consume) */
+    METRIC_EVENTS_DUPLICATE,    /* of those, already processed (dedupe by id) */
+    METRIC_EVENTS_REDELIVERED,  /* deliveries flagged redelivered */
+    METRIC_EVENTS_FAILED,       /* handler failures given back to the queue (nack) */
+    METRIC_EVENTS_DEAD_LETTERED,/* rejected to the queue's dead-letter queue */
     METRIC_COUNT
 } metric_counter;
 

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "problem.h"
+#include "revoke.h"
 #include "server.h"
 #include "token.h"
 
@@ -61,6 +62,14 @@ static bool server_internal_listener(FCGX_Request *f)
     return l && strcmp(l, "internal") == 0;
 }
 
+static int (*server_metrics_more)(const char *service, char *out, size_t n);
+static const char *server_service = "shop";
+
+void server_set_metrics_extra(int (*fn)(const char *service, char *out, size_t n))
+{
+    server_metrics_more = fn;
+}
+
 static void server_metrics(http_req *req)
 {
     size_t len = 0;
@@ -68,6 +77,19 @@ static void server_metrics(http_req *req)
     if (!text) {
         problem_internal(req, "metrics: out of memory");
         return;
+    }
+    if (server_metrics_more) {
+        enum { MORE = 2048 };
+        char *grown = realloc(text, len + MORE);
+        if (!grown) {
+            free(text);
+            problem_internal(req, "metrics: out of memory");
+            return;
+        }
+        text = grown;
+        int more = server_metrics_more(server_service, text + len, MORE);
+        if (more > 0)
+            len += (size_t)more;
     }
     http_reply_raw(req, 200, "text/plain; version=0.0.4", text, len);
     free(text);
@@ -164,9 +186,11 @@ int server_run(const char *service, const route *table, size_t n, int (*init)(vo
 {
     if (server_setup(service) != 0)
         return 1;
+    server_service = service;
     snprintf(server_metrics_path, sizeof server_metrics_path, "/%s/metrics",
              strcmp(service, "auth") == 0 ? "auth" : strcmp(service, "product") == 0 ? "products" : "orders");
     metrics_init(service, n);
+    revoke_reader_init(config_get("REVOKE_FILE", NULL));
     for (size_t i = 0; i < n; i++)
         metrics_name_route(i, table[i].method, table[i].pattern);
     const char *dir = config_get("JWT_PUBLIC_DIR", NULL);

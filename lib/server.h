@@ -24,6 +24,11 @@ int server_health(http_req *req);
 
 int server_run(const char *service, const route *table, size_t n, int (*init)(void));
 
+/* Called before server_run(): fn appends its own Prometheus text (at most
+ * n bytes, e.g. outbox_metrics) to every /metrics answer; it returns the
+ * length written, or < 0 to add nothing. */
+void server_set_metrics_extra(int (*fn)(const char *service, char *out, size_t n));
+
 /* A service's background sweep (`<svc>.fcgi --sweep` / `--sweep-once`),
  * after server_setup(): pass() once when `once`, else every `key` seconds
  * of the config (default `interval`, at least 1) until SIGTERM or SIGINT.

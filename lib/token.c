@@ -459,6 +459,10 @@ static int token_check_claims(json_object *c, time_t now, token_claims *out)
     int has_nbf = token_int(c, "nbf", &nbf);
     if (has_nbf < 0)
         return -1;
+    int64_t iat_ms = 0;
+    int has_iat_ms = token_int(c, "iat_ms", &iat_ms);
+    if (has_iat_ms < 0 || (has_iat_ms && iat_ms / 1000 != iat))   /* must name iat's second */
+        return -1;
     if ((int64_t)now >= exp)                         /* expired */
         return -1;
     if (iat > (int64_t)now + TOKEN_SKEW || exp <= iat) /* issued in the future */
@@ -468,6 +472,7 @@ static int token_check_claims(json_object *c, time_t now, token_claims *out)
     out->user_id = uid;
     out->role = r;
     out->iat = (time_t)iat;
+    out->iat_ms = has_iat_ms ? iat_ms : iat * 1000;
     out->exp = (time_t)exp;
     snprintf(out->jti, sizeof out->jti, "%s", jti);
     return 0;
@@ -547,7 +552,13 @@ out:
 
 char *token_sign(int64_t user_id, user_role role, time_t now, long ttl)
 {
-    if (!token_priv_pem || user_id <= 0 || role == USER_ANON || ttl <= 0)
+    return token_sign_ms(user_id, role, (int64_t)now * 1000, ttl);
+}
+
+char *token_sign_ms(int64_t user_id, user_role role, int64_t now_ms, long ttl)
+{
+    time_t now = (time_t)(now_ms / 1000);
+    if (now_ms < 0 || !token_priv_pem || user_id <= 0 || role == USER_ANON || ttl <= 0)
         return NULL;
     unsigned char rnd[16];
     char jti[32], sub[24];
@@ -565,6 +576,7 @@ char *token_sign(int64_t user_id, user_role role, time_t now, long ttl)
         jwt_add_grant(j, "sub", sub) != 0 ||
         jwt_add_grant(j, "role", token_role_name(role)) != 0 ||
         jwt_add_grant_int(j, "iat", (long)now) != 0 ||
+        jwt_add_grant_int(j, "iat_ms", (long)now_ms) != 0 ||
         jwt_add_grant_int(j, "exp", (long)now + ttl) != 0 ||
         jwt_add_grant(j, "jti", jti) != 0 ||
         jwt_set_alg(j, JWT_ALG_ES256, (const unsigned char *)token_priv_pem, (int)token_priv_len) != 0)

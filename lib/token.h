@@ -24,6 +24,7 @@ typedef struct token_claims {
     int64_t user_id;
     user_role role;
     time_t iat, exp;
+    int64_t iat_ms;          /* the iat_ms claim (milliseconds), else iat * 1000 */
     char jti[64];
 } token_claims;
 
@@ -40,6 +41,11 @@ int token_verify(const char *jwt, time_t now, token_claims *out);
 /* Signs an access token for user/role valid `ttl` seconds from now.
  * Returns a malloc'd string or NULL. */
 char *token_sign(int64_t user_id, user_role role, time_t now, long ttl);
+/* The same with the issue time in epoch milliseconds: the token carries it
+ * in an iat_ms claim as well as iat (its second), so the revocation list
+ * (revoke.h) can tell a token issued just before a change from one issued
+ * just after it in the same second. */
+char *token_sign_ms(int64_t user_id, user_role role, int64_t now_ms, long ttl);
 
 /* The JWKS document ({"keys":[...]}) of the loaded public keys; caller frees. */
 json_object *token_jwks(void);

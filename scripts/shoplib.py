@@ -33,12 +33,14 @@ import urllib.parse
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STACK_SCRIPT = os.path.join(REPO, "scripts", "stack")
-PORT_SPAN = 64   # scripts/stack uses SHOP_PORT_BASE .. +63, the edge SHOP_PORT_BASE + 64
+PORT_SPAN = 96   # scripts/stack uses SHOP_PORT_BASE .. +95 (RabbitMQ +65..+79, the
+                 # SMTP sink and Alertmanager +80..+89), the edge SHOP_PORT_BASE + 64
+EDGE_OFFSET = 64
 BLOCK = 128      # block alignment (> PORT_SPAN): one lock file per block; the
-                 # ports between the edge and the next block are the run's own
+                 # ports between the span's end and the next block are the run's own
 LOCK_DIR = os.path.join(tempfile.gettempdir(), "shop-it-ports")
 BIND_FAILED = re.compile(r"address already in use|cannot bind|bind on tcp/ip port"
-                         r"|failed to open ist listener|can't bind", re.I)
+                         r"|failed to open ist listener|can't bind|eaddrinuse", re.I)
 
 
 # ------------------------------------------------------------------ ports
@@ -121,9 +123,9 @@ def bind_failure(state):
 
 def stack_env(base, state, **settings):
     """The environment of scripts/stack for a stack in `state` on the block
-    at `base` (the edge at base + PORT_SPAN), plus SHOP_* `settings`."""
+    at `base` (the edge at base + EDGE_OFFSET), plus SHOP_* `settings`."""
     env = dict(os.environ, SHOP_STATE_DIR=state, SHOP_PORT_BASE=str(base),
-               SHOP_PORT=str(base + PORT_SPAN))
+               SHOP_PORT=str(base + EDGE_OFFSET))
     env.update(settings)
     return env
 

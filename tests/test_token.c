@@ -167,8 +167,24 @@ static void test_roundtrip(void)
     token_claims c2;
     CU_ASSERT_EQUAL_FATAL(token_verify(t2, NOW, &c2), 0);
     CU_ASSERT_STRING_NOT_EQUAL(c.jti, c2.jti);
+    CU_ASSERT_EQUAL(c.iat_ms, (int64_t)NOW * 1000);
     free(t);
     free(t2);
+}
+
+/* The millisecond issue time (for the revocation list) rides in iat_ms,
+ * whose second is iat's. */
+static void test_iat_ms(void)
+{
+    char *t = token_sign_ms(42, USER_SELLER, (int64_t)NOW * 1000 + 789, 900);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    token_claims c;
+    CU_ASSERT_EQUAL(token_verify(t, NOW + 1, &c), 0);
+    CU_ASSERT_EQUAL(c.iat, NOW);
+    CU_ASSERT_EQUAL(c.iat_ms, (int64_t)NOW * 1000 + 789);
+    CU_ASSERT_EQUAL(c.exp, NOW + 900);
+    free(t);
+    CU_ASSERT_PTR_NULL(token_sign_ms(42, USER_SELLER, -1, 900));
 }
 
 static void test_signature_is_raw_r_s(void)
@@ -435,6 +451,7 @@ int main(void)
         return 1;
     CU_pSuite s = CU_add_suite("token", suite_init, suite_clean);
     CU_add_test(s, "sign/verify roundtrip", test_roundtrip);
+    CU_add_test(s, "iat_ms carries the milliseconds", test_iat_ms);
     CU_add_test(s, "signature is 64-byte R||S", test_signature_is_raw_r_s);
     CU_add_test(s, "tampered signature", test_tampered_signature);
     CU_add_test(s, "tampered payload", test_tampered_payload);

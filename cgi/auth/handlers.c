@@ -18,6 +18,7 @@
 #include "json.h"
 #include "log.h"
 #include "problem.h"
+#include "revoke.h"
 #include "store.h"
 #include "token.h"
 
@@ -79,6 +80,20 @@ int auth_email_normalize(const char *in, char *email, char *norm)
     return 0;
 }
 
+/* Epoch milliseconds as RFC 3339 UTC with milliseconds (the events'
+ * changed_at: the revocation list's mark, to the millisecond). */
+void auth_time_ms_rfc3339(int64_t ms, char *out, size_t n)
+{
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    char sec[32];
+    if (!gmtime_r(&s, &tm) || strftime(sec, sizeof sec, "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
+        snprintf(out, n, "1970-01-01T00:00:00.000Z");
+        return;
+    }
+    snprintf(out, n, "%s.%03dZ", sec, (int)(ms % 1000));
+}
+
 static long auth_ttl(const char *key, long def)
 {
     long long v = config_int(key, def);
@@ -107,7 +122,7 @@ static int auth_reply_user(http_req *req, int status, const auth_user *u)
 static int auth_reply_tokens(http_req *req, const auth_user *u, const char *refresh)
 {
     long ttl = auth_ttl("ACCESS_TTL", 900);
-    char *access = token_sign(u->id, u->role, time(NULL), ttl);
+    char *access = token_sign_ms(u->id, u->role, revoke_now_ms(), ttl);
     if (!access)
         return problem_internal(req, "token_sign failed (signing key loaded?)");
     json_object *o = json_object_new_object();
@@ -290,14 +305,59 @@ int auth_user_patch(http_req *req)
     if (rc)
         return rc;
     auth_user u;
-    rc = store_user_set_role(req->id, role, &u);
+    user_role old = USER_ANON;
+    char changed_at[40];
+    auth_time_ms_rfc3339(revoke_now_ms(), changed_at, sizeof changed_at);
+    rc = store_user_set_role(req->id, role, changed_at, &u, &old);
     if (rc == STORE_NOT_FOUND)
         return problem_send(req, 404, "not_found", "No such user.");
     if (rc < 0)
         return problem_db(req, rc);
-    log_info("user %lld role set to %s by user %lld", (long long)u.id, token_role_name(role),
-             (long long)req->auth.user_id);
+    log_info("user %lld role set to %s (was %s) by user %lld at %s", (long long)u.id,
+             token_role_name(role), token_role_name(old), (long long)req->auth.user_id, changed_at);
     return auth_reply_user(req, 200, &u);
+}
+
+/* POST /auth/password {current_password, new_password} -> 204.  The
+ * signed-in user's own password: a wrong current one is 401
+ * invalid_credentials.  Every refresh token of the user is revoked and
+ * user.password_changed is written with the change, so every host refuses
+ * the access tokens issued before it (token_revoked) within seconds. */
+int auth_password_change(http_req *req)
+{
+    static const char *const allowed[] = {"current_password", "new_password", NULL};
+    const char *current = NULL, *fresh = NULL;
+    json_object *errs = json_object_new_array();
+    json_check_fields(req->json, allowed, errs);
+    json_get_str(req->json, "current_password", 1, AUTH_INPUT_MAX, true, &current, errs);
+    json_get_str(req->json, "new_password", AUTH_PASSWORD_MIN, AUTH_PASSWORD_MAX, true, &fresh, errs);
+    int rc = auth_check_errors(req, errs);
+    if (rc)
+        return rc;
+    auth_user u;
+    rc = store_user_by_id(req->auth.user_id, &u);
+    if (rc < 0 && rc != STORE_NOT_FOUND)
+        return problem_db(req, rc);
+    const char *hash = rc == 0 ? u.password_hash : auth_dummy_hash;
+    bool ok = crypto_pwhash_str_verify(hash, current, strlen(current)) == 0;
+    if (rc != 0 || !ok) {
+        log_info("password change for user %lld refused: wrong current password",
+                 (long long)req->auth.user_id);
+        return problem_send(req, 401, "invalid_credentials", "The current password is wrong.");
+    }
+    char next[crypto_pwhash_STRBYTES];
+    if (auth_password_hash(fresh, next) != 0)
+        return problem_internal(req, "crypto_pwhash_str_alg failed (out of memory?)");
+    char changed_at[40];
+    auth_time_ms_rfc3339(revoke_now_ms(), changed_at, sizeof changed_at);
+    rc = store_user_set_password(u.id, u.password_hash, next, changed_at);
+    if (rc == STORE_REJECTED)     /* changed meanwhile: what was checked is no longer current */
+        return problem_send(req, 401, "invalid_credentials", "The current password is wrong.");
+    if (rc < 0)
+        return problem_db(req, rc);
+    log_info("user %lld changed their password at %s", (long long)u.id, changed_at);
+    http_add_header(req, "Cache-Control", "no-store");
+    return http_reply_empty(req, 204);
 }
 
 /* GET /auth/jwks.json: the verification keys, for anyone (other services,

@@ -4,6 +4,7 @@
 #define AUTH_HANDLERS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sodium.h>
 #include "http.h"
 #include "store.h"
@@ -15,6 +16,7 @@ int auth_logout(http_req *req);
 int auth_me(http_req *req);
 int auth_user_get(http_req *req);
 int auth_user_patch(http_req *req);
+int auth_password_change(http_req *req);
 int auth_jwks(http_req *req);
 
 /* Worker setup after the common one: signing key, the dummy hash that makes
@@ -33,5 +35,8 @@ int auth_password_ok(const char *pw);
 
 /* Argon2id hash of pw at the service's cost into out.  Returns 0 or -1. */
 int auth_password_hash(const char *pw, char out[crypto_pwhash_STRBYTES]);
+
+/* Epoch milliseconds as RFC 3339 UTC with milliseconds into out (n >= 25). */
+void auth_time_ms_rfc3339(int64_t ms, char *out, size_t n);
 
 #endif

@@ -13,6 +13,7 @@
 #include "handlers.h"
 #include "json.h"
 #include "log.h"
+#include "outbox.h"
 #include "server.h"
 #include "store.h"
 #include "sweep.h"
@@ -24,6 +25,7 @@ static const route auth_routes[] = {
     {"POST", "/auth/refresh", ROUTE_PUBLIC, true, auth_refresh},
     {"POST", "/auth/logout", ROUTE_PUBLIC, true, auth_logout},
     {"GET", "/auth/me", ROUTE_USER, false, auth_me},
+    {"POST", "/auth/password", ROUTE_USER, true, auth_password_change},
     {"GET", "/auth/users/{id}", ROUTE_USER, false, auth_user_get},
     {"PATCH", "/auth/users/{id}", ROUTE_ADMIN, true, auth_user_patch},
     {"GET", "/auth/jwks.json", ROUTE_PUBLIC, false, auth_jwks},
@@ -90,5 +92,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s [--create-user EMAIL ROLE [NAME] | --sweep | --sweep-once]\n", argv[0]);
         return 2;
     }
+    /* /auth/metrics adds the outbox lag (lib/outbox.h). */
+    server_set_metrics_extra(outbox_metrics);
     return server_run("auth", auth_routes, sizeof auth_routes / sizeof auth_routes[0], auth_init);
 }

@@ -32,6 +32,12 @@ static const char SQL_USER_RESET[] =
     "UPDATE users SET role = ?, password_hash = ?, name = COALESCE(?, name) WHERE id = ?";
 static const char SQL_USER_SET_ROLE[] =
     "UPDATE users SET role = ? WHERE id = ?";
+static const char SQL_USER_ROLE_FOR_UPDATE[] =
+    "SELECT role FROM users WHERE id = ? FOR UPDATE";
+static const char SQL_USER_SET_PASSWORD[] =
+    "UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?";
+static const char SQL_OUTBOX_INSERT[] =
+    "INSERT INTO outbox (event_type, subject, payload, created_at) VALUES (?, ?, ?, UTC_TIMESTAMP(3))";
 static const char SQL_USER_REHASH[] =
     "UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?";
 static const char SQL_REFRESH_INSERT[] =
@@ -111,11 +117,21 @@ static int store_token_insert(const unsigned char family[STORE_FAMILY_LEN], int6
     return rc == 1 ? 0 : rc < 0 ? (int)rc : DB_ERROR;
 }
 
+/* Writes one event into the outbox (inside the caller's transaction):
+ * type, the user as subject, data as its JSON text.  Returns 0 or DB_ERROR. */
+static int store_outbox(const char *type, int64_t user_id, const char *data)
+{
+    char subject[24];
+    snprintf(subject, sizeof subject, "%lld", (long long)user_id);
+    return db_exec(SQL_OUTBOX_INSERT, "sss", type, subject, data) == 1 ? 0 : DB_ERROR;
+}
+
 /* ------------------------------------------------------------ users */
 
 typedef struct user_args {
     const char *email, *email_norm, *name, *hash, *old_hash;
-    user_role role;
+    const char *changed_at;          /* RFC 3339 with ms, for the event */
+    user_role role, old_role;
     int64_t id;
     auth_user *out;
 } user_args;
@@ -200,15 +216,60 @@ int store_user_by_id(int64_t id, auth_user *out)
 static int store_user_set_role_tx(void *arg)
 {
     user_args *a = arg;
-    if (db_exec(SQL_USER_SET_ROLE, "si", token_role_name(a->role), a->id) < 0)
+    db_res *r = db_query(SQL_USER_ROLE_FOR_UPDATE, "i", a->id);
+    if (!r)
         return DB_ERROR;
+    if (db_rows(r) == 0) {
+        db_free(r);
+        return STORE_NOT_FOUND;
+    }
+    a->old_role = token_role_parse(db_str(r, 0, 0));
+    db_free(r);
+    if (a->old_role != a->role) {
+        if (db_exec(SQL_USER_SET_ROLE, "si", token_role_name(a->role), a->id) < 0)
+            return DB_ERROR;
+        char data[256];
+        snprintf(data, sizeof data,
+                 "{\"user_id\":%lld,\"old_role\":\"%s\",\"new_role\":\"%s\",\"changed_at\":\"%s\"}",
+                 (long long)a->id, token_role_name(a->old_role), token_role_name(a->role),
+                 a->changed_at);
+        if (store_outbox("user.role_changed", a->id, data) != 0)
+            return DB_ERROR;
+    }
     return store_user_fetch(SQL_USER_BY_ID, a->id, NULL, a->out);
 }
 
-int store_user_set_role(int64_t id, user_role role, auth_user *out)
+int store_user_set_role(int64_t id, user_role role, const char *changed_at, auth_user *out,
+                        user_role *old_role)
 {
-    user_args a = {.id = id, .role = role, .out = out};
-    return db_tx(store_user_set_role_tx, &a);
+    user_args a = {.id = id, .role = role, .changed_at = changed_at, .out = out};
+    int rc = db_tx(store_user_set_role_tx, &a);
+    if (rc == 0 && old_role)
+        *old_role = a.old_role;
+    return rc;
+}
+
+static int store_user_set_password_tx(void *arg)
+{
+    user_args *a = arg;
+    int64_t n = db_exec(SQL_USER_SET_PASSWORD, "sis", a->hash, a->id, a->old_hash);
+    if (n < 0)
+        return DB_ERROR;
+    if (n == 0)
+        return STORE_REJECTED;          /* changed (or gone) since it was checked */
+    if (db_exec(SQL_REFRESH_REVOKE_USER, "i", a->id) < 0)
+        return DB_ERROR;
+    char data[128];
+    snprintf(data, sizeof data, "{\"user_id\":%lld,\"changed_at\":\"%s\"}",
+             (long long)a->id, a->changed_at);
+    return store_outbox("user.password_changed", a->id, data) != 0 ? DB_ERROR : 0;
+}
+
+int store_user_set_password(int64_t id, const char *old_hash, const char *new_hash,
+                            const char *changed_at)
+{
+    user_args a = {.id = id, .old_hash = old_hash, .hash = new_hash, .changed_at = changed_at};
+    return db_tx(store_user_set_password_tx, &a);
 }
 
 static int store_user_rehash_tx(void *arg)

@@ -48,8 +48,19 @@ int64_t store_user_upsert(const char *email, const char *email_norm, const char 
 int store_user_by_email(const char *email_norm, auth_user *out);
 int store_user_by_id(int64_t id, auth_user *out);
 
-/* Sets a user's role.  Returns 0 and fills *out, STORE_NOT_FOUND, or a DB error. */
-int store_user_set_role(int64_t id, user_role role, auth_user *out);
+/* Sets a user's role.  When it changes, writes user.role_changed (with
+ * changed_at, RFC 3339 with milliseconds) to the outbox in the same
+ * transaction.  Returns 0 and fills *out (and *old_role when not NULL),
+ * STORE_NOT_FOUND, or a DB error. */
+int store_user_set_role(int64_t id, user_role role, const char *changed_at, auth_user *out,
+                        user_role *old_role);
+
+/* Replaces the password hash if it is still old_hash, revokes every refresh
+ * token of the user and writes user.password_changed (changed_at) to the
+ * outbox, all in one transaction.  Returns 0, STORE_REJECTED (the hash
+ * changed meanwhile), or a DB error. */
+int store_user_set_password(int64_t id, const char *old_hash, const char *new_hash,
+                            const char *changed_at);
 
 /* Replaces the password hash if it is still `old_hash` (login rehash: a
  * concurrent password change wins).  Returns 0 or a DB error. */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "order.h"
+#include "outbox.h"
 #include "route.h"
 #include "server.h"
 
@@ -26,5 +27,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: order.fcgi [--sweep | --sweep-once]\n");
         return 2;
     }
+    /* /orders/metrics adds the outbox lag (lib/outbox.h). */
+    server_set_metrics_extra(outbox_metrics);
     return server_run("order", order_routes, sizeof order_routes / sizeof order_routes[0], NULL);
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 #include <sodium.h>
+#include <json-c/json.h>
 
 #include "db.h"
 
@@ -262,6 +263,35 @@ static int store_order_of_reservation(int64_t rid, int64_t *id, int64_t *user_id
     return found;
 }
 
+/* An outbox row (lib/outbox.h): type, the order id as subject, data. */
+static int store_outbox(const char *type, int64_t order_id, const char *data)
+{
+    char subject[24];
+    snprintf(subject, sizeof subject, "%" PRId64, order_id);
+    int64_t n = db_exec("INSERT INTO outbox (event_type, subject, order_id, payload, created_at)"
+                        " VALUES (?, ?, ?, ?, UTC_TIMESTAMP(3))", "ssis", type, subject,
+                        order_id, data);
+    return n < 0 ? (int)n : DB_OK;
+}
+
+/* The data of an order event (docs/EVENTS.md): `order`, the order as the
+ * API shows it (JSON text), plus order_id and reservation_id.  malloc'd;
+ * NULL when out of memory or `order` is no object. */
+static char *store_event_data(const char *order, int64_t order_id, int64_t reservation_id)
+{
+    json_object *o = json_tokener_parse(order);
+    if (!o || !json_object_is_type(o, json_type_object)) {
+        json_object_put(o);
+        return NULL;
+    }
+    json_object_object_add(o, "order_id", json_object_new_int64(order_id));
+    json_object_object_add(o, "reservation_id", json_object_new_int64(reservation_id));
+    const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+    char *out = text ? strdup(text) : NULL;
+    json_object_put(o);
+    return out;
+}
+
 typedef struct place_args {
     const store_new_order *o;
     store_render_fn render;
@@ -322,10 +352,13 @@ static int store_place_tx(void *arg)
     a->reply = a->render(&ord);
     if (!a->reply)
         return STORE_FAILED;
-    n = db_exec("INSERT INTO outbox (event_type, order_id, payload, created_at)"
-                " VALUES ('order.confirmed', ?, ?, UTC_TIMESTAMP(3))", "is", ord.id, a->reply);
-    if (n < 0)
-        return (int)n;
+    char *data = store_event_data(a->reply, ord.id, o->reservation_id);
+    if (!data)
+        return STORE_FAILED;
+    int orc = store_outbox("order.confirmed", ord.id, data);
+    free(data);
+    if (orc != DB_OK)
+        return orc;
     if (o->idem_key) {
         n = db_exec("INSERT INTO idempotency_keys (user_id, idem_key, request_hash, status,"
                     " response_status, response_body, order_id, created_at, updated_at)"
@@ -387,12 +420,58 @@ static int store_cancel_tx(void *arg)
                         " WHERE id = ? AND status = 'confirmed'", "i", id);
     if (n <= 0)
         return (int)n;
-    char payload[64];
-    snprintf(payload, sizeof payload, "{\"order_id\":%" PRId64 "}", id);
-    if (db_exec("INSERT INTO outbox (event_type, order_id, payload, created_at)"
-                " VALUES ('order.cancelled', ?, ?, UTC_TIMESTAMP(3))", "is", id, payload) < 0)
+    /* The data: what the customer is told (the order's lines and total)
+     * and what product settles (its reservation). */
+    db_res *r = db_query("SELECT user_id, COALESCE(reservation_id, id), total_cents, currency,"
+                         " updated_at FROM orders WHERE id = ?", "i", id);
+    if (!r)
         return DB_ERROR;
-    return 1;
+    if (db_rows(r) == 0) {
+        db_free(r);
+        return DB_ERROR;
+    }
+    json_object *o = json_object_new_object(), *items = json_object_new_array();
+    if (!o || !items) {
+        json_object_put(o);
+        json_object_put(items);
+        db_free(r);
+        return STORE_FAILED;
+    }
+    char t[40];
+    json_object_object_add(o, "order_id", json_object_new_int64(id));
+    json_object_object_add(o, "user_id", json_object_new_int64(db_int(r, 0, 0)));
+    json_object_object_add(o, "reservation_id", json_object_new_int64(db_int(r, 0, 1)));
+    json_object_object_add(o, "status", json_object_new_string("cancelled"));
+    json_object_object_add(o, "total_cents", json_object_new_int64(db_int(r, 0, 2)));
+    json_object_object_add(o, "currency", json_object_new_string(db_str(r, 0, 3) ? db_str(r, 0, 3) : ""));
+    db_time_rfc3339(db_str(r, 0, 4), t, sizeof t);
+    json_object_object_add(o, "cancelled_at", json_object_new_string(t));
+    db_free(r);
+    r = db_query("SELECT product_id, sku, name, unit_price_cents, quantity, line_total_cents"
+                 " FROM order_items WHERE order_id = ? ORDER BY line_no", "i", id);
+    if (!r) {
+        json_object_put(o);
+        json_object_put(items);
+        return DB_ERROR;
+    }
+    for (int i = 0; i < db_rows(r); i++) {
+        json_object *l = json_object_new_object();
+        if (!l)
+            break;
+        json_object_object_add(l, "product_id", json_object_new_int64(db_int(r, i, 0)));
+        json_object_object_add(l, "sku", json_object_new_string(db_str(r, i, 1) ? db_str(r, i, 1) : ""));
+        json_object_object_add(l, "name", json_object_new_string(db_str(r, i, 2) ? db_str(r, i, 2) : ""));
+        json_object_object_add(l, "unit_price_cents", json_object_new_int64(db_int(r, i, 3)));
+        json_object_object_add(l, "quantity", json_object_new_int64(db_int(r, i, 4)));
+        json_object_object_add(l, "line_total_cents", json_object_new_int64(db_int(r, i, 5)));
+        json_object_array_add(items, l);
+    }
+    db_free(r);
+    json_object_object_add(o, "items", items);
+    const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+    int rc = text ? store_outbox("order.cancelled", id, text) : STORE_FAILED;
+    json_object_put(o);
+    return rc == DB_OK ? 1 : rc;
 }
 
 int store_cancel_order(int64_t id)
@@ -453,6 +532,12 @@ int64_t store_purge_failed(int64_t age_s, int batch, int max_batches)
     return db_purge("DELETE FROM orders WHERE status = 'failed' AND stock_state = 'released'"
                     " AND updated_at < UTC_TIMESTAMP(3) - INTERVAL ? SECOND"
                     " ORDER BY status, updated_at LIMIT ?", age_s, batch, max_batches);
+}
+
+int64_t store_purge_outbox(int64_t age_s, int batch, int max_batches)
+{
+    return db_purge("DELETE FROM outbox WHERE published_at < UTC_TIMESTAMP(3) - INTERVAL ? SECOND"
+                    " ORDER BY published_at, id LIMIT ?", age_s, batch, max_batches);
 }
 
 int store_unreleased_stock(int64_t *ids, int64_t *rids, int max)

@@ -149,5 +149,8 @@ int64_t store_purge_idempotency(int64_t age_s, int batch, int max_batches);
 /* Failed orders (the sweep's fences, never shown to clients and without
  * items) whose stock is released, last updated more than age_s ago. */
 int64_t store_purge_failed(int64_t age_s, int batch, int max_batches);
+/* Outbox rows the broker confirmed more than age_s ago (pending rows stay
+ * whatever their age). */
+int64_t store_purge_outbox(int64_t age_s, int batch, int max_batches);
 
 #endif

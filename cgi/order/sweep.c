@@ -16,7 +16,8 @@
  *   d. retention (every RETENTION_INTERVAL seconds): completed
  *      Idempotency-Key records older than IDEMPOTENCY_RETENTION (default
  *      24 h) and failed orders (fences, their stock released) older than
- *      FAILED_ORDER_RETENTION (default 7 days) are deleted, RETENTION_BATCH
+ *      FAILED_ORDER_RETENTION (default 7 days) and outbox rows published
+ *      OUTBOX_RETENTION (default 7 days) ago are deleted, RETENTION_BATCH
  *      rows per transaction (store.h). */
 #include <inttypes.h>
 #include <stdio.h>
@@ -67,10 +68,14 @@ static int64_t order_sweep_retention(void)
                                            ORDER_RETENTION_BATCHES);
     int64_t failed = store_purge_failed(config_int("FAILED_ORDER_RETENTION", 604800), batch,
                                         ORDER_RETENTION_BATCHES);
-    if (keys > 0 || failed > 0)
-        log_info("sweep: deleted %lld expired Idempotency-Key records, %lld failed orders",
-                 (long long)(keys > 0 ? keys : 0), (long long)(failed > 0 ? failed : 0));
-    return keys < 0 || failed < 0 ? -1 : keys + failed;
+    int64_t sent = store_purge_outbox(config_int("OUTBOX_RETENTION", 604800), batch,
+                                      ORDER_RETENTION_BATCHES);
+    if (keys > 0 || failed > 0 || sent > 0)
+        log_info("sweep: deleted %lld expired Idempotency-Key records, %lld failed orders,"
+                 " %lld published outbox rows",
+                 (long long)(keys > 0 ? keys : 0), (long long)(failed > 0 ? failed : 0),
+                 (long long)(sent > 0 ? sent : 0));
+    return keys < 0 || failed < 0 || sent < 0 ? -1 : keys + failed + sent;
 }
 
 int order_sweep_once(void)

@@ -594,27 +594,35 @@ struct confirm_tx {
     char (*status)[10];
 };
 
+int store_confirm_in_tx(int64_t id, char status[10])
+{
+    int64_t n = db_exec("UPDATE reservations SET status = 'confirmed',"
+                        " updated_at = UTC_TIMESTAMP(3) WHERE id = ? AND status = 'held'",
+                        "i", id);
+    if (n < 0)
+        return (int)n;
+    if (n == 1) {
+        snprintf(status, 10, "%s", "confirmed");
+        return DB_OK;
+    }
+    db_res *r = db_query("SELECT status FROM reservations WHERE id = ?", "i", id);
+    if (!r)
+        return DB_ERROR;
+    if (db_rows(r))
+        db_copy(status, 10, r, 0, 0);
+    else
+        snprintf(status, 10, "missing");
+    db_free(r);
+    return DB_OK;
+}
+
 static int confirm_fn(void *arg)
 {
     struct confirm_tx *t = arg;
     for (int i = 0; i < t->n; i++) {
-        int64_t n = db_exec("UPDATE reservations SET status = 'confirmed',"
-                            " updated_at = UTC_TIMESTAMP(3) WHERE id = ? AND status = 'held'",
-                            "i", t->ids[i]);
-        if (n < 0)
-            return (int)n;
-        if (n == 1) {
-            snprintf(t->status[i], sizeof t->status[i], "%s", "confirmed");
-            continue;
-        }
-        db_res *r = db_query("SELECT status FROM reservations WHERE id = ?", "i", t->ids[i]);
-        if (!r)
-            return DB_ERROR;
-        if (db_rows(r))
-            db_copy(t->status[i], sizeof t->status[i], r, 0, 0);
-        else
-            snprintf(t->status[i], sizeof t->status[i], "missing");
-        db_free(r);
+        int rc = store_confirm_in_tx(t->ids[i], t->status[i]);
+        if (rc != DB_OK)
+            return rc;
     }
     return DB_OK;
 }
@@ -650,9 +658,8 @@ static int return_stock(int64_t id)
     return rc;
 }
 
-static int release_fn(void *arg)
+int store_release_in_tx(int64_t id)
 {
-    int64_t id = *(int64_t *)arg;
     char status[10];
     int rc = lock_reservation(id, status, sizeof status);
     if (rc == 0) {
@@ -680,6 +687,11 @@ static int release_fn(void *arg)
                 " WHERE id = ?", "i", id) < 0)
         return DB_ERROR;
     return DB_OK;
+}
+
+static int release_fn(void *arg)
+{
+    return store_release_in_tx(*(int64_t *)arg);
 }
 
 int store_release(int64_t id)

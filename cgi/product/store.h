@@ -182,6 +182,12 @@ int store_confirm_many(const int64_t *ids, int n, char (*status)[10]);
  * id takes nothing.  Idempotent. */
 int store_release(int64_t id);
 
+/* The bodies of the two above for one reservation, for a caller that runs
+ * them inside its own transaction (the settle consumer, events/settle.c,
+ * with its dedupe row).  store_confirm_in_tx fills status as above. */
+int store_confirm_in_tx(int64_t id, char status[10]);
+int store_release_in_tx(int64_t id);
+
 /* Up to max held reservations past their expiry, oldest first: ids[] and
  * user_ids[].  Returns the count or a db.h code. */
 int store_expired(int64_t *ids, int64_t *user_ids, int max);

@@ -1,7 +1,8 @@
 """test_privileges.py: least privilege.  Started as root (as the tests are
 in CI), the stack runs nothing of its own as root: HAProxy as shop-edge,
-lighttpd as shop-web, each service's pool (supervisor and workers) and sweep
-as shop-auth / shop-product / shop-order; auth's signing key and each
+lighttpd as shop-web, each service's pool (supervisor and workers), sweep,
+outbox relay and consumers as shop-auth / shop-product / shop-order, the
+RabbitMQ nodes as rabbitmq; auth's signing key and each
 service's config (its DB password) are readable by that service's user
 alone.  Started by anyone else, everything runs as that user."""
 import glob
@@ -66,6 +67,20 @@ def _processes():
             pid = _read_pid(_state(host, f))
             assert pid and _comm(pid) == svc + ".fcgi", (host, f, pid)
             want[(host + " " + svc + " sweep", pid)] = "shop-" + svc if root else me
+        for svc, f, comm in (("order", "relay-order.pid", "shop-relay"),
+                             ("auth", "relay-auth.pid", "shop-relay"),
+                             ("product", "consume-settle.pid", "shop-consume"),
+                             ("revoke", "consume-revoke.pid", "shop-consume"),
+                             ("notify", "consume-notify.pid", "shop-consume")):
+            pid = _read_pid(_state(host, f))
+            assert pid and _comm(pid) == comm, (host, f, pid)
+            want[(host + " " + comm, pid)] = "shop-" + svc if root else me
+        pid = _read_pid(_state("rabbit%d" % n, "server.pid"))
+        assert pid and _comm(pid) == "beam.smp", ("rabbit%d" % n, pid)
+        want[("rabbit%d" % n, pid)] = "rabbitmq" if root else me
+    pid = _read_pid(_state("mail", "smtp.pid"))          # the SMTP sink
+    assert pid and _comm(pid) == "python3", ("smtp", pid)
+    want[("smtp sink", pid)] = "shop-web" if root else me
     return want
 
 
@@ -153,3 +168,39 @@ def test_killed_worker_is_replaced_by_its_pool_as_the_same_user():
     base = "http://127.0.0.1:%d" % (int(shop.STACK["SHOP_PORT_BASE"]) + 11)
     r = shop.call("GET", "/auth/health", base=base)
     assert r.status == 200, r
+
+
+def test_broker_users_are_per_service_and_guest_is_gone():
+    """RabbitMQ: no guest; each service has its own user and password, and
+    order's (its relay only publishes) cannot read product's queue."""
+    import test_events as te
+    pika = te.pika
+    port = int(shop.STACK["SHOP_AMQP_PORTS"].split()[0])
+
+    def connect(user, pw):
+        return pika.BlockingConnection(pika.ConnectionParameters(
+            host="127.0.0.1", port=port, credentials=pika.PlainCredentials(user, pw),
+            connection_attempts=1))
+    try:
+        connect("guest", "guest").close()
+        raise AssertionError("guest/guest logged in")
+    except pika.exceptions.AMQPConnectionError:
+        pass
+    pws = {svc: _conf(svc + ".conf")["AMQP_PASSWORD"] for svc in SERVICES}
+    assert len(set(pws.values())) == 3, "the services share a broker password"
+    assert {_conf(svc + ".conf")["AMQP_USER"] for svc in SERVICES} == \
+        {"shop-auth", "shop-product", "shop-order"}
+    conn = connect("shop-order", pws["order"])
+    try:
+        ch = conn.channel()
+        try:
+            ch.basic_get("settle")
+            raise AssertionError("shop-order could read product's queue settle")
+        except pika.exceptions.ChannelClosedByBroker as e:
+            assert e.reply_code == 403, e
+    finally:
+        conn.close()
+    if os.geteuid() == 0:
+        cookie = _state("secrets", "erlang.cookie")
+        for user in ("shop-auth", "shop-product", "shop-order", "shop-web", "shop-edge"):
+            assert not _can_read(user, cookie), "%s can read the Erlang cookie" % user

@@ -81,14 +81,21 @@ def mint(header=None, claims=None, alg="ES256", key="stack"):
     """A JWT whose claims are the seller's (fresh iat, exp, jti) with the
     given header and claim overrides (None drops one), signed as `alg` says
     with `key` ("stack": the stack's own signing key; else one of KEYS)."""
-    now = int(time.time())
-    seller, tok = _seller()
+    seller, tok = _seller()          # first: making the seller changes its role
+    now_ms = int(time.time() * 1000)
+    now = now_ms // 1000
     base_claims = dict(jwt_parts(tok)[1], iat=now, exp=now + 600, jti=uuid.uuid4().hex)
     for k, v in (claims or {}).items():
         if v is None:
             base_claims.pop(k, None)
         else:
             base_claims[k] = v
+    # iat_ms (the issue time in ms, for the revocation list) names iat's
+    # second, as in every token auth signs, unless the test sets it; for a
+    # token issued now, now to the millisecond (the seller's promotion, a
+    # moment ago, voids every token of theirs issued before it).
+    if "iat_ms" not in (claims or {}) and isinstance(base_claims.get("iat"), int):
+        base_claims["iat_ms"] = base_claims["iat"] * 1000 + now_ms % 1000
     hdr = {"alg": alg, "typ": "JWT", "kid": _stack_kid()}
     for k, v in (header or {}).items():
         if v is None:
@@ -212,6 +219,8 @@ def forged_tokens():
         "kid as a path": mint(header={"kid": "../public/" + _stack_kid()}),
         "no kid": mint(header={"kid": None}),
         "signed by another P-256 key": mint(key="other-p256"),
+        "iat_ms of another second than iat": mint(claims={"iat_ms": (now - 5) * 1000}),
+        "iat_ms not an integer": mint(claims={"iat_ms": str(now * 1000)}),
     }
 
 

@@ -1,0 +1,228 @@
+/* mail.c: see mail.h. */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <curl/curl.h>
+
+#include "log.h"
+#include "mail.h"
+
+bool mail_address_ok(const char *addr)
+{
+    if (!addr)
+        return false;
+    size_t n = strlen(addr);
+    const char *at = strchr(addr, '@');
+    if (n < 3 || n > 254 || !at || at == addr || !at[1] || strchr(at + 1, '@'))
+        return false;
+    for (const unsigned char *p = (const unsigned char *)addr; *p; p++)
+        if (*p <= 0x20 || *p == 0x7f || strchr("<>()\",;:\\[]", *p))
+            return false;
+    return true;
+}
+
+/* A growing string; on allocation failure it stays failed (s == NULL). */
+typedef struct buf {
+    char *s;
+    size_t len, cap;
+    bool failed;
+} buf;
+
+static void put(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(buf *b, const char *fmt, ...)
+{
+    if (b->failed)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->failed = true;
+            return;
+        }
+        if (b->s && b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = (b->cap ? b->cap * 2 : 1024) + (size_t)n;
+        char *s = realloc(b->s, cap);
+        if (!s) {
+            b->failed = true;
+            return;
+        }
+        b->s = s;
+        b->cap = cap;
+    }
+}
+
+/* Text from the order (a product name) as one safe line: control
+ * characters (CR, LF, TAB...) become spaces. */
+static void put_text(buf *b, const char *s)
+{
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        put(b, "%c", c < 0x20 || c == 0x7f ? ' ' : (char)c);
+    }
+}
+
+/* cents as "12.50" (negative amounts never occur; printed all the same). */
+static void put_money(buf *b, int64_t cents, const char *currency)
+{
+    int64_t a = cents < 0 ? -cents : cents;
+    put(b, "%s%" PRId64 ".%02" PRId64 " %s", cents < 0 ? "-" : "", a / 100, a % 100, currency);
+}
+
+static bool get_int(json_object *o, const char *k, int64_t *out)
+{
+    json_object *v;
+    if (!json_object_object_get_ex(o, k, &v) || !json_object_is_type(v, json_type_int))
+        return false;
+    *out = json_object_get_int64(v);
+    return true;
+}
+
+static const char *get_str(json_object *o, const char *k)
+{
+    json_object *v;
+    if (!json_object_object_get_ex(o, k, &v) || !json_object_is_type(v, json_type_string))
+        return NULL;
+    return json_object_get_string(v);
+}
+
+char *mail_format_order(const char *type, json_object *order, const char *event_id,
+                        const char *from, const char *to, const char *name, time_t now)
+{
+    bool confirmed = type && strcmp(type, "order.confirmed") == 0;
+    bool cancelled = type && strcmp(type, "order.cancelled") == 0;
+    int64_t id = 0, total = 0;
+    const char *currency = get_str(order, "currency");
+    json_object *items = NULL;
+    if ((!confirmed && !cancelled) || !order || !get_int(order, "order_id", &id) ||
+        !get_int(order, "total_cents", &total) || !currency || strlen(currency) != 3 ||
+        !json_object_object_get_ex(order, "items", &items) ||
+        !json_object_is_type(items, json_type_array) || !mail_address_ok(from) ||
+        !mail_address_ok(to) || !event_id || strspn(event_id, "abcdefghijklmnopqrstuvwxyz"
+                                                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._")
+                                                  != strlen(event_id) || !*event_id)
+        return NULL;
+    for (const char *c = currency; *c; c++)
+        if (*c < 'A' || *c > 'Z')
+            return NULL;
+
+    char date[64];
+    struct tm tm;
+    if (!gmtime_r(&now, &tm) || strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm) == 0)
+        return NULL;
+    const char *domain = strchr(from, '@') + 1;
+    buf b = {0};
+    put(&b, "From: shop <%s>\r\n", from);
+    put(&b, "To: <%s>\r\n", to);
+    put(&b, "Subject: Your order %" PRId64 " is %s\r\n", id, confirmed ? "confirmed" : "cancelled");
+    put(&b, "Date: %s\r\n", date);
+    put(&b, "Message-ID: <%s@%s>\r\n", event_id, domain);
+    put(&b, "MIME-Version: 1.0\r\n");
+    put(&b, "Content-Type: text/plain; charset=utf-8\r\n");
+    put(&b, "Content-Transfer-Encoding: 8bit\r\n");
+    put(&b, "\r\n");
+    put(&b, "Hello");
+    if (name && *name) {
+        put(&b, " ");
+        put_text(&b, name);
+    }
+    put(&b, ",\r\n\r\n");
+    if (confirmed)
+        put(&b, "thank you for your order. Order %" PRId64 " is confirmed:\r\n\r\n", id);
+    else
+        put(&b, "order %" PRId64 " has been cancelled. It held:\r\n\r\n", id);
+    size_t n = json_object_array_length(items);
+    for (size_t i = 0; i < n; i++) {
+        json_object *l = json_object_array_get_idx(items, i);
+        int64_t qty = 0, unit = 0, line = 0;
+        const char *pname = get_str(l, "name"), *sku = get_str(l, "sku");
+        if (!get_int(l, "quantity", &qty) || !get_int(l, "unit_price_cents", &unit) ||
+            !get_int(l, "line_total_cents", &line) || !pname || !sku) {
+            free(b.s);
+            return NULL;
+        }
+        put(&b, "  %" PRId64 " x ", qty);
+        put_text(&b, pname);
+        put(&b, " (");
+        put_text(&b, sku);
+        put(&b, ") at ");
+        put_money(&b, unit, currency);
+        put(&b, ": ");
+        put_money(&b, line, currency);
+        put(&b, "\r\n");
+    }
+    put(&b, "\r\nTotal: ");
+    put_money(&b, total, currency);
+    put(&b, "\r\n\r\n");
+    if (cancelled)
+        put(&b, "Nothing will be charged for it.\r\n\r\n");
+    put(&b, "-- \r\nshop\r\n");
+    if (b.failed) {
+        free(b.s);
+        return NULL;
+    }
+    return b.s;
+}
+
+typedef struct upload {
+    const char *data;
+    size_t left;
+} upload;
+
+static size_t mail_read(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+    upload *u = arg;
+    size_t n = size * nmemb < u->left ? size * nmemb : u->left;
+    memcpy(ptr, u->data, n);
+    u->data += n;
+    u->left -= n;
+    return n;
+}
+
+int mail_send(const char *smtp_url, const char *from, const char *to, const char *message)
+{
+    if (!smtp_url || (strncmp(smtp_url, "smtp://", 7) != 0 && strncmp(smtp_url, "smtps://", 8) != 0) ||
+        !mail_address_ok(from) || !mail_address_ok(to) || !message) {
+        log_error("mail: bad SMTP_URL, sender or recipient");
+        return -1;
+    }
+    CURL *c = curl_easy_init();
+    if (!c) {
+        log_error("mail: curl_easy_init failed");
+        return -1;
+    }
+    char mfrom[300], rcpt_s[300];
+    snprintf(mfrom, sizeof mfrom, "<%s>", from);
+    snprintf(rcpt_s, sizeof rcpt_s, "<%s>", to);
+    struct curl_slist *rcpt = curl_slist_append(NULL, rcpt_s);
+    upload u = {message, strlen(message)};
+    char err[CURL_ERROR_SIZE] = "";
+    CURLcode rc = CURLE_OUT_OF_MEMORY;
+    if (rcpt &&
+        (rc = curl_easy_setopt(c, CURLOPT_URL, smtp_url)) == CURLE_OK &&
+        (rc = curl_easy_setopt(c, CURLOPT_MAIL_FROM, mfrom)) == CURLE_OK &&
+        (rc = curl_easy_setopt(c, CURLOPT_MAIL_RCPT, rcpt)) == CURLE_OK &&
+        (rc = curl_easy_setopt(c, CURLOPT_UPLOAD, 1L)) == CURLE_OK &&
+        (rc = curl_easy_setopt(c, CURLOPT_READFUNCTION, mail_read)) == CURLE_OK &&
+        (rc = curl_easy_setopt(c, CURLOPT_READDATA, &u)) == CURLE_OK &&
+        (rc = curl_easy_setopt(c, CURLOPT_INFILESIZE, (long)u.left)) == CURLE_OK &&
+        (rc = curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L)) == CURLE_OK &&
+        (rc = curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L)) == CURLE_OK &&
+        (rc = curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L)) == CURLE_OK &&
+        (rc = curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err)) == CURLE_OK)
+        rc = curl_easy_perform(c);
+    curl_slist_free_all(rcpt);
+    curl_easy_cleanup(c);
+    if (rc != CURLE_OK) {
+        log_error("mail: sending to the relay failed: %s (%s)", curl_easy_strerror(rc), err);
+        return -1;
+    }
+    return 0;
+}
