@@ -2,7 +2,10 @@
  * per process (scripts/stack runs them per host; docs/EVENTS.md lists
  * them).  Each runs with its service's config ($SHOP_CONFIG: DB_*,
  * AMQP_*) and metrics file, consuming its own quorum queue (named after
- * the consumer unless `queue` is given) through consume_run(). */
+ * the consumer unless `queue` is given) through consume_run(), or
+ * consume_run_batch() for one with a batch handler (settle: batches of up to
+ * SETTLE_BATCH events, default 64, gathered for up to SETTLE_BATCH_WAIT_MS,
+ * default 20). */
 #include <stdio.h>
 #include <string.h>
 
@@ -18,12 +21,13 @@ typedef struct consumer {
     const char *service;            /* whose config, log name and metrics */
     const char *const *types;       /* routing keys bound to the queue */
     consume_fn handle;
+    consume_batch_fn handle_batch;  /* when set, used instead of handle */
 } consumer;
 
 static const char *const settle_types[] = {"order.confirmed", "order.cancelled", NULL};
 
 static const consumer consumers[] = {
-    {"settle", "product", settle_types, settle_handle},
+    {"settle", "product", settle_types, settle_handle, settle_handle_batch},
 };
 #define N_CONSUMERS (sizeof consumers / sizeof consumers[0])
 
@@ -52,7 +56,15 @@ int main(int argc, char **argv)
     if (server_setup(c->service) != 0)
         return 1;
     metrics_init(c->service, 0);
-    int rc = consume_run(queue, c->types, c->handle, NULL);
+    int rc;
+    if (c->handle_batch) {
+        long max = config_int("SETTLE_BATCH", 64), wait = config_int("SETTLE_BATCH_WAIT_MS", 20);
+        rc = consume_run_batch(queue, c->types, c->handle_batch, NULL,
+                               max < 1 || max > CONSUME_BATCH_MAX ? 64 : (int)max,
+                               wait < 0 || wait > 1000 ? 20 : (int)wait);
+    } else {
+        rc = consume_run(queue, c->types, c->handle, NULL);
+    }
     db_close();
     config_free();
     return rc;
