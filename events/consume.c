@@ -145,54 +145,64 @@ static void consume_retention(void)
         log_warn("consume: retention of processed_events failed (%lld)", (long long)n);
 }
 
-/* Handles one delivery; returns 0, or -1 when the connection failed. */
-static int consume_one(broker *b, const char *queue, amqp_envelope_t *env, consume_fn handle,
-                       void *ctx)
+/* What a consumer program asked for: consume_run() or consume_run_batch(). */
+typedef struct consume_spec {
+    const char *queue;
+    const char *const *types;
+    consume_fn handle;              /* one event at a time, or */
+    consume_batch_fn handle_batch;  /* a batch at a time */
+    void *ctx;
+    int max_batch, max_wait_ms;
+} consume_spec;
+
+/* Counts (and logs) a handler's verdict on one event of `count` returns so
+ * far.  Returns the pause a CONSUME_RETRY asks for before its nack (1 s,
+ * 2 s, 4 s, at most 8 s), else 0. */
+static int consume_account(const char *queue, const event *ev, long count, int verdict)
 {
-    event ev;
-    json_object *root = NULL;
-    char why[96];
-    const amqp_bytes_t *body = &env->message.body;
-    int verdict;
-    long count = delivery_count(&env->message.properties);
-    if (consume_parse(body->bytes, body->len, &ev, &root, why, sizeof why) != 0) {
-        log_error("consume %s: delivery %" PRIu64 " is no CloudEvent (%s): dead-lettered",
-                  queue, (uint64_t)env->delivery_tag, why);
-        verdict = CONSUME_DEAD;
-    } else {
-        ev.redelivered = env->redelivered != 0;
-        ev.delivery_count = count;
-        if (ev.redelivered)
-            metrics_inc(METRIC_EVENTS_REDELIVERED, 1);
-        verdict = handle(&ev, ctx);
-        if (verdict == CONSUME_RETRY)
-            log_warn("consume %s: event %s (%s) failed, delivery %ld: given back", queue, ev.id,
-                     ev.type, count + 1);
-        else if (verdict == CONSUME_DEAD)
-            log_error("consume %s: event %s (%s) refused: dead-lettered", queue, ev.id, ev.type);
-    }
-    int rc;
     if (verdict == CONSUME_OK) {
         metrics_inc(METRIC_EVENTS_PROCESSED, 1);
-        rc = amqp_basic_ack(b->conn, BROKER_CHANNEL, env->delivery_tag, 0);
-    } else if (verdict == CONSUME_RETRY) {
-        metrics_inc(METRIC_EVENTS_FAILED, 1);
-        /* The broker dead-letters it once it was returned more than the
-         * limit: this return is the one. */
-        if (count + 1 > BROKER_DELIVERY_LIMIT) {
-            metrics_inc(METRIC_EVENTS_DEAD_LETTERED, 1);
-            log_error("consume %s: event %s failed %ld times: dead-lettered", queue, ev.id,
-                      count + 1);
-        }
-        int backoff = 1000 << (count < 3 ? count : 3);
-        consume_pause(backoff);
-        rc = amqp_basic_nack(b->conn, BROKER_CHANNEL, env->delivery_tag, 0, 1);
-    } else {
-        metrics_inc(METRIC_EVENTS_DEAD_LETTERED, 1);
-        rc = amqp_basic_reject(b->conn, BROKER_CHANNEL, env->delivery_tag, 0);
+        return 0;
     }
-    if (root)
-        json_object_put(root);
+    if (verdict == CONSUME_DEAD) {
+        log_error("consume %s: event %s (%s) refused: dead-lettered", queue, ev->id, ev->type);
+        metrics_inc(METRIC_EVENTS_DEAD_LETTERED, 1);
+        return 0;
+    }
+    log_warn("consume %s: event %s (%s) failed, delivery %ld: given back", queue, ev->id,
+             ev->type, count + 1);
+    metrics_inc(METRIC_EVENTS_FAILED, 1);
+    /* The broker dead-letters it once it was returned more than the
+     * limit: this return is the one. */
+    if (count + 1 > BROKER_DELIVERY_LIMIT) {
+        metrics_inc(METRIC_EVENTS_DEAD_LETTERED, 1);
+        log_error("consume %s: event %s failed %ld times: dead-lettered", queue, ev->id,
+                  count + 1);
+    }
+    return 1000 << (count < 3 ? count : 3);
+}
+
+/* Parses a delivery for a handler: 0 with *ev and *root set (the
+ * redelivery counted), or -1 (logged: it is to be dead-lettered). */
+static int consume_read(const char *queue, amqp_envelope_t *env, event *ev, json_object **root)
+{
+    char why[96];
+    const amqp_bytes_t *body = &env->message.body;
+    if (consume_parse(body->bytes, body->len, ev, root, why, sizeof why) != 0) {
+        log_error("consume %s: delivery %" PRIu64 " is no CloudEvent (%s): dead-lettered",
+                  queue, (uint64_t)env->delivery_tag, why);
+        metrics_inc(METRIC_EVENTS_DEAD_LETTERED, 1);
+        return -1;
+    }
+    ev->redelivered = env->redelivered != 0;
+    ev->delivery_count = delivery_count(&env->message.properties);
+    if (ev->redelivered)
+        metrics_inc(METRIC_EVENTS_REDELIVERED, 1);
+    return 0;
+}
+
+static int consume_acked(const char *queue, int rc)
+{
     if (rc != AMQP_STATUS_OK) {
         log_warn("consume %s: ack/nack failed: %s", queue, amqp_error_string2(rc));
         return -1;
@@ -200,14 +210,173 @@ static int consume_one(broker *b, const char *queue, amqp_envelope_t *env, consu
     return 0;
 }
 
+/* Handles one delivery; returns 0, or -1 when the connection failed. */
+static int consume_one(broker *b, const consume_spec *s, amqp_envelope_t *env)
+{
+    event ev;
+    json_object *root = NULL;
+    int rc;
+    if (consume_read(s->queue, env, &ev, &root) != 0) {
+        rc = amqp_basic_reject(b->conn, BROKER_CHANNEL, env->delivery_tag, 0);
+        return consume_acked(s->queue, rc);
+    }
+    int verdict = s->handle(&ev, s->ctx);
+    int pause = consume_account(s->queue, &ev, ev.delivery_count, verdict);
+    if (verdict == CONSUME_OK) {
+        rc = amqp_basic_ack(b->conn, BROKER_CHANNEL, env->delivery_tag, 0);
+    } else if (verdict == CONSUME_RETRY) {
+        consume_pause(pause);
+        rc = amqp_basic_nack(b->conn, BROKER_CHANNEL, env->delivery_tag, 0, 1);
+    } else {
+        rc = amqp_basic_reject(b->conn, BROKER_CHANNEL, env->delivery_tag, 0);
+    }
+    json_object_put(root);
+    return consume_acked(s->queue, rc);
+}
+
+/* The working memory of a batch (CONSUME_BATCH_MAX of each). */
+typedef struct consume_batch_mem {
+    amqp_envelope_t env[CONSUME_BATCH_MAX];
+    event ev[CONSUME_BATCH_MAX];            /* the parsed ones, in delivery order */
+    json_object *root[CONSUME_BATCH_MAX];
+    int of[CONSUME_BATCH_MAX];              /* ev[k] is env[of[k]] */
+    int verdict[CONSUME_BATCH_MAX];         /* per ev[k] (the handler's) */
+    int final[CONSUME_BATCH_MAX];           /* per env[i] */
+} consume_batch_mem;
+
+/* Handles the n deliveries in m->env: one handler call, then the acks.
+ * Returns 0, or -1 when the connection failed. */
+static int consume_batch(broker *b, const consume_spec *s, consume_batch_mem *m, int n)
+{
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        m->final[i] = CONSUME_DEAD;
+        if (consume_read(s->queue, &m->env[i], &m->ev[k], &m->root[k]) == 0) {
+            m->of[k] = i;
+            m->verdict[k] = CONSUME_RETRY;
+            k++;
+        }
+    }
+    if (k > 0)
+        s->handle_batch(m->ev, k, m->verdict, s->ctx);
+    int pause = 0;
+    for (int j = 0; j < k; j++) {
+        int v = m->verdict[j];
+        if (v != CONSUME_OK && v != CONSUME_DEAD)
+            v = CONSUME_RETRY;
+        m->final[m->of[j]] = v;
+        int p = consume_account(s->queue, &m->ev[j], m->ev[j].delivery_count, v);
+        if (p > pause)
+            pause = p;
+        json_object_put(m->root[j]);
+    }
+    /* The OK ones that lead the batch in one ack (`multiple`: every
+     * delivery up to that tag, all of them this batch's), then the rest one
+     * by one; the given-back ones last, after the pause. */
+    int lead = 0;
+    while (lead < n && m->final[lead] == CONSUME_OK)
+        lead++;
+    if (lead > 0 && consume_acked(s->queue, amqp_basic_ack(b->conn, BROKER_CHANNEL,
+                                                           m->env[lead - 1].delivery_tag,
+                                                           lead > 1)) != 0)
+        return -1;
+    for (int i = lead; i < n; i++) {
+        int rc = AMQP_STATUS_OK;
+        if (m->final[i] == CONSUME_OK)
+            rc = amqp_basic_ack(b->conn, BROKER_CHANNEL, m->env[i].delivery_tag, 0);
+        else if (m->final[i] == CONSUME_DEAD)
+            rc = amqp_basic_reject(b->conn, BROKER_CHANNEL, m->env[i].delivery_tag, 0);
+        if (consume_acked(s->queue, rc) != 0)
+            return -1;
+    }
+    if (pause > 0)
+        consume_pause(pause);
+    for (int i = lead; i < n; i++)
+        if (m->final[i] == CONSUME_RETRY &&
+            consume_acked(s->queue, amqp_basic_nack(b->conn, BROKER_CHANNEL,
+                                                    m->env[i].delivery_tag, 0, 1)) != 0)
+            return -1;
+    return 0;
+}
+
+/* After amqp_consume_message() said AMQP_STATUS_UNEXPECTED_STATE: a frame
+ * other than a delivery, a close, or the broker cancelling the consumer (its
+ * queue deleted).  Returns 0 to go on, -1 when the session is over. */
+static int consume_other_frame(broker *b, const char *queue)
+{
+    amqp_frame_t f;
+    if (broker_wait_frame(b, &f, 1000) <= 0)
+        return -1;
+    if (f.frame_type != AMQP_FRAME_METHOD)
+        return 0;
+    if (f.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD ||
+        f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD ||
+        f.payload.method.id == AMQP_BASIC_CANCEL_METHOD) {
+        log_warn("consume %s: the broker closed the channel (method 0x%08x)", queue,
+                 f.payload.method.id);
+        if (f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD)
+            amqp_send_method(b->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD,
+                             &(amqp_connection_close_ok_t){0});
+        return -1;
+    }
+    return 0;
+}
+
+static void consume_lost(const char *queue, const broker *b, amqp_rpc_reply_t r)
+{
+    log_warn("consume %s: connection to %s lost (%s)", queue, b->node,
+             r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION
+                 ? amqp_error_string2(r.library_error) : "server exception");
+}
+
+static long long now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Batch mode: m->env[0] arrived; takes more until max_batch or max_wait_ms
+ * after it.  Returns the count, or -1 when the session is over (the
+ * envelopes destroyed: the broker delivers them again). */
+static int consume_collect(broker *b, const consume_spec *s, consume_batch_mem *m)
+{
+    int n = 1;
+    long long deadline = now_ms() + s->max_wait_ms;
+    while (n < s->max_batch && !consume_stopping) {
+        long long left = deadline - now_ms();
+        if (left <= 0)
+            break;
+        struct timeval tv = {.tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000};
+        amqp_rpc_reply_t r = amqp_consume_message(b->conn, &m->env[n], &tv, 0);
+        if (r.reply_type == AMQP_RESPONSE_NORMAL) {
+            n++;
+            continue;
+        }
+        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+            r.library_error == AMQP_STATUS_TIMEOUT)
+            break;
+        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+            r.library_error == AMQP_STATUS_UNEXPECTED_STATE && consume_other_frame(b, s->queue) == 0)
+            continue;
+        if (!(r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+              r.library_error == AMQP_STATUS_UNEXPECTED_STATE))
+            consume_lost(s->queue, b, r);
+        for (int i = 0; i < n; i++)
+            amqp_destroy_envelope(&m->env[i]);
+        return -1;
+    }
+    return n;
+}
+
 /* One connection's life: declare, consume until the connection fails or
  * a stop is asked.  Returns 1 when it ran (consumed), 0 when it never got
  * that far. */
-static int consume_session(const char *queue, const char *const *types, consume_fn handle,
-                           void *ctx)
+static int consume_session(const consume_spec *s, consume_batch_mem *m)
 {
     broker b;
     char who[160];
+    const char *queue = s->queue;
     snprintf(who, sizeof who, "shop-consume %s (pid %d)", queue, (int)getpid());
     if (broker_open(&b, who) != 0)
         return 0;
@@ -215,7 +384,9 @@ static int consume_session(const char *queue, const char *const *types, consume_
     long prefetch = config_int("CONSUME_PREFETCH", 16);
     if (prefetch < 1 || prefetch > 1000)
         prefetch = 16;
-    if (broker_declare_queue(&b, queue, types) != 0)
+    if (s->handle_batch && prefetch < s->max_batch)
+        prefetch = s->max_batch;
+    if (broker_declare_queue(&b, queue, s->types) != 0)
         goto out;
     amqp_basic_qos(b.conn, BROKER_CHANNEL, 0, (uint16_t)prefetch, 0);
     if (broker_ok(&b, "basic.qos") != 0)
@@ -225,15 +396,30 @@ static int consume_session(const char *queue, const char *const *types, consume_
     if (broker_ok(&b, "basic.consume") != 0)
         goto out;
     ran = 1;
-    log_info("consume %s: consuming on %s", queue, b.node);
+    if (s->handle_batch)
+        log_info("consume %s: consuming on %s (batches of up to %d, %d ms, prefetch %ld)", queue,
+                 b.node, s->max_batch, s->max_wait_ms, prefetch);
+    else
+        log_info("consume %s: consuming on %s", queue, b.node);
     while (!consume_stopping) {
         amqp_envelope_t env;
         struct timeval tv = {.tv_sec = 1};
         amqp_maybe_release_buffers(b.conn);
-        amqp_rpc_reply_t r = amqp_consume_message(b.conn, &env, &tv, 0);
+        amqp_rpc_reply_t r = amqp_consume_message(b.conn, s->handle_batch ? &m->env[0] : &env,
+                                                  &tv, 0);
         if (r.reply_type == AMQP_RESPONSE_NORMAL) {
-            int rc = consume_one(&b, queue, &env, handle, ctx);
-            amqp_destroy_envelope(&env);
+            int rc;
+            if (s->handle_batch) {
+                int n = consume_collect(&b, s, m);
+                if (n < 0)
+                    break;
+                rc = consume_batch(&b, s, m, n);
+                for (int i = 0; i < n; i++)
+                    amqp_destroy_envelope(&m->env[i]);
+            } else {
+                rc = consume_one(&b, s, &env);
+                amqp_destroy_envelope(&env);
+            }
             if (rc != 0)
                 break;
             continue;
@@ -245,28 +431,11 @@ static int consume_session(const char *queue, const char *const *types, consume_
         }
         if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
             r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
-            /* A frame other than a delivery: a close, or the broker
-             * cancelling the consumer (its queue deleted). */
-            amqp_frame_t f;
-            if (broker_wait_frame(&b, &f, 1000) <= 0)
+            if (consume_other_frame(&b, queue) != 0)
                 break;
-            if (f.frame_type != AMQP_FRAME_METHOD)
-                continue;
-            if (f.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD ||
-                f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD ||
-                f.payload.method.id == AMQP_BASIC_CANCEL_METHOD) {
-                log_warn("consume %s: the broker closed the channel (method 0x%08x)", queue,
-                         f.payload.method.id);
-                if (f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD)
-                    amqp_send_method(b.conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD,
-                                     &(amqp_connection_close_ok_t){0});
-                break;
-            }
             continue;
         }
-        log_warn("consume %s: connection to %s lost (%s)", queue, b.node,
-                 r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION
-                     ? amqp_error_string2(r.library_error) : "server exception");
+        consume_lost(queue, &b, r);
         break;
     }
 out:
@@ -274,10 +443,22 @@ out:
     return ran;
 }
 
-int consume_run(const char *queue, const char *const *types, consume_fn handle, void *ctx)
+static int consume_loop(const consume_spec *s)
 {
-    if (!queue || !*queue || !types || !types[0] || !handle) {
+    const char *queue = s->queue;
+    if (!queue || !*queue || !s->types || !s->types[0] || (!s->handle && !s->handle_batch)) {
         log_error("consume_run: a queue, at least one type and a handler are required");
+        return 1;
+    }
+    if (s->handle_batch && (s->max_batch < 1 || s->max_batch > CONSUME_BATCH_MAX ||
+                            s->max_wait_ms < 0 || s->max_wait_ms > 1000)) {
+        log_error("consume_run_batch: max_batch 1..%d and max_wait_ms 0..1000 (%d, %d)",
+                  CONSUME_BATCH_MAX, s->max_batch, s->max_wait_ms);
+        return 1;
+    }
+    consume_batch_mem *m = NULL;
+    if (s->handle_batch && !(m = calloc(1, sizeof *m))) {
+        log_error("consume %s: out of memory", queue);
         return 1;
     }
     struct sigaction sa;
@@ -285,17 +466,41 @@ int consume_run(const char *queue, const char *const *types, consume_fn handle, 
     sa.sa_handler = consume_on_signal;
     if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0) {
         log_error("consume %s: sigaction failed", queue);
+        free(m);
         return 1;
     }
     int backoff = 500;
     while (!consume_stopping) {
-        if (consume_session(queue, types, handle, ctx))
+        if (consume_session(s, m))
             backoff = 500;
         if (consume_stopping)
             break;
         consume_pause(backoff);
         backoff = backoff < 8000 ? backoff * 2 : 10000;
     }
+    free(m);
     log_info("consume %s: stopped", queue);
     return 0;
+}
+
+int consume_run(const char *queue, const char *const *types, consume_fn handle, void *ctx)
+{
+    consume_spec s = {.queue = queue, .types = types, .handle = handle, .ctx = ctx};
+    if (!handle) {
+        log_error("consume_run: a handler is required");
+        return 1;
+    }
+    return consume_loop(&s);
+}
+
+int consume_run_batch(const char *queue, const char *const *types, consume_batch_fn handle_batch,
+                      void *ctx, int max_batch, int max_wait_ms)
+{
+    consume_spec s = {.queue = queue, .types = types, .handle_batch = handle_batch, .ctx = ctx,
+                      .max_batch = max_batch, .max_wait_ms = max_wait_ms};
+    if (!handle_batch) {
+        log_error("consume_run_batch: a handler is required");
+        return 1;
+    }
+    return consume_loop(&s);
 }

@@ -19,7 +19,8 @@
  * backoff, trying the other nodes; deliveries not acked then come again
  * (redelivered), so handlers must be idempotent: consume_dedupe().
  * Counters in the process's metrics file (lib/metrics.h): processed,
- * duplicate, redelivered, failed, dead-lettered.  While idle, it deletes
+ * duplicate, redelivered, failed, dead-lettered.  consume_run_batch() below
+ * is the same with handlers that take a batch of events at once.  While idle, it deletes
  * processed_events rows older than PROCESSED_EVENTS_RETENTION (7 days). */
 #ifndef SHOP_CONSUME_H
 #define SHOP_CONSUME_H
@@ -54,6 +55,24 @@ typedef int (*consume_fn)(const event *ev, void *ctx);
  * server_setup() (config, log, DB).  Returns 0 after a clean stop, 1 when
  * the arguments are unusable. */
 int consume_run(const char *queue, const char *const *types, consume_fn handle, void *ctx);
+
+/* Batch mode, for a consumer whose effect costs one database commit per
+ * call (the settle consumer): handle_batch(evs, n, verdicts, ctx) gets up to
+ * max_batch CloudEvents at once, in delivery order, and sets verdicts[i] to
+ * CONSUME_OK, CONSUME_RETRY or CONSUME_DEAD for each (preset to
+ * CONSUME_RETRY: one left unset is given back).  A batch is what arrived
+ * within max_wait_ms of its first delivery, or max_batch deliveries,
+ * whichever comes first (the prefetch is raised to at least max_batch).
+ * Deliveries that are no CloudEvent are dead-lettered and left out.  After
+ * the call: the OK ones are acked (one ack with `multiple` when they lead
+ * the batch), the DEAD ones rejected, the RETRY ones given back after one
+ * pause (the longest their delivery counts ask for).  Counters as for
+ * consume_run(), per event.  max_batch 1..CONSUME_BATCH_MAX, max_wait_ms
+ * 0..1000.  Same return values as consume_run(). */
+#define CONSUME_BATCH_MAX 256
+typedef void (*consume_batch_fn)(const event *evs, int n, int *verdicts, void *ctx);
+int consume_run_batch(const char *queue, const char *const *types, consume_batch_fn handle_batch,
+                      void *ctx, int max_batch, int max_wait_ms);
 
 /* Asks consume_run() to return after the delivery in hand (signal-safe). */
 void consume_stop(void);

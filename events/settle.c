@@ -6,11 +6,18 @@
  * transitions are the second guard: the order sweep (cgi/order/sweep.c),
  * which repairs whatever this consumer has not done yet, makes the same
  * idempotent calls through product's internal API, and neither can apply a
- * transition twice. */
+ * transition twice.
+ *
+ * It runs in batch mode (consume_run_batch): the events that arrived
+ * together, up to SETTLE_BATCH, settle in ONE transaction (a Galera commit
+ * is the dominant cost; one per event would be one more per order), each
+ * with its dedupe row and its transition; a failed batch is retried one
+ * transaction per event, so one poison event cannot hold back the rest. */
 #include "settle.h"
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "consume.h"
@@ -25,11 +32,38 @@ typedef struct settle_args {
     int confirm;            /* 1 confirm, 0 release */
     char status[10];
     int fresh;              /* 1 when this transaction applied it */
+    int at;                 /* its index in a batch */
 } settle_args;
 
-static int settle_tx(void *arg)
+/* Reads what ev asks for into *a: -1 when there is something to settle,
+ * else the verdict (CONSUME_OK for a type settle ignores, CONSUME_DEAD
+ * without a reservation id). */
+static int settle_prepare(const event *ev, settle_args *a)
 {
-    settle_args *a = arg;
+    memset(a, 0, sizeof *a);
+    a->ev = ev;
+    if (strcmp(ev->type, "order.confirmed") == 0)
+        a->confirm = 1;
+    else if (strcmp(ev->type, "order.cancelled") == 0)
+        a->confirm = 0;
+    else {
+        log_warn("settle: event %s of type %s ignored", ev->id, ev->type);
+        return CONSUME_OK;
+    }
+    json_object *v;
+    if (!ev->data || !json_object_is_type(ev->data, json_type_object) ||
+        !json_object_object_get_ex(ev->data, "reservation_id", &v) ||
+        !json_object_is_type(v, json_type_int) || (a->rid = json_object_get_int64(v)) <= 0) {
+        log_error("settle: event %s (%s) has no data.reservation_id", ev->id, ev->type);
+        return CONSUME_DEAD;
+    }
+    return -1;
+}
+
+/* Inside the caller's transaction: the dedupe row, then (when new) the
+ * reservation's transition.  DB_OK or a db.h code. */
+static int settle_apply(settle_args *a)
+{
     a->fresh = 0;
     a->status[0] = '\0';
     int rc = consume_dedupe(a->ev->id);
@@ -39,44 +73,115 @@ static int settle_tx(void *arg)
     if (rc != DB_OK)
         return rc;
     a->fresh = 1;
-    return 1;
+    return DB_OK;
+}
+
+/* After the commit: the log line and the duplicate count. */
+static void settle_report(const settle_args *a)
+{
+    const event *ev = a->ev;
+    if (!a->fresh) {
+        log_info("settle: event %s already processed", ev->id);
+        metrics_inc(METRIC_EVENTS_DUPLICATE, 1);
+    } else if (a->confirm && strcmp(a->status, "confirmed") != 0) {
+        log_error("settle: event %s: reservation %" PRId64 " of a confirmed order is %s", ev->id,
+                  a->rid, a->status);
+    } else {
+        log_info("settle: event %s: reservation %" PRId64 " %s", ev->id, a->rid,
+                 a->confirm ? "confirmed" : "released");
+    }
+}
+
+static int settle_tx(void *arg)
+{
+    return settle_apply(arg);
+}
+
+/* One event in a transaction of its own: a verdict. */
+static int settle_one(settle_args *a)
+{
+    int rc = db_tx(settle_tx, a);
+    if (rc < 0) {
+        log_warn("settle: event %s: reservation %" PRId64 " not settled (database, %d)",
+                 a->ev->id, a->rid, rc);
+        return CONSUME_RETRY;
+    }
+    settle_report(a);
+    return CONSUME_OK;
 }
 
 int settle_handle(const event *ev, void *ctx)
 {
     (void)ctx;
-    settle_args a = {.ev = ev};
-    if (strcmp(ev->type, "order.confirmed") == 0)
-        a.confirm = 1;
-    else if (strcmp(ev->type, "order.cancelled") == 0)
-        a.confirm = 0;
-    else {
-        log_warn("settle: event %s of type %s ignored", ev->id, ev->type);
-        return CONSUME_OK;
+    settle_args a;
+    int v = settle_prepare(ev, &a);
+    return v >= 0 ? v : settle_one(&a);
+}
+
+typedef struct settle_batch {
+    settle_args *a;         /* in reservation id order */
+    int n;
+} settle_batch;
+
+static int settle_batch_tx(void *arg)
+{
+    settle_batch *b = arg;
+    for (int i = 0; i < b->n; i++) {
+        int rc = settle_apply(&b->a[i]);
+        if (rc != DB_OK)
+            return rc;
     }
-    json_object *v;
-    if (!ev->data || !json_object_is_type(ev->data, json_type_object) ||
-        !json_object_object_get_ex(ev->data, "reservation_id", &v) ||
-        !json_object_is_type(v, json_type_int) || (a.rid = json_object_get_int64(v)) <= 0) {
-        log_error("settle: event %s (%s) has no data.reservation_id", ev->id, ev->type);
-        return CONSUME_DEAD;
+    return DB_OK;
+}
+
+/* Reservation id order (then delivery order, so a confirm and a cancel of
+ * one reservation keep theirs): batches on the hosts lock rows in one order. */
+static int by_reservation(const void *x, const void *y)
+{
+    const settle_args *a = x, *b = y;
+    if (a->rid != b->rid)
+        return (a->rid > b->rid) - (a->rid < b->rid);
+    return (a->at > b->at) - (a->at < b->at);
+}
+
+void settle_handle_batch(const event *evs, int n, int *verdicts, void *ctx)
+{
+    (void)ctx;
+    static settle_args a[CONSUME_BATCH_MAX];
+    settle_batch b = {a, 0};
+    for (int i = 0; i < n && i < CONSUME_BATCH_MAX; i++) {
+        int v = settle_prepare(&evs[i], &a[b.n]);
+        if (v >= 0) {
+            verdicts[i] = v;
+            continue;
+        }
+        a[b.n++].at = i;
     }
-    int rc = db_tx(settle_tx, &a);
-    if (rc < 0) {
-        log_warn("settle: event %s: reservation %" PRId64 " not settled (database, %d)", ev->id,
-                 a.rid, rc);
-        return CONSUME_RETRY;
+    if (b.n == 0)
+        return;
+    qsort(a, (size_t)b.n, sizeof *a, by_reservation);
+    metrics_inc(METRIC_SETTLE_BATCHES, 1);
+    int rc = db_tx(settle_batch_tx, &b);
+    if (rc >= 0) {
+        for (int j = 0; j < b.n; j++) {
+            settle_report(&a[j]);
+            verdicts[a[j].at] = CONSUME_OK;
+        }
+        return;
     }
-    if (!a.fresh) {
-        log_info("settle: event %s already processed", ev->id);
-        metrics_inc(METRIC_EVENTS_DUPLICATE, 1);
-        return CONSUME_OK;
+    /* The database is away: all of them later.  Any other failure may be
+     * one event's (a poison message): each in its own transaction, so
+     * the others go through and that one alone is given back (then
+     * dead-lettered at the delivery limit). */
+    if (rc == DB_UNAVAILABLE || b.n == 1) {
+        log_warn("settle: a batch of %d events not settled (database, %d)", b.n, rc);
+        for (int j = 0; j < b.n; j++)
+            verdicts[a[j].at] = CONSUME_RETRY;
+        return;
     }
-    if (a.confirm && strcmp(a.status, "confirmed") != 0)
-        log_error("settle: event %s: reservation %" PRId64 " of a confirmed order is %s", ev->id,
-                  a.rid, a.status);
-    else
-        log_info("settle: event %s: reservation %" PRId64 " %s", ev->id, a.rid,
-                 a.confirm ? "confirmed" : "released");
-    return CONSUME_OK;
+    log_warn("settle: a batch of %d events failed (database, %d): one transaction each", b.n,
+             rc);
+    metrics_inc(METRIC_SETTLE_FALLBACKS, 1);
+    for (int j = 0; j < b.n; j++)
+        verdicts[a[j].at] = settle_one(&a[j]);
 }

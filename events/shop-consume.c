@@ -2,7 +2,10 @@
  * per process (scripts/stack runs them per host; docs/EVENTS.md lists
  * them).  Each runs with its service's config ($SHOP_CONFIG: DB_*,
  * AMQP_*) and metrics file, consuming its own quorum queue (named after
- * the consumer unless `queue` is given) through consume_run(). */
+ * the consumer unless `queue` is given) through consume_run(), or
+ * consume_run_batch() for one with a batch handler (settle: batches of up to
+ * SETTLE_BATCH events, default 64, gathered for up to SETTLE_BATCH_WAIT_MS,
+ * default 20). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +25,7 @@ typedef struct consumer {
     const char *service;            /* whose config, log name and metrics */
     const char *const *types;       /* routing keys bound to the queue */
     consume_fn handle;
+    consume_batch_fn handle_batch;  /* when set, used instead of handle */
     int (*init)(void);              /* after server_setup(), or NULL */
 } consumer;
 
@@ -31,9 +35,9 @@ static const char *const user_types[] = {"user.role_changed", "user.password_cha
 /* revoke runs once per host, each on its own queue (revoke.<host>, the
  * queue argument): every host must see every event. */
 static const consumer consumers[] = {
-    {"settle", "product", settle_types, settle_handle, NULL},
-    {"revoke", "revoke", user_types, revocation_handle, revocation_init},
-    {"notify", "notify", settle_types, notify_handle, notify_init},
+    {"settle", "product", settle_types, settle_handle, settle_handle_batch, NULL},
+    {"revoke", "revoke", user_types, revocation_handle, NULL, revocation_init},
+    {"notify", "notify", settle_types, notify_handle, NULL, notify_init},
 };
 #define N_CONSUMERS (sizeof consumers / sizeof consumers[0])
 
@@ -83,7 +87,15 @@ int main(int argc, char **argv)
     metrics_init(c->service, 0);
     if (c->init && c->init() != 0)
         return 1;
-    int rc = consume_run(queue, c->types, c->handle, NULL);
+    int rc;
+    if (c->handle_batch) {
+        long max = config_int("SETTLE_BATCH", 64), wait = config_int("SETTLE_BATCH_WAIT_MS", 20);
+        rc = consume_run_batch(queue, c->types, c->handle_batch, NULL,
+                               max < 1 || max > CONSUME_BATCH_MAX ? 64 : (int)max,
+                               wait < 0 || wait > 1000 ? 20 : (int)wait);
+    } else {
+        rc = consume_run(queue, c->types, c->handle, NULL);
+    }
     db_close();
     config_free();
     return rc;

@@ -40,7 +40,8 @@ static const char *const counter_names[METRIC_COUNT] = {
     "shop_events_published_total",    "shop_events_unroutable_total",
     "shop_events_processed_total",    "shop_events_duplicate_total",
     "shop_events_redelivered_total",  "shop_events_failed_total",
-    "shop_events_dead_lettered_total",
+    "shop_events_dead_lettered_total", "shop_events_settle_batches_total",
+    "shop_events_settle_fallbacks_total",
 };
 
 typedef struct metrics_route {

@@ -25,6 +25,8 @@ typedef enum {
     METRIC_EVENTS_REDELIVERED,  /* deliveries flagged redelivered */
     METRIC_EVENTS_FAILED,       /* handler failures given back to the queue (nack) */
     METRIC_EVENTS_DEAD_LETTERED,/* rejected to the queue's dead-letter queue */
+    METRIC_SETTLE_BATCHES,      /* settle consumer: batch transactions (events/settle.c) */
+    METRIC_SETTLE_FALLBACKS,    /* of those, failed and redone one event per transaction */
     METRIC_COUNT
 } metric_counter;
 

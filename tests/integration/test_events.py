@@ -9,6 +9,7 @@ import secrets
 import sys
 import threading
 import time
+import urllib.request
 
 try:
     import pika
@@ -134,6 +135,22 @@ def _processed(event_ids):
     return found
 
 
+def _settle_counters(names=("shop_events_processed_total", "shop_events_settle_batches_total")):
+    """The settle consumers' counters `names` (default: events processed,
+    batch transactions) as product's /metrics shows them on each host's
+    internal listener, summed over the hosts."""
+    totals = dict.fromkeys(names, 0)
+    for host in (1, 2, 3):
+        url = "http://127.0.0.1:%d/products/metrics" % (int(shop.STACK["SHOP_PORT_BASE"]) + 4 + host)
+        with urllib.request.urlopen(url, timeout=5) as r:
+            text = r.read().decode()
+        for line in text.splitlines():
+            name, _, value = line.partition("{")
+            if name in totals:
+                totals[name] += int(float(value.rsplit("} ", 1)[1]))
+    return tuple(totals[k] for k in names)
+
+
 # ---------------------------------------------------------------- tests
 
 def test_confirmed_event_format_and_settlement():
@@ -215,12 +232,15 @@ def test_thousand_orders_one_event_one_settlement_each():
     """1,000 orders from 40 customers, 16 at a time: exactly one
     order.confirmed event per order on the broker, and product's consumer
     settled each order's reservation exactly once (its event id recorded
-    once, the reservation confirmed)."""
+    once, the reservation confirmed), in batches: far fewer settle
+    transactions than events."""
     n, threads = 1000, 16
     tap = Tap(("order.confirmed",))
     try:
         custs = _customers(40)
         products = [shop.new_product(_seller(), stock=100000) for _ in range(5)]
+        shop.wait_settled(30)
+        processed0, batches0 = _settle_counters()
         orders, errors = [], []
         it = iter(range(n))
 
@@ -261,6 +281,12 @@ def test_thousand_orders_one_event_one_settlement_each():
         st = shop.sql("SELECT status, COUNT(*) FROM shop_product.reservations WHERE id IN (%s)"
                       " GROUP BY status" % rids)
         assert st == [["confirmed", str(n)]], st
+        # Batched: the events that arrive together settle in one transaction.
+        processed1, batches1 = _settle_counters()
+        processed, batches = processed1 - processed0, batches1 - batches0
+        print("settle: %d events in %d batch transactions" % (processed, batches))
+        assert processed >= n, (processed, batches)
+        assert 0 < batches and batches * 3 <= processed * 2, (processed, batches)
         # Nothing left behind: the outbox is drained, the lag gauge says so.
         pend = shop.sql("SELECT COUNT(*) FROM shop_order.outbox WHERE published_at IS NULL")
         assert pend == [["0"]], pend
@@ -301,3 +327,59 @@ def test_unusable_message_is_dead_lettered():
     ev_ids = shop.wait_for("the order's outbox row", lambda: shop.sql(
         "SELECT CONCAT('order-', id) FROM shop_order.outbox WHERE subject = '%d'" % o["id"]), 10)
     shop.wait_for("settle to process it", lambda: _processed([ev_ids[0][0]]), 30)
+
+
+def test_poison_event_fails_alone():
+    """A batch holding an event the database refuses every time (an id the
+    ASCII processed_events column cannot store) is redone one event per
+    transaction: the 30 events around it settle, the poison one alone is
+    given back until the delivery limit dead-letters it."""
+    _, cust = _customers(1)[0]
+    p = shop.new_product(_seller(), stock=5)
+    o = _order(cust, p["id"])
+    rows = shop.wait_for("the order's outbox row", lambda: shop.sql(
+        "SELECT payload FROM shop_order.outbox WHERE subject = '%d'" % o["id"]), 10)
+    rid = json.loads(rows[0][0])["reservation_id"]
+    fallbacks0, = _settle_counters(("shop_events_settle_fallbacks_total",))
+    tag = secrets.token_hex(4)
+    good = ["test-%s-%d" % (tag, i) for i in range(30)]
+    poison = "test-%s-caf\u00e9" % tag
+
+    def event(eid):
+        return json.dumps({"specversion": "1.0", "id": eid, "source": "/test",
+                           "type": "order.confirmed", "subject": str(o["id"]),
+                           "data": {"order_id": o["id"], "reservation_id": rid}})
+    conn, ch = _channel(1)
+    try:        # all at once (no confirms): they arrive in the same batches
+        for i, eid in enumerate(good):
+            if i == 15:
+                ch.basic_publish("shop.events", "order.confirmed", event(poison),
+                                 pika.BasicProperties(delivery_mode=2))
+            ch.basic_publish("shop.events", "order.confirmed", event(eid),
+                             pika.BasicProperties(delivery_mode=2))
+    finally:
+        conn.close()
+    shop.wait_for("the 30 good events settled", lambda: len(_processed(good)) == 30, 30)
+    fallbacks, = _settle_counters(("shop_events_settle_fallbacks_total",))
+    assert fallbacks > fallbacks0, (fallbacks0, fallbacks)
+    st = shop.sql("SELECT status FROM shop_product.reservations WHERE id = %d" % rid)
+    assert st == [["confirmed"]], st
+    # The poison one: given back ten times (pauses of 1, 2, 4, then 8 s),
+    # then in settle.dead.
+    conn, ch = _channel(3)
+    try:
+        seen = []
+
+        def dead():
+            while True:
+                m, _, body = ch.basic_get("settle.dead", auto_ack=True)
+                if m is None:
+                    break
+                try:
+                    seen.append(json.loads(body).get("id"))
+                except ValueError:
+                    pass
+            return poison in seen
+        shop.wait_for("the poison event in settle.dead", dead, 150, every=2)
+    finally:
+        conn.close()
