@@ -1,8 +1,11 @@
 """shop.py: the integration tests' client.  Talks to the stack only as a client
 would (HTTP through the edge), plus the few operator handles a failure test
 needs (stack.env: ports, sockets).  Python stdlib only."""
+import email
+import email.policy
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -322,3 +325,27 @@ def wait_settled(timeout=60.0):
         wait_for("orders and reservations to settle", settled, timeout=timeout, every=1)
     except AssertionError as e:
         raise AssertionError("%s: %s" % (e, last[:20]))
+
+
+# ------------------------------------------------------------------ mail
+
+def mails():
+    """Every message the stack's SMTP sink holds: [email.message.EmailMessage]."""
+    out = []
+    root = STACK["SHOP_MAILDIR"]
+    for sub in ("new", "cur"):
+        d = os.path.join(root, sub)
+        for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+            with open(os.path.join(d, name), "rb") as f:
+                out.append(email.message_from_bytes(f.read(), policy=email.policy.default))
+    return out
+
+
+def order_mails():
+    """{(order_id, "confirmed"|"cancelled"): [message, ...]} of the sink."""
+    got = {}
+    for m in mails():
+        s = re.fullmatch(r"Your order (\d+) is (confirmed|cancelled)", str(m["Subject"] or ""))
+        if s:
+            got.setdefault((int(s.group(1)), s.group(2)), []).append(m)
+    return got

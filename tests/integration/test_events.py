@@ -1,9 +1,9 @@
 """test_events.py: the order events as another team's consumer sees them on
 the broker (a queue of its own bound to shop.events, docs/EVENTS.md), and
 what product's settle consumer does with them: every confirmed order gives
-exactly one order.confirmed CloudEvent and exactly one settled reservation,
-counted over 1,000 orders placed concurrently; a cancelled order releases its
-stock once; a message no consumer can use lands in the dead-letter queue."""
+exactly one order.confirmed CloudEvent, exactly one settled reservation and
+exactly one email to the customer, counted over 1,000 orders placed
+concurrently; a cancelled order releases its stock once; a message no consumer can use lands in the dead-letter queue."""
 import json
 import secrets
 import sys
@@ -228,12 +228,13 @@ def test_cancelled_order_releases_once():
         tap.close()
 
 
-def test_thousand_orders_one_event_one_settlement_each():
+def test_thousand_orders_one_event_one_settlement_one_email_each():
     """1,000 orders from 40 customers, 16 at a time: exactly one
     order.confirmed event per order on the broker, and product's consumer
     settled each order's reservation exactly once (its event id recorded
     once, the reservation confirmed), in batches: far fewer settle
-    transactions than events."""
+    transactions than events; and the notify consumer emailed each
+    customer exactly once per order (the SMTP sink's messages)."""
     n, threads = 1000, 16
     tap = Tap(("order.confirmed",))
     try:
@@ -287,6 +288,17 @@ def test_thousand_orders_one_event_one_settlement_each():
         print("settle: %d events in %d batch transactions" % (processed, batches))
         assert processed >= n, (processed, batches)
         assert 0 < batches and batches * 3 <= processed * 2, (processed, batches)
+        # And the customer heard of each: exactly one email per order.
+        want = {int(i) for i in ids}
+
+        def all_mailed():
+            got = {k[0]: v for k, v in shop.order_mails().items() if k[1] == "confirmed"}
+            return got if want <= set(got) else None
+        shop.wait_for("an email for each of the %d orders" % n, all_mailed, 180, every=1)
+        time.sleep(2)                    # a late duplicate would arrive now
+        got = {k[0]: v for k, v in shop.order_mails().items() if k[1] == "confirmed"}
+        twice = {k: len(got[k]) for k in want if len(got[k]) != 1}
+        assert not twice, "orders emailed more than once: %r" % sorted(twice.items())[:10]
         # Nothing left behind: the outbox is drained, the lag gauge says so.
         pend = shop.sql("SELECT COUNT(*) FROM shop_order.outbox WHERE published_at IS NULL")
         assert pend == [["0"]], pend

@@ -5,11 +5,8 @@ tokens; every confirmed and every cancelled order gets exactly one email,
 read back from the stack's SMTP sink; a message that always fails lands in
 its dead-letter queue and `shop-consume replay` moves it back; a firing
 alert reaches a person (Alertmanager's email in the same sink)."""
-import email
-import email.policy
 import json
 import os
-import re
 import subprocess
 import time
 
@@ -21,28 +18,6 @@ NEW_PASSWORD = "a brand new passphrase"
 
 
 # ---------------------------------------------------------------- helpers
-
-def _mails():
-    """Every message the SMTP sink holds: [email.message.EmailMessage]."""
-    out = []
-    root = shop.STACK["SHOP_MAILDIR"]
-    for sub in ("new", "cur"):
-        d = os.path.join(root, sub)
-        for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
-            with open(os.path.join(d, name), "rb") as f:
-                out.append(email.message_from_bytes(f.read(), policy=email.policy.default))
-    return out
-
-
-def _order_mails():
-    """{(order_id, "confirmed"|"cancelled"): [message, ...]} of the sink."""
-    got = {}
-    for m in _mails():
-        s = re.fullmatch(r"Your order (\d+) is (confirmed|cancelled)", str(m["Subject"] or ""))
-        if s:
-            got.setdefault((int(s.group(1)), s.group(2)), []).append(m)
-    return got
-
 
 def _revoked_everywhere(path, token, body=None, method="GET"):
     """Waits until every host answers `token` with 401 token_revoked;
@@ -198,11 +173,11 @@ def test_notify_one_email_per_confirmed_and_cancelled_order():
     want |= {(placed[i * 4][2]["id"], "cancelled") for i in range(CANCELS)}
 
     def all_there():
-        got = _order_mails()
+        got = shop.ordershop.mails()
         return got if want <= set(got) else None
     shop.wait_for("%d order emails in the sink" % len(want), all_there, timeout=180, every=1)
     time.sleep(3)                    # late duplicates would arrive now
-    got = _order_mails()
+    got = shop.ordershop.mails()
     twice = {k: len(v) for k, v in got.items() if k in want and len(v) != 1}
     assert not twice, "emails sent more than once: %r" % sorted(twice.items())[:10]
     sent = shop.sql("SELECT COUNT(*) FROM shop_notify.sent_notifications WHERE sent_at IS NOT NULL"
@@ -257,7 +232,7 @@ def test_notify_alert_reaches_a_person():
         assert r.returncode == 0, (r.stdout, r.stderr[-2000:])
 
         def alert_mail():
-            for m in _mails():
+            for m in shop.mails():
                 if "DeadLetters" in str(m["Subject"] or "") and "[shop FIRING]" in str(m["Subject"]):
                     return m
             return None
