@@ -173,11 +173,11 @@ def test_notify_one_email_per_confirmed_and_cancelled_order():
     want |= {(placed[i * 4][2]["id"], "cancelled") for i in range(CANCELS)}
 
     def all_there():
-        got = shop.ordershop.mails()
+        got = shop.order_mails()
         return got if want <= set(got) else None
     shop.wait_for("%d order emails in the sink" % len(want), all_there, timeout=180, every=1)
     time.sleep(3)                    # late duplicates would arrive now
-    got = shop.ordershop.mails()
+    got = shop.order_mails()
     twice = {k: len(v) for k, v in got.items() if k in want and len(v) != 1}
     assert not twice, "emails sent more than once: %r" % sorted(twice.items())[:10]
     sent = shop.sql("SELECT COUNT(*) FROM shop_notify.sent_notifications WHERE sent_at IS NOT NULL"
