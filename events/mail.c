@@ -1,12 +1,12 @@
 /* mail.c: see mail.h. */
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <curl/curl.h>
 
 #include "log.h"
+#include "text.h"
 #include "mail.h"
 
 bool mail_address_ok(const char *addr)
@@ -23,57 +23,21 @@ bool mail_address_ok(const char *addr)
     return true;
 }
 
-/* A growing string; on allocation failure it stays failed (s == NULL). */
-typedef struct buf {
-    char *s;
-    size_t len, cap;
-    bool failed;
-} buf;
-
-static void put(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(buf *b, const char *fmt, ...)
-{
-    if (b->failed)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->failed = true;
-            return;
-        }
-        if (b->s && b->len + (size_t)n < b->cap) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = (b->cap ? b->cap * 2 : 1024) + (size_t)n;
-        char *s = realloc(b->s, cap);
-        if (!s) {
-            b->failed = true;
-            return;
-        }
-        b->s = s;
-        b->cap = cap;
-    }
-}
-
 /* Text from the order (a product name) as one safe line: control
  * characters (CR, LF, TAB...) become spaces. */
-static void put_text(buf *b, const char *s)
+static void put_text(text_buf *b, const char *s)
 {
     for (; s && *s; s++) {
         unsigned char c = (unsigned char)*s;
-        put(b, "%c", c < 0x20 || c == 0x7f ? ' ' : (char)c);
+        text_put(b, "%c", c < 0x20 || c == 0x7f ? ' ' : (char)c);
     }
 }
 
 /* cents as "12.50" (negative amounts never occur; printed all the same). */
-static void put_money(buf *b, int64_t cents, const char *currency)
+static void put_money(text_buf *b, int64_t cents, const char *currency)
 {
     int64_t a = cents < 0 ? -cents : cents;
-    put(b, "%s%" PRId64 ".%02" PRId64 " %s", cents < 0 ? "-" : "", a / 100, a % 100, currency);
+    text_put(b, "%s%" PRId64 ".%02" PRId64 " %s", cents < 0 ? "-" : "", a / 100, a % 100, currency);
 }
 
 static bool get_int(json_object *o, const char *k, int64_t *out)
@@ -118,26 +82,26 @@ char *mail_format_order(const char *type, json_object *order, const char *event_
     if (!gmtime_r(&now, &tm) || strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm) == 0)
         return NULL;
     const char *domain = strchr(from, '@') + 1;
-    buf b = {0};
-    put(&b, "From: shop <%s>\r\n", from);
-    put(&b, "To: <%s>\r\n", to);
-    put(&b, "Subject: Your order %" PRId64 " is %s\r\n", id, confirmed ? "confirmed" : "cancelled");
-    put(&b, "Date: %s\r\n", date);
-    put(&b, "Message-ID: <%s@%s>\r\n", event_id, domain);
-    put(&b, "MIME-Version: 1.0\r\n");
-    put(&b, "Content-Type: text/plain; charset=utf-8\r\n");
-    put(&b, "Content-Transfer-Encoding: 8bit\r\n");
-    put(&b, "\r\n");
-    put(&b, "Hello");
+    text_buf b = {0};
+    text_put(&b, "From: shop <%s>\r\n", from);
+    text_put(&b, "To: <%s>\r\n", to);
+    text_put(&b, "Subject: Your order %" PRId64 " is %s\r\n", id, confirmed ? "confirmed" : "cancelled");
+    text_put(&b, "Date: %s\r\n", date);
+    text_put(&b, "Message-ID: <%s@%s>\r\n", event_id, domain);
+    text_put(&b, "MIME-Version: 1.0\r\n");
+    text_put(&b, "Content-Type: text/plain; charset=utf-8\r\n");
+    text_put(&b, "Content-Transfer-Encoding: 8bit\r\n");
+    text_put(&b, "\r\n");
+    text_put(&b, "Hello");
     if (name && *name) {
-        put(&b, " ");
+        text_put(&b, " ");
         put_text(&b, name);
     }
-    put(&b, ",\r\n\r\n");
+    text_put(&b, ",\r\n\r\n");
     if (confirmed)
-        put(&b, "thank you for your order. Order %" PRId64 " is confirmed:\r\n\r\n", id);
+        text_put(&b, "thank you for your order. Order %" PRId64 " is confirmed:\r\n\r\n", id);
     else
-        put(&b, "order %" PRId64 " has been cancelled. It held:\r\n\r\n", id);
+        text_put(&b, "order %" PRId64 " has been cancelled. It held:\r\n\r\n", id);
     size_t n = json_object_array_length(items);
     for (size_t i = 0; i < n; i++) {
         json_object *l = json_object_array_get_idx(items, i);
@@ -148,27 +112,23 @@ char *mail_format_order(const char *type, json_object *order, const char *event_
             free(b.s);
             return NULL;
         }
-        put(&b, "  %" PRId64 " x ", qty);
+        text_put(&b, "  %" PRId64 " x ", qty);
         put_text(&b, pname);
-        put(&b, " (");
+        text_put(&b, " (");
         put_text(&b, sku);
-        put(&b, ") at ");
+        text_put(&b, ") at ");
         put_money(&b, unit, currency);
-        put(&b, ": ");
+        text_put(&b, ": ");
         put_money(&b, line, currency);
-        put(&b, "\r\n");
+        text_put(&b, "\r\n");
     }
-    put(&b, "\r\nTotal: ");
+    text_put(&b, "\r\nTotal: ");
     put_money(&b, total, currency);
-    put(&b, "\r\n\r\n");
+    text_put(&b, "\r\n\r\n");
     if (cancelled)
-        put(&b, "Nothing will be charged for it.\r\n\r\n");
-    put(&b, "-- \r\nshop\r\n");
-    if (b.failed) {
-        free(b.s);
-        return NULL;
-    }
-    return b.s;
+        text_put(&b, "Nothing will be charged for it.\r\n\r\n");
+    text_put(&b, "-- \r\nshop\r\n");
+    return text_take(&b);
 }
 
 typedef struct upload {

@@ -5,7 +5,6 @@
  * crashed worker cannot leave the region inconsistent. */
 #include <assert.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -17,6 +16,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "text.h"
 #include "metrics.h"
 
 /* Programmer errors (a bad counter or route index, a route table larger than
@@ -144,41 +144,6 @@ static uint64_t get(const uint64_t *p)
     return __atomic_load_n(p, __ATOMIC_RELAXED);
 }
 
-/* A growing text buffer; on allocation failure it stops growing. */
-typedef struct buf {
-    char *s;
-    size_t len, cap;
-    bool failed;
-} buf;
-
-__attribute__((format(printf, 2, 3))) static void put(buf *b, const char *fmt, ...)
-{
-    va_list ap;
-    for (;;) {
-        if (b->failed)
-            return;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->failed = true;
-            return;
-        }
-        if (b->s && b->len + (size_t)n < b->cap) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = (b->cap ? b->cap * 2 : 8192) + (size_t)n;
-        char *s = realloc(b->s, cap);
-        if (!s) {
-            b->failed = true;
-            return;
-        }
-        b->s = s;
-        b->cap = cap;
-    }
-}
-
 static void route_labels(size_t i, char *out, size_t n)
 {
     if (i < metrics_n)
@@ -191,9 +156,9 @@ static void route_labels(size_t i, char *out, size_t n)
 
 char *metrics_render(size_t *len)
 {
-    buf b = {0};
+    text_buf b = {0};
     char labels[256];
-    put(&b, "# HELP shop_http_requests_total Requests answered, by route and status.\n"
+    text_put(&b, "# HELP shop_http_requests_total Requests answered, by route and status.\n"
             "# TYPE shop_http_requests_total counter\n");
     for (size_t i = 0; i <= metrics_n; i++) {
         route_labels(i, labels, sizeof labels);
@@ -202,14 +167,14 @@ char *metrics_render(size_t *len)
             if (v == 0)
                 continue;
             if (metrics_statuses[s])
-                put(&b, "shop_http_requests_total{%s,status=\"%d\"} %llu\n", labels,
+                text_put(&b, "shop_http_requests_total{%s,status=\"%d\"} %llu\n", labels,
                     metrics_statuses[s], (unsigned long long)v);
             else
-                put(&b, "shop_http_requests_total{%s,status=\"other\"} %llu\n", labels,
+                text_put(&b, "shop_http_requests_total{%s,status=\"other\"} %llu\n", labels,
                     (unsigned long long)v);
         }
     }
-    put(&b, "# HELP shop_http_request_duration_seconds Time to answer, by route.\n"
+    text_put(&b, "# HELP shop_http_request_duration_seconds Time to answer, by route.\n"
             "# TYPE shop_http_request_duration_seconds histogram\n");
     for (size_t i = 0; i <= metrics_n; i++) {
         metrics_route *r = &region->routes[i];
@@ -220,23 +185,22 @@ char *metrics_render(size_t *len)
         uint64_t cum = 0;
         for (size_t k = 0; k < METRICS_NBUCKET; k++) {
             cum += get(&r->bucket[k]);
-            put(&b, "shop_http_request_duration_seconds_bucket{%s,le=\"%g\"} %llu\n", labels,
+            text_put(&b, "shop_http_request_duration_seconds_bucket{%s,le=\"%g\"} %llu\n", labels,
                 metrics_buckets[k] / 1000.0, (unsigned long long)cum);
         }
-        put(&b, "shop_http_request_duration_seconds_bucket{%s,le=\"+Inf\"} %llu\n", labels,
+        text_put(&b, "shop_http_request_duration_seconds_bucket{%s,le=\"+Inf\"} %llu\n", labels,
             (unsigned long long)count);
-        put(&b, "shop_http_request_duration_seconds_sum{%s} %.6f\n", labels,
+        text_put(&b, "shop_http_request_duration_seconds_sum{%s} %.6f\n", labels,
             (double)get(&r->sum_us) / 1e6);
-        put(&b, "shop_http_request_duration_seconds_count{%s} %llu\n", labels,
+        text_put(&b, "shop_http_request_duration_seconds_count{%s} %llu\n", labels,
             (unsigned long long)count);
     }
     for (int c = 0; c < METRIC_COUNT; c++)
-        put(&b, "# TYPE %s counter\n%s{service=\"%s\"} %llu\n", counter_names[c], counter_names[c],
+        text_put(&b, "# TYPE %s counter\n%s{service=\"%s\"} %llu\n", counter_names[c], counter_names[c],
             metrics_service, (unsigned long long)get(&region->counters[c]));
-    if (b.failed) {
-        free(b.s);
-        return NULL;
-    }
-    *len = b.len;
-    return b.s;
+    size_t n = b.len;
+    char *text = text_take(&b);
+    if (text)
+        *len = n;
+    return text;
 }
