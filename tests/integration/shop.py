@@ -349,3 +349,25 @@ def order_mails():
         if s:
             got.setdefault((int(s.group(1)), s.group(2)), []).append(m)
     return got
+
+
+# ------------------------------------------------------------------ shared users
+
+_users = {}
+
+
+def seller_token():
+    """A seller's token, the same for every test that asks (one seller)."""
+    if "seller" not in _users:
+        _users["seller"] = new_user("seller")
+    return _users["seller"][1]
+
+
+def customers(n):
+    """n signed-in customers, shared by every test that asks: [(user, token)]."""
+    have = _users.setdefault("customers", [])
+    while len(have) < n:
+        have.extend(parallel(min(8, n - len(have)), lambda i: new_user()))
+    for u in have:
+        assert not isinstance(u, Exception), u
+    return have[:n]

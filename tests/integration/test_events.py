@@ -95,21 +95,6 @@ class Tap:
             pass
 
 
-def _seller():
-    if "seller" not in _cache:
-        _cache["seller"] = shop.new_user("seller")
-    return _cache["seller"][1]
-
-
-def _customers(n):
-    have = _cache.setdefault("customers", [])
-    while len(have) < n:
-        have.extend(shop.parallel(min(8, n - len(have)), lambda i: shop.new_user()))
-    for u in have:
-        assert not isinstance(u, Exception), u
-    return have[:n]
-
-
 def _order(token, product_id, qty=1):
     r = shop.call("POST", "/orders", {"items": [{"product_id": product_id, "quantity": qty}]},
                   token=token)
@@ -158,8 +143,8 @@ def test_confirmed_event_format_and_settlement():
     attributes and data, and product confirms its reservation once."""
     tap = Tap()
     try:
-        _, cust = _customers(1)[0]
-        p = shop.new_product(_seller(), stock=5, price_cents=700)
+        _, cust = shop.customers(1)[0]
+        p = shop.new_product(shop.seller_token(), stock=5, price_cents=700)
         o = _order(cust, p["id"], 2)
         got = tap.drain(lambda evs: any(e["subject"] == str(o["id"]) for _, _, e in evs), 30)
         mine = [(m, pr, e) for m, pr, e in got if e["subject"] == str(o["id"])]
@@ -195,8 +180,8 @@ def test_cancelled_order_releases_once():
     call and the consumer both act on it."""
     tap = Tap(("order.cancelled",))
     try:
-        _, cust = _customers(1)[0]
-        p = shop.new_product(_seller(), stock=10)
+        _, cust = shop.customers(1)[0]
+        p = shop.new_product(shop.seller_token(), stock=10)
         o = _order(cust, p["id"], 3)
         assert _stock(p["id"]) == 7
         r = shop.call("POST", "/orders/%d/cancel" % o["id"], token=cust)
@@ -238,8 +223,8 @@ def test_thousand_orders_one_event_one_settlement_one_email_each():
     n, threads = 1000, 16
     tap = Tap(("order.confirmed",))
     try:
-        custs = _customers(40)
-        products = [shop.new_product(_seller(), stock=100000) for _ in range(5)]
+        custs = shop.customers(40)
+        products = [shop.new_product(shop.seller_token(), stock=100000) for _ in range(5)]
         shop.wait_settled(30)
         processed0, batches0 = _settle_counters()
         orders, errors = [], []
@@ -333,8 +318,8 @@ def test_unusable_message_is_dead_lettered():
     finally:
         conn.close()
     # The consumer still settles.
-    _, cust = _customers(1)[0]
-    p = shop.new_product(_seller(), stock=3)
+    _, cust = shop.customers(1)[0]
+    p = shop.new_product(shop.seller_token(), stock=3)
     o = _order(cust, p["id"])
     ev_ids = shop.wait_for("the order's outbox row", lambda: shop.sql(
         "SELECT CONCAT('order-', id) FROM shop_order.outbox WHERE subject = '%d'" % o["id"]), 10)
@@ -346,8 +331,8 @@ def test_poison_event_fails_alone():
     ASCII processed_events column cannot store) is redone one event per
     transaction: the 30 events around it settle, the poison one alone is
     given back until the delivery limit dead-letters it."""
-    _, cust = _customers(1)[0]
-    p = shop.new_product(_seller(), stock=5)
+    _, cust = shop.customers(1)[0]
+    p = shop.new_product(shop.seller_token(), stock=5)
     o = _order(cust, p["id"])
     rows = shop.wait_for("the order's outbox row", lambda: shop.sql(
         "SELECT payload FROM shop_order.outbox WHERE subject = '%d'" % o["id"]), 10)

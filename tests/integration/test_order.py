@@ -13,34 +13,17 @@ import time
 
 import shop
 
-_cache = {}
 _lock = threading.Lock()
 
 
 # ---------------------------------------------------------------- helpers
 
-def _seller():
-    if "seller" not in _cache:
-        _cache["seller"] = shop.new_user("seller")
-    return _cache["seller"][1]
-
-
-def _customers(n):
-    """n signed-in customers (cached across tests): [(user, token)]."""
-    have = _cache.setdefault("customers", [])
-    while len(have) < n:
-        have.extend(shop.parallel(min(8, n - len(have)), lambda i: shop.new_user()))
-    for u in have:
-        assert not isinstance(u, Exception), u
-    return have[:n]
-
-
 def _product(**fields):
-    return shop.new_product(_seller(), **fields)
+    return shop.new_product(shop.seller_token(), **fields)
 
 
 def _stock(pid):
-    r = shop.call("GET", "/products/%d" % pid, token=_seller())
+    r = shop.call("GET", "/products/%d" % pid, token=shop.seller_token())
     assert r.status == 200, r
     return r.json["stock"]
 
@@ -60,7 +43,7 @@ def _is_rfc3339_utc(s):
 # ---------------------------------------------------------------- placing and reading
 
 def test_order_place_read_and_list():
-    (user, tok), = _customers(1)
+    (user, tok), = shop.customers(1)
     p = _product(price_cents=1250, stock=10, currency="EUR", name="Blue mug")
     q = _product(price_cents=99, stock=3, currency="EUR")
     r = _order(tok, [{"product_id": p["id"], "quantity": 2}, {"product_id": q["id"], "quantity": 3}])
@@ -92,7 +75,7 @@ def test_order_health():
 
 
 def test_order_validation():
-    (_, tok), = _customers(1)
+    (_, tok), = shop.customers(1)
     p = _product(stock=100)
     pid = p["id"]
     cases = [
@@ -144,7 +127,7 @@ def test_order_validation():
 
 
 def test_order_product_unavailable():
-    (_, tok), = _customers(1)
+    (_, tok), = shop.customers(1)
     good = _product(stock=5)
     draft = _product(stock=5, status="draft")
     for bad in (draft["id"], 999999999999):
@@ -156,7 +139,7 @@ def test_order_product_unavailable():
 
 
 def test_order_insufficient_stock_takes_nothing():
-    (_, tok), = _customers(1)
+    (_, tok), = shop.customers(1)
     a = _product(stock=5)
     b = _product(stock=1)
     r = _order(tok, [{"product_id": a["id"], "quantity": 3}, {"product_id": b["id"], "quantity": 2}])
@@ -166,7 +149,7 @@ def test_order_insufficient_stock_takes_nothing():
 
 
 def test_order_one_currency():
-    (_, tok), = _customers(1)
+    (_, tok), = shop.customers(1)
     e = _product(stock=5, currency="EUR")
     u = _product(stock=5, currency="USD")
     r = _order(tok, [{"product_id": e["id"], "quantity": 1}, {"product_id": u["id"], "quantity": 1}])
@@ -178,14 +161,14 @@ def test_order_one_currency():
 
 
 def test_order_prices_and_names_copied():
-    (_, tok), = _customers(1)
+    (_, tok), = shop.customers(1)
     p = _product(price_cents=500, name="Old name", stock=5)
     r = _order(tok, [{"product_id": p["id"], "quantity": 2}])
     assert r.status == 201, r
     before = r.json
-    g = shop.call("GET", "/products/%d" % p["id"], token=_seller())
+    g = shop.call("GET", "/products/%d" % p["id"], token=shop.seller_token())
     e = shop.call("PATCH", "/products/%d" % p["id"], {"price_cents": 999, "name": "New name"},
-                  token=_seller(), headers={"If-Match": g.header("etag"),
+                  token=shop.seller_token(), headers={"If-Match": g.header("etag"),
                                             "Content-Type": "application/merge-patch+json"})
     assert e.status == 200 and e.json["price_cents"] == 999, e
     after = shop.call("GET", "/orders/%d" % before["id"], token=tok)
@@ -197,7 +180,7 @@ def test_order_prices_and_names_copied():
 # ---------------------------------------------------------------- who sees what
 
 def test_order_visibility_and_listing():
-    (a, ta), (b, tb) = _customers(2)
+    (a, ta), (b, tb) = shop.customers(2)
     p = _product(stock=50)
     ids = []
     for _ in range(3):
@@ -272,7 +255,7 @@ def test_order_visibility_and_listing():
 
 
 def test_order_cancel_returns_stock():
-    (_, tok), (_, other) = _customers(2)
+    (_, tok), (_, other) = shop.customers(2)
     p = _product(stock=10)
     r = _order(tok, [{"product_id": p["id"], "quantity": 3}])
     assert r.status == 201 and _stock(p["id"]) == 7, r
@@ -298,7 +281,7 @@ def test_order_cancel_returns_stock():
 # ---------------------------------------------------------------- Idempotency-Key
 
 def test_order_idempotency_replay_and_reuse():
-    (_, tok), (_, tok2) = _customers(2)
+    (_, tok), (_, tok2) = shop.customers(2)
     p = _product(stock=10)
     key = shop.unique("idem")
     items = [{"product_id": p["id"], "quantity": 2}]
@@ -319,7 +302,7 @@ def test_order_idempotency_replay_and_reuse():
     big = [{"product_id": p["id"], "quantity": 7}]
     r1 = _order(tok, big, headers={"Idempotency-Key": key2})
     shop.assert_problem(r1, 409, "insufficient_stock")
-    st = shop.call("POST", "/products/%d/stock" % p["id"], {"delta": 10}, token=_seller())
+    st = shop.call("POST", "/products/%d/stock" % p["id"], {"delta": 10}, token=shop.seller_token())
     assert st.status == 200, st
     r2 = _order(tok, big, headers={"Idempotency-Key": key2})
     shop.assert_problem(r2, 409, "insufficient_stock")
@@ -328,7 +311,7 @@ def test_order_idempotency_replay_and_reuse():
 
 
 def test_order_idempotency_race():
-    (_, tok), = _customers(1)
+    (_, tok), = shop.customers(1)
     p = _product(stock=100)
     key = shop.unique("race")
     items = [{"product_id": p["id"], "quantity": 1}]
@@ -353,7 +336,7 @@ def test_order_idempotency_race():
 # ---------------------------------------------------------------- concurrency
 
 def test_order_last_units_never_oversold():
-    users = _customers(20)
+    users = shop.customers(20)
     p = _product(stock=50)
     items = [{"product_id": p["id"], "quantity": 1}]
     res = shop.parallel(200, lambda i: _order(users[i % 20][1], items))
@@ -369,7 +352,7 @@ def test_order_last_units_never_oversold():
 
 
 def test_order_random_multiline_stock_accounted():
-    users = _customers(20)
+    users = shop.customers(20)
     rng = random.Random(42)
     prods = [_product(stock=40, price_cents=100 + i) for i in range(10)]
     before = {p["id"]: _stock(p["id"]) for p in prods}
@@ -448,7 +431,7 @@ def _fault_switch_on():
 
 
 def test_order_product_down_is_503_and_takes_nothing():
-    (_, tok), = _customers(1)
+    (_, tok), = shop.customers(1)
     p = _product(stock=5)
     key = shop.unique("down")
     items = [{"product_id": p["id"], "quantity": 1}]
@@ -503,7 +486,7 @@ def test_order_crash_after_reserve_keyed_retry_takes_stock_once():
     """The request died after product took the stock.  A retry with the same
     Idempotency-Key lands on the same reservation: one order, stock taken
     once, whatever the dead attempts (and the edge's resends) reserved."""
-    (user, tok), = _customers(1)
+    (user, tok), = shop.customers(1)
     p = _product(stock=20)
     key = shop.unique("crash")
     items = [{"product_id": p["id"], "quantity": 2}]
@@ -531,7 +514,7 @@ def test_order_crash_after_reserve_unkeyed_stock_returns_after_ttl():
     """Without a key nobody can pick the dead attempt's reservation up: its
     stock comes back within the reservation TTL plus a sweep, and no order
     appears."""
-    (user, tok), = _customers(1)
+    (user, tok), = shop.customers(1)
     p = _product(stock=20)
     items = [{"product_id": p["id"], "quantity": 3}]
     _crash(tok, items, {})
