@@ -33,8 +33,8 @@ class OrderLoad:
     """Orders placed by `threads` threads until stop(); each must be 201."""
 
     def __init__(self, threads=4):
-        self.custs = te._customers(8)
-        self.product = shop.new_product(te._seller(), stock=1000000)
+        self.custs = shop.customers(8)
+        self.product = shop.new_product(shop.seller_token(), stock=1000000)
         self.orders, self.errors = [], []
         self._stop = threading.Event()
         self._ts = [threading.Thread(target=self._run, args=(i,)) for i in range(threads)]
