@@ -118,6 +118,7 @@ class Load:
         self._threads = []
         self.died = []              # load threads that ended before stop()
         self.t0 = self.t1 = None
+        self.fault_at = None        # time.time() the fault was struck, set by the case
 
     # ------------------------------------------------------------ running
 
@@ -229,7 +230,9 @@ class Load:
     def summary(self):
         """Raises AssertionError when a load thread died.  Otherwise
         {requests, failed (not ok, not deferred), failed_pct, deferred, gap (longest stretch without a
-        success, from start to stop; gap_at: its start, seconds after start),
+        success, from start to stop, a stretch that began before a fault counted from the fault's
+        onset (self.fault_at): requests still busy when it struck owe their wait to the load, not
+        to it; gap_at: the stretch's start, seconds after start),
         first_failed_pct (before the client's retry), by_status {kind/status: n}, failures
         and all: the Recs}."""
         if self.died:
@@ -237,7 +240,8 @@ class Load:
                                  "incomplete: %s" % (len(self.died), self.died))
         recs = sorted(self.records, key=lambda r: r.t_end)
         failed = [r for r in recs if not r.ok and not r.deferred]
-        ends = [self.t0] + [r.t_end for r in recs if r.ok] + [self.t1]
+        ends = sorted([self.t0] + [r.t_end for r in recs if r.ok] + [self.t1]
+                      + ([self.fault_at] if self.fault_at else []))
         gap, gap_at = max((b - a, a - self.t0) for a, b in zip(ends, ends[1:]))
         first_failed = sum(1 for r in recs if r.first_status not in OK[r.kind])
         deferred = [r for r in recs if r.deferred]

@@ -122,3 +122,24 @@ def test_load_with_a_dead_thread_refuses_to_summarise():
         assert "died" in str(e), e
     else:
         raise AssertionError("summary() of a load whose threads died did not fail")
+
+
+def test_gap_is_the_longest_stretch_without_a_success_counted_from_the_fault():
+    ld = _load()
+    ld.t0, ld.t1 = 100.0, 120.0
+
+    def rec(end, status):
+        r = load.Rec("get")
+        r.t_start, r.t_end, r.status, r.first_status = end - 0.1, end, status, status
+        r.attempts.append((status, None, False))
+        return r
+    # successes every 0.5 s, then only 503s from 105.0 to 109.0, then successes again
+    ld.records = [rec(100.0 + i / 2, 200) for i in range(1, 11)] + \
+                 [rec(105.0 + i / 2, 503) for i in range(1, 8)] + \
+                 [rec(109.0 + i / 2, 200) for i in range(0, 23)]
+    s = ld.summary()
+    assert abs(s["gap"] - 4.0) < 1e-9 and abs(s["gap_at"] - 5.0) < 1e-9, (s["gap"], s["gap_at"])
+    assert s["failed"] == 7, s["failed"]
+    ld.fault_at = 105.75            # struck while the load was already quiet
+    s = ld.summary()
+    assert abs(s["gap"] - 3.25) < 1e-9 and abs(s["gap_at"] - 5.75) < 1e-9, (s["gap"], s["gap_at"])
