@@ -155,9 +155,13 @@ typedef struct consume_spec {
     int max_batch, max_wait_ms;
 } consume_spec;
 
+/* The first pause before a failed event is given back (config
+ * CONSUME_RETRY_MS, read once per session); it doubles up to 8 times it. */
+static long consume_retry_ms = 1000;
+
 /* Counts (and logs) a handler's verdict on one event of `count` returns so
- * far.  Returns the pause a CONSUME_RETRY asks for before its nack (1 s,
- * 2 s, 4 s, at most 8 s), else 0. */
+ * far.  Returns the pause a CONSUME_RETRY asks for before its nack (by
+ * default 1 s, 2 s, 4 s, at most 8 s), else 0. */
 static int consume_account(const char *queue, const event *ev, long count, int verdict)
 {
     if (verdict == CONSUME_OK) {
@@ -179,7 +183,7 @@ static int consume_account(const char *queue, const event *ev, long count, int v
         log_error("consume %s: event %s failed %ld times: dead-lettered", queue, ev->id,
                   count + 1);
     }
-    return 1000 << (count < 3 ? count : 3);
+    return (int)(consume_retry_ms << (count < 3 ? count : 3));
 }
 
 /* Parses a delivery for a handler: 0 with *ev and *root set (the
@@ -386,6 +390,9 @@ static int consume_session(const consume_spec *s, consume_batch_mem *m)
         prefetch = 16;
     if (s->handle_batch && prefetch < s->max_batch)
         prefetch = s->max_batch;
+    consume_retry_ms = config_int("CONSUME_RETRY_MS", 1000);
+    if (consume_retry_ms < 10 || consume_retry_ms > 60000)
+        consume_retry_ms = 1000;
     if (broker_declare_queue(&b, queue, s->types) != 0)
         goto out;
     amqp_basic_qos(b.conn, BROKER_CHANNEL, 0, (uint16_t)prefetch, 0);

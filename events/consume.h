@@ -11,8 +11,8 @@
  *     at once to the dead-letter queue, the handler never sees it;
  *   - handle() returns CONSUME_OK: acked; CONSUME_RETRY (a transient
  *     failure: the database is down...): after a pause that grows with the
- *     message's delivery count (1 s, 2 s, 4 s, at most 8 s) it is given
- *     back (nack, requeue); the broker counts the returns and
+ *     message's delivery count (config CONSUME_RETRY_MS, default 1 s, then
+ *     2 s, 4 s, at most 8 s) it is given back (nack, requeue); the broker counts the returns and
  *     dead-letters it after BROKER_DELIVERY_LIMIT; CONSUME_DEAD: rejected at
  *     once to the dead-letter queue (a message that can never succeed).
  * A lost connection (a broker node down, the cluster down) is retried with

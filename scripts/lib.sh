@@ -175,7 +175,8 @@ current_kid() {
 #   SHOP_LOG_LEVEL [info], SHOP_SWEEP_INTERVAL [5],
 #   SHOP_RETENTION_INTERVAL [60], SHOP_REFRESH_RETENTION [2592000],
 #   SHOP_RESERVATION_TTL [60], SHOP_IDEMPOTENCY_RETENTION [86400],
-#   SHOP_FAILED_ORDER_RETENTION [604800] (docs/OPERATIONS.md), and
+#   SHOP_FAILED_ORDER_RETENTION [604800] (docs/OPERATIONS.md),
+#   SHOP_CONSUME_RETRY_MS [1000] (with CONF_AMQP_HOSTS), and
 #   SHOP_FAULT_INJECTION=1 (tests only: honour X-Fault-Inject),
 #   notify: CONF_SMTP_URL (required), CONF_MAIL_FROM [shop@shop.local];
 #   revoke: nothing (the list's path comes per host in SHOP_REVOKE_FILE,
@@ -201,6 +202,8 @@ write_service_config() {
             echo "AMQP_HOSTS=$CONF_AMQP_HOSTS"
             echo "AMQP_USER=shop-$svc"
             echo "AMQP_PASSWORD=$(cat "$sec/amqp-$svc.pw")"
+            echo "# A consumer's first pause before giving a failed event back (ms)."
+            echo "CONSUME_RETRY_MS=${SHOP_CONSUME_RETRY_MS:-1000}"
         fi
         case $svc in
             auth)

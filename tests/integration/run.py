@@ -38,6 +38,7 @@ SETTINGS = dict(SHOP_RATE_LIMIT="100000",
                 SHOP_FAULT_INJECTION="1",      # X-Fault-Inject honoured (order crash tests)
                 SHOP_RESERVATION_TTL="6",      # orphaned reservations come back within a test
                 SHOP_SWEEP_INTERVAL="1",
+                SHOP_CONSUME_RETRY_MS="100",   # a poison event reaches its .dead in seconds
                 SHOP_ADMIN_EMAIL="admin@shop.test",
                 SHOP_ADMIN_PASSWORD="it-admin-password")
 
@@ -84,6 +85,9 @@ def main():
     ap.add_argument("--ha", action="store_true", help="run the failure tests (ha_*.py)")
     ap.add_argument("--soak", action="store_true",
                     help="run the long soak (soak_*.py; `make soak`)")
+    ap.add_argument("--and-ha", action="store_true",
+                    help="after the tests, the failure tests on the same stack (Prism "
+                         "off for them): `make check` pays for one stack start, not two")
     ap.add_argument("--keep", action="store_true", help="leave the stack running")
     ap.add_argument("--prism", action="store_true",
                     help="validate every response against api/openapi.yaml (Prism's proxy)")
@@ -120,9 +124,18 @@ def main():
             shop.STACK["SHOP_PRISM_URL"] = "http://127.0.0.1:%d" % prism_port
             print("prism proxy validating responses on", shop.STACK["SHOP_PRISM_URL"], flush=True)
         prefix = "ha_" if args.ha else "soak_" if args.soak else "test_"
-        mods = sorted(f[:-3] for f in os.listdir(HERE)
-                      if f.startswith(prefix) and f.endswith(".py"))
+        mods = _modules(prefix)
+        if args.and_ha and not args.ha and not args.soak:
+            mods += [None] + _modules("ha_")       # None: the end of the tests
         for m in mods:
+            if m is None:
+                # The failure tests break the stack on purpose, through the
+                # edge itself: Prism stays out of their way.
+                if prism is not None:
+                    stop_prism(prism)
+                    prism = None
+                shop.STACK.pop("SHOP_PRISM_URL", None)
+                continue
             mod = importlib.import_module(m)
             tests = [(n, getattr(mod, n)) for n in sorted(vars(mod))
                      if n.startswith("test_") and callable(getattr(mod, n))]
@@ -154,6 +167,10 @@ def main():
             lock.close()
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed or not passed else 0
+
+
+def _modules(prefix):
+    return sorted(f[:-3] for f in os.listdir(HERE) if f.startswith(prefix) and f.endswith(".py"))
 
 
 if __name__ == "__main__":

@@ -361,8 +361,8 @@ def test_poison_event_fails_alone():
     assert fallbacks > fallbacks0, (fallbacks0, fallbacks)
     st = shop.sql("SELECT status FROM shop_product.reservations WHERE id = %d" % rid)
     assert st == [["confirmed"]], st
-    # The poison one: given back ten times (pauses of 1, 2, 4, then 8 s),
-    # then in settle.dead.
+    # The poison one: given back ten times (pauses of CONSUME_RETRY_MS,
+    # 100 ms here, doubled up to 800 ms), then in settle.dead.
     conn, ch = _channel(3)
     try:
         seen = []
@@ -377,6 +377,6 @@ def test_poison_event_fails_alone():
                 except ValueError:
                     pass
             return poison in seen
-        shop.wait_for("the poison event in settle.dead", dead, 150, every=2)
+        shop.wait_for("the poison event in settle.dead", dead, 60, every=1)
     finally:
         conn.close()
