@@ -129,12 +129,8 @@ static long delivery_count(const amqp_basic_properties_t *p)
 static void consume_retention(void)
 {
     static struct timespec next;
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if (next.tv_sec != 0 && now.tv_sec < next.tv_sec)
+    if (!config_due("RETENTION_INTERVAL", 60, &next))
         return;
-    long long every = config_int("RETENTION_INTERVAL", 60);
-    next.tv_sec = now.tv_sec + (every < 1 ? 1 : every);
     int64_t n = db_purge("DELETE FROM processed_events"
                          " WHERE processed_at < UTC_TIMESTAMP(3) - INTERVAL ? SECOND"
                          " ORDER BY processed_at LIMIT ?",

@@ -123,6 +123,18 @@ long long config_int(const char *key, long long def)
     return n;
 }
 
+bool config_due(const char *key, long long def, struct timespec *next)
+{
+    struct timespec now;
+    if (clock_gettime(CLOCK_MONOTONIC, &now) != 0)
+        return false;
+    if (next->tv_sec != 0 && now.tv_sec < next->tv_sec)
+        return false;
+    long long every = config_int(key, def);
+    next->tv_sec = now.tv_sec + (every < 1 ? 1 : every);
+    return true;
+}
+
 void config_free(void)
 {
     for (size_t i = 0; i < config_n; i++) {

@@ -68,6 +68,21 @@ static void test_bad_line_fails(void)
     unlink(p);
 }
 
+static void test_due_once_per_interval(void)
+{
+    struct timespec next = {0};
+    setenv("SHOP_TEST_EVERY", "1", 1);
+    CU_ASSERT_TRUE(config_due("TEST_EVERY", 60, &next));      /* the first call runs */
+    CU_ASSERT_FALSE(config_due("TEST_EVERY", 60, &next));     /* not again at once */
+    struct timespec nap = {.tv_sec = 1, .tv_nsec = 100 * 1000 * 1000};
+    nanosleep(&nap, NULL);
+    CU_ASSERT_TRUE(config_due("TEST_EVERY", 60, &next));      /* 1 s later it does */
+    CU_ASSERT_FALSE(config_due("TEST_EVERY", 60, &next));
+    setenv("SHOP_TEST_EVERY", "0", 1);                        /* never more than once a second */
+    CU_ASSERT_FALSE(config_due("TEST_EVERY", 60, &next));
+    unsetenv("SHOP_TEST_EVERY");
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -77,5 +92,6 @@ int main(void)
     CU_add_test(s, "env overrides", test_env_overrides);
     CU_add_test(s, "missing file fails", test_missing_file_fails);
     CU_add_test(s, "bad line fails", test_bad_line_fails);
+    CU_add_test(s, "due once per interval", test_due_once_per_interval);
     return cunit_run_all();
 }

@@ -55,12 +55,8 @@ static int sweep_expired_one(int64_t rid, int64_t user_id)
 static int64_t order_sweep_retention(void)
 {
     static struct timespec next;
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if (next.tv_sec != 0 && now.tv_sec < next.tv_sec)
+    if (!config_due("RETENTION_INTERVAL", 60, &next))
         return 0;
-    long long every = config_int("RETENTION_INTERVAL", 60);
-    next.tv_sec = now.tv_sec + (every < 1 ? 1 : every);
     int batch = (int)config_int("RETENTION_BATCH", ORDER_SWEEP_BATCH);
     if (batch < 1 || batch > 100000)
         batch = ORDER_SWEEP_BATCH;
