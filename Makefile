@@ -1,6 +1,6 @@
 # shop: build, run and test.  Logic lives in scripts/; this file only wires it.
 # Targets: all deps up down status check check-layers check-unit check-asan
-#          check-integration check-openapi install clean fuzz bench soak backup restore
+#          check-integration check-openapi check-hosts install clean fuzz bench soak backup restore
 
 ifeq ($(origin CC),default)
 CC = gcc
@@ -37,7 +37,8 @@ CONSUME_SRC = events/shop-consume.c events/settle.c cgi/product/store.c \
               events/revocation.c events/notify.c events/mail.c events/replay.c
 
 .PHONY: all deps up down status check check-layers check-unit check-asan check-integration \
-        check-ha check-stack check-monitoring check-openapi install clean fuzz bench monitor soak \
+        check-ha check-stack check-hosts check-monitoring check-openapi install clean fuzz bench \
+        monitor soak \
         backup restore
 .SECONDARY:
 
@@ -161,6 +162,11 @@ check-stack: $(BINS)
 # (SHOP_SOAK_SECONDS, SHOP_SOAK_FUZZ), on a stack of its own.
 soak: deps all
 	python3 tests/integration/run.py --soak
+
+# The README's three-host deployment on three namespace hosts (root; CI runs
+# it after `make check`; see README "Tests").
+check-hosts: all
+	scripts/check-hosts
 
 install: all
 	scripts/install "$(DESTDIR)" "$(PREFIX)"
