@@ -38,8 +38,7 @@ CONSUME_SRC = events/shop-consume.c events/settle.c cgi/product/store.c \
 
 .PHONY: all deps up down status check check-layers check-unit check-asan check-integration \
         check-ha check-stack check-hosts check-monitoring check-openapi install clean fuzz bench \
-        monitor soak \
-        backup restore
+        monitor soak backup restore
 .SECONDARY:
 
 all: $(BINS) build/galera-health $(TESTS)

@@ -12,8 +12,6 @@
 #include "log.h"
 #include "mail.h"
 
-enum { NOTIFY_SEND_FAILED = STORE_GUARD_MIN - 1 };
-
 static const char *notify_url, *notify_from;
 
 int notify_init(void)
@@ -34,15 +32,72 @@ int notify_init(void)
 typedef struct notify_args {
     const event *ev;
     int64_t order_id, user_id;
-    const char *to, *message;
+    char to[256];
+    char *message;           /* the email, owned (notify_prepare) */
     bool sent;               /* this process's relay accepted it (kept across db_tx reruns) */
     bool fresh;              /* this transaction sent it (not a duplicate) */
+    bool refused;            /* the relay did not take it in this transaction */
+    int at;                  /* its index in a batch */
 } notify_args;
 
-static int notify_tx(void *arg)
+static bool int_member(json_object *o, const char *k, int64_t *out)
 {
-    notify_args *a = arg;
-    a->fresh = false;
+    json_object *v;
+    if (!o || !json_object_object_get_ex(o, k, &v) || !json_object_is_type(v, json_type_int))
+        return false;
+    *out = json_object_get_int64(v);
+    return *out > 0;
+}
+
+/* Reads what ev asks for into *a, the recipient and the email made: -1
+ * when there is an email to send (a->message to be freed), else the
+ * verdict (CONSUME_OK for a type notify ignores, CONSUME_DEAD for an event
+ * that can never make one, CONSUME_RETRY when the recipient could not be
+ * read). */
+static int notify_prepare(const event *ev, notify_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->ev = ev;
+    if (strcmp(ev->type, "order.confirmed") != 0 && strcmp(ev->type, "order.cancelled") != 0) {
+        log_warn("notify: event %s of type %s ignored", ev->id, ev->type);
+        return CONSUME_OK;
+    }
+    if (!ev->data || !int_member(ev->data, "order_id", &a->order_id) ||
+        !int_member(ev->data, "user_id", &a->user_id) || strlen(ev->id) > 128) {
+        log_error("notify: event %s (%s) lacks data.order_id / data.user_id", ev->id, ev->type);
+        return CONSUME_DEAD;
+    }
+    db_res *r = db_query("SELECT email, name FROM shop_auth.users WHERE id = ?", "i", a->user_id);
+    if (!r) {
+        log_warn("notify: event %s: the recipient could not be read (database, errno %u)", ev->id,
+                 db_errno());
+        return CONSUME_RETRY;
+    }
+    if (db_rows(r) == 0) {
+        db_free(r);
+        log_error("notify: event %s: user %" PRId64 " does not exist", ev->id, a->user_id);
+        return CONSUME_DEAD;
+    }
+    char name[801];
+    db_copy(a->to, sizeof a->to, r, 0, 0);
+    db_copy(name, sizeof name, r, 0, 1);
+    db_free(r);
+    a->message = mail_format_order(ev->type, ev->data, ev->id, notify_from, a->to, name, time(NULL));
+    if (!a->message) {
+        log_error("notify: event %s (%s): no email can be made of it (data or address %s)", ev->id,
+                  ev->type, a->to);
+        return CONSUME_DEAD;
+    }
+    return -1;
+}
+
+/* Inside the caller's transaction: the event's row inserted and locked;
+ * unless it was sent before, the email sent (once per process: a->sent
+ * survives db_tx's reruns) and sent_at set.  DB_OK (a->refused when the
+ * relay did not take it: nothing recorded) or a db.h code. */
+static int notify_apply(notify_args *a)
+{
+    a->fresh = a->refused = false;
     if (db_exec("INSERT INTO sent_notifications (event_id, event_type, order_id, user_id, recipient,"
                 " created_at) VALUES (?, ?, ?, ?, ?, UTC_TIMESTAMP(3))"
                 " ON DUPLICATE KEY UPDATE event_id = event_id", "ssiis", a->ev->id, a->ev->type,
@@ -55,79 +110,126 @@ static int notify_tx(void *arg)
     bool done = db_rows(r) == 1 && db_int(r, 0, 0) == 1;
     db_free(r);
     if (done)
-        return 0;
+        return DB_OK;
     if (!a->sent) {
-        if (mail_send(notify_url, notify_from, a->to, a->message) != 0)
-            return NOTIFY_SEND_FAILED;
+        if (mail_send(notify_url, notify_from, a->to, a->message) != 0) {
+            a->refused = true;
+            return DB_OK;
+        }
         a->sent = true;
     }
     if (db_exec("UPDATE sent_notifications SET sent_at = UTC_TIMESTAMP(3) WHERE event_id = ?", "s",
                 a->ev->id) != 1)
         return DB_ERROR;
     a->fresh = true;
-    return 1;
+    return DB_OK;
 }
 
-static bool int_member(json_object *o, const char *k, int64_t *out)
+/* After the commit: the verdict, with its log line. */
+static int notify_report(const notify_args *a)
 {
-    json_object *v;
-    if (!o || !json_object_object_get_ex(o, k, &v) || !json_object_is_type(v, json_type_int))
-        return false;
-    *out = json_object_get_int64(v);
-    return *out > 0;
+    if (a->refused) {
+        log_warn("notify: event %s: the relay did not take the email; later", a->ev->id);
+        return CONSUME_RETRY;
+    }
+    if (a->fresh)
+        log_info("notify: event %s: order %" PRId64 " %s email sent to user %" PRId64, a->ev->id,
+                 a->order_id, a->ev->type, a->user_id);
+    else
+        log_info("notify: event %s already sent", a->ev->id);
+    return CONSUME_OK;
+}
+
+static int notify_tx(void *arg)
+{
+    return notify_apply(arg);
+}
+
+/* One event in a transaction of its own: a verdict. */
+static int notify_one(notify_args *a)
+{
+    int rc = db_tx(notify_tx, a);
+    if (rc < 0) {
+        log_warn("notify: event %s: database (%d)%s; later", a->ev->id, rc,
+                 a->sent ? ": the email went out, it may go once more" : "");
+        return CONSUME_RETRY;
+    }
+    return notify_report(a);
 }
 
 int notify_handle(const event *ev, void *ctx)
 {
     (void)ctx;
-    if (strcmp(ev->type, "order.confirmed") != 0 && strcmp(ev->type, "order.cancelled") != 0) {
-        log_warn("notify: event %s of type %s ignored", ev->id, ev->type);
-        return CONSUME_OK;
+    notify_args a;
+    int v = notify_prepare(ev, &a);
+    if (v < 0) {
+        v = notify_one(&a);
+        free(a.message);
     }
-    notify_args a = {.ev = ev};
-    if (!ev->data || !int_member(ev->data, "order_id", &a.order_id) ||
-        !int_member(ev->data, "user_id", &a.user_id) || strlen(ev->id) > 128) {
-        log_error("notify: event %s (%s) lacks data.order_id / data.user_id", ev->id, ev->type);
-        return CONSUME_DEAD;
+    return v;
+}
+
+typedef struct notify_batch {
+    notify_args *a;         /* in event id order */
+    int n;
+} notify_batch;
+
+static int notify_batch_tx(void *arg)
+{
+    notify_batch *b = arg;
+    for (int i = 0; i < b->n; i++) {
+        int rc = notify_apply(&b->a[i]);
+        if (rc != DB_OK)
+            return rc;
     }
-    db_res *r = db_query("SELECT email, name FROM shop_auth.users WHERE id = ?", "i", a.user_id);
-    if (!r) {
-        log_warn("notify: event %s: the recipient could not be read (database, errno %u)", ev->id,
-                 db_errno());
-        return CONSUME_RETRY;
+    return DB_OK;
+}
+
+/* Event id order: two hosts' consumers holding duplicates of one batch
+ * lock its rows in the same order. */
+static int by_event_id(const void *x, const void *y)
+{
+    const notify_args *a = x, *b = y;
+    return strcmp(a->ev->id, b->ev->id);
+}
+
+void notify_handle_batch(const event *evs, int n, int *verdicts, void *ctx)
+{
+    (void)ctx;
+    static notify_args a[CONSUME_BATCH_MAX];
+    notify_batch b = {a, 0};
+    for (int i = 0; i < n && i < CONSUME_BATCH_MAX; i++) {
+        int v = notify_prepare(&evs[i], &a[b.n]);
+        if (v >= 0) {
+            verdicts[i] = v;
+            continue;
+        }
+        a[b.n++].at = i;
     }
-    if (db_rows(r) == 0) {
-        db_free(r);
-        log_error("notify: event %s: user %" PRId64 " does not exist", ev->id, a.user_id);
-        return CONSUME_DEAD;
+    if (b.n == 0)
+        return;
+    qsort(a, (size_t)b.n, sizeof *a, by_event_id);
+    int rc = db_tx(notify_batch_tx, &b);
+    if (rc >= 0) {
+        for (int j = 0; j < b.n; j++)
+            verdicts[a[j].at] = notify_report(&a[j]);
+    } else if (rc == DB_UNAVAILABLE || b.n == 1) {
+        bool sent = false;
+        for (int j = 0; j < b.n; j++)
+            sent = sent || a[j].sent;
+        log_warn("notify: a batch of %d events not recorded (database, %d)%s; later", b.n, rc,
+                 sent ? ": emails that went out may go once more" : "");
+        for (int j = 0; j < b.n; j++)
+            verdicts[a[j].at] = CONSUME_RETRY;
+    } else {
+        /* Maybe one event's fault (a poison message): each alone, so the
+         * others go through; a->sent keeps the emails already sent from
+         * going twice. */
+        log_warn("notify: a batch of %d events failed (database, %d): one transaction each", b.n,
+                 rc);
+        for (int j = 0; j < b.n; j++)
+            verdicts[a[j].at] = notify_one(&a[j]);
     }
-    char to[256], name[801];
-    db_copy(to, sizeof to, r, 0, 0);
-    db_copy(name, sizeof name, r, 0, 1);
-    db_free(r);
-    char *message = mail_format_order(ev->type, ev->data, ev->id, notify_from, to, name, time(NULL));
-    if (!message) {
-        log_error("notify: event %s (%s): no email can be made of it (data or address %s)", ev->id,
-                  ev->type, to);
-        return CONSUME_DEAD;
-    }
-    a.to = to;
-    a.message = message;
-    int rc = db_tx(notify_tx, &a);
-    free(message);
-    if (rc == NOTIFY_SEND_FAILED) {
-        log_warn("notify: event %s: the relay did not take the email; later", ev->id);
-        return CONSUME_RETRY;
-    }
-    if (rc < 0) {
-        log_warn("notify: event %s: database (%d)%s; later", ev->id, rc,
-                 a.sent ? ": the email went out, it may go once more" : "");
-        return CONSUME_RETRY;
-    }
-    if (a.fresh)
-        log_info("notify: event %s: order %" PRId64 " %s email sent to user %" PRId64, ev->id,
-                 a.order_id, ev->type, a.user_id);
-    else
-        log_info("notify: event %s already sent", ev->id);
-    return CONSUME_OK;
+    for (int j = 0; j < b.n; j++)
+        free(a[j].message);
 }

@@ -9,7 +9,14 @@
  * delivery (at-least-once) waits for that lock, finds sent_at and sends
  * nothing.  Only a crash (or the database lost) between the relay's "250
  * OK" and that commit can send an email twice; its Message-ID is the event
- * id, so mail clients collapse such a duplicate. */
+ * id, so mail clients collapse such a duplicate.
+ *
+ * It runs in batch mode (notify_handle_batch): the events that arrived
+ * together, up to NOTIFY_BATCH (default 16), are recorded in ONE
+ * transaction, their emails sent inside it one by one, so the bookkeeping
+ * costs one Galera commit per batch instead of one per order; a batch that
+ * fails for another reason than the database being away is redone one
+ * event per transaction, so a poison event fails alone. */
 #ifndef SHOP_NOTIFY_H
 #define SHOP_NOTIFY_H
 
@@ -22,5 +29,8 @@ int notify_init(void);
  * unavailable), CONSUME_DEAD (an order event without usable data, an
  * unknown user: never going to work). */
 int notify_handle(const event *ev, void *ctx);
+
+/* The same for a batch (consume_run_batch): a verdict per event. */
+void notify_handle_batch(const event *evs, int n, int *verdicts, void *ctx);
 
 #endif

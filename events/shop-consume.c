@@ -5,7 +5,7 @@
  * the consumer unless `queue` is given) through consume_run(), or
  * consume_run_batch() for one with a batch handler (settle: batches of up to
  * SETTLE_BATCH events, default 64, gathered for up to SETTLE_BATCH_WAIT_MS,
- * default 20). */
+ * default 20; notify: NOTIFY_BATCH, default 16, NOTIFY_BATCH_WAIT_MS). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +27,8 @@ typedef struct consumer {
     consume_fn handle;
     consume_batch_fn handle_batch;  /* when set, used instead of handle */
     int (*init)(void);              /* after server_setup(), or NULL */
+    const char *batch_key;          /* config: the batch's size (... _WAIT_MS: its wait) */
+    int batch_max;                  /* its default */
 } consumer;
 
 static const char *const settle_types[] = {"order.confirmed", "order.cancelled", NULL};
@@ -35,9 +37,10 @@ static const char *const user_types[] = {"user.role_changed", "user.password_cha
 /* revoke runs once per host, each on its own queue (revoke.<host>, the
  * queue argument): every host must see every event. */
 static const consumer consumers[] = {
-    {"settle", "product", settle_types, settle_handle, settle_handle_batch, NULL},
-    {"revoke", "revoke", user_types, revocation_handle, NULL, revocation_init},
-    {"notify", "notify", settle_types, notify_handle, NULL, notify_init},
+    {"settle", "product", settle_types, settle_handle, settle_handle_batch, NULL, "SETTLE_BATCH", 64},
+    {"revoke", "revoke", user_types, revocation_handle, NULL, revocation_init, NULL, 0},
+    {"notify", "notify", settle_types, notify_handle, notify_handle_batch, notify_init,
+     "NOTIFY_BATCH", 16},
 };
 #define N_CONSUMERS (sizeof consumers / sizeof consumers[0])
 
@@ -89,9 +92,11 @@ int main(int argc, char **argv)
         return 1;
     int rc;
     if (c->handle_batch) {
-        long max = config_int("SETTLE_BATCH", 64), wait = config_int("SETTLE_BATCH_WAIT_MS", 20);
+        char wait_key[64];
+        snprintf(wait_key, sizeof wait_key, "%s_WAIT_MS", c->batch_key);
+        long max = config_int(c->batch_key, c->batch_max), wait = config_int(wait_key, 20);
         rc = consume_run_batch(queue, c->types, c->handle_batch, NULL,
-                               max < 1 || max > CONSUME_BATCH_MAX ? 64 : (int)max,
+                               max < 1 || max > CONSUME_BATCH_MAX ? c->batch_max : (int)max,
                                wait < 0 || wait > 1000 ? 20 : (int)wait);
     } else {
         rc = consume_run(queue, c->types, c->handle, NULL);
