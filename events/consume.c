@@ -36,6 +36,30 @@ static void consume_pause(int ms)
         usleep(100 * 1000);
 }
 
+typedef struct consume_tx_batch {
+    char *items;
+    int n;
+    size_t size;
+    int (*apply)(void *item);
+} consume_tx_batch;
+
+static int consume_tx_all(void *arg)
+{
+    consume_tx_batch *b = arg;
+    for (int i = 0; i < b->n; i++) {
+        int rc = b->apply(b->items + (size_t)i * b->size);
+        if (rc != DB_OK)
+            return rc;
+    }
+    return DB_OK;
+}
+
+int consume_in_one_tx(void *items, int n, size_t size, int (*apply)(void *item))
+{
+    consume_tx_batch b = {items, n, size, apply};
+    return db_tx(consume_tx_all, &b);
+}
+
 int consume_dedupe(const char *id)
 {
     int64_t n = db_exec("INSERT INTO processed_events (id, processed_at)"

@@ -84,6 +84,12 @@ void consume_stop(void);
  * nothing), DB_ERROR otherwise. */
 int consume_dedupe(const char *id);
 
+/* A batch handler's transaction: apply(item) for each of the n items of
+ * `items` (each `size` bytes), in order, inside ONE db_tx(), stopping at
+ * the first that does not return DB_OK (db_tx then rolls back and reruns
+ * the whole, as for any transaction).  Returns db_tx()'s result. */
+int consume_in_one_tx(void *items, int n, size_t size, int (*apply)(void *item));
+
 /* Parses a CloudEvent from body[len] into *ev (pointing into *root, which
  * the caller frees with json_object_put).  0, or -1 when it is not one (a
  * reason in why[n]).  Exposed for the tests. */

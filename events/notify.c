@@ -169,22 +169,6 @@ int notify_handle(const event *ev, void *ctx)
     return v;
 }
 
-typedef struct notify_batch {
-    notify_args *a;         /* in event id order */
-    int n;
-} notify_batch;
-
-static int notify_batch_tx(void *arg)
-{
-    notify_batch *b = arg;
-    for (int i = 0; i < b->n; i++) {
-        int rc = notify_apply(&b->a[i]);
-        if (rc != DB_OK)
-            return rc;
-    }
-    return DB_OK;
-}
-
 /* Event id order: two hosts' consumers holding duplicates of one batch
  * lock its rows in the same order. */
 static int by_event_id(const void *x, const void *y)
@@ -197,39 +181,39 @@ void notify_handle_batch(const event *evs, int n, int *verdicts, void *ctx)
 {
     (void)ctx;
     static notify_args a[CONSUME_BATCH_MAX];
-    notify_batch b = {a, 0};
+    int m = 0;              /* a[0..m): to apply, then in event id order */
     for (int i = 0; i < n && i < CONSUME_BATCH_MAX; i++) {
-        int v = notify_prepare(&evs[i], &a[b.n]);
+        int v = notify_prepare(&evs[i], &a[m]);
         if (v >= 0) {
             verdicts[i] = v;
             continue;
         }
-        a[b.n++].at = i;
+        a[m++].at = i;
     }
-    if (b.n == 0)
+    if (m == 0)
         return;
-    qsort(a, (size_t)b.n, sizeof *a, by_event_id);
-    int rc = db_tx(notify_batch_tx, &b);
+    qsort(a, (size_t)m, sizeof *a, by_event_id);
+    int rc = consume_in_one_tx(a, m, sizeof *a, notify_tx);
     if (rc >= 0) {
-        for (int j = 0; j < b.n; j++)
+        for (int j = 0; j < m; j++)
             verdicts[a[j].at] = notify_report(&a[j]);
-    } else if (rc == DB_UNAVAILABLE || b.n == 1) {
+    } else if (rc == DB_UNAVAILABLE || m == 1) {
         bool sent = false;
-        for (int j = 0; j < b.n; j++)
+        for (int j = 0; j < m; j++)
             sent = sent || a[j].sent;
-        log_warn("notify: a batch of %d events not recorded (database, %d)%s; later", b.n, rc,
+        log_warn("notify: a batch of %d events not recorded (database, %d)%s; later", m, rc,
                  sent ? ": emails that went out may go once more" : "");
-        for (int j = 0; j < b.n; j++)
+        for (int j = 0; j < m; j++)
             verdicts[a[j].at] = CONSUME_RETRY;
     } else {
         /* Maybe one event's fault (a poison message): each alone, so the
          * others go through; a->sent keeps the emails already sent from
          * going twice. */
-        log_warn("notify: a batch of %d events failed (database, %d): one transaction each", b.n,
+        log_warn("notify: a batch of %d events failed (database, %d): one transaction each", m,
                  rc);
-        for (int j = 0; j < b.n; j++)
+        for (int j = 0; j < m; j++)
             verdicts[a[j].at] = notify_one(&a[j]);
     }
-    for (int j = 0; j < b.n; j++)
+    for (int j = 0; j < m; j++)
         free(a[j].message);
 }

@@ -118,22 +118,6 @@ int settle_handle(const event *ev, void *ctx)
     return v >= 0 ? v : settle_one(&a);
 }
 
-typedef struct settle_batch {
-    settle_args *a;         /* in reservation id order */
-    int n;
-} settle_batch;
-
-static int settle_batch_tx(void *arg)
-{
-    settle_batch *b = arg;
-    for (int i = 0; i < b->n; i++) {
-        int rc = settle_apply(&b->a[i]);
-        if (rc != DB_OK)
-            return rc;
-    }
-    return DB_OK;
-}
-
 /* Reservation id order (then delivery order, so a confirm and a cancel of
  * one reservation keep theirs): batches on the hosts lock rows in one order. */
 static int by_reservation(const void *x, const void *y)
@@ -148,22 +132,22 @@ void settle_handle_batch(const event *evs, int n, int *verdicts, void *ctx)
 {
     (void)ctx;
     static settle_args a[CONSUME_BATCH_MAX];
-    settle_batch b = {a, 0};
+    int m = 0;              /* a[0..m): to apply, then in reservation id order */
     for (int i = 0; i < n && i < CONSUME_BATCH_MAX; i++) {
-        int v = settle_prepare(&evs[i], &a[b.n]);
+        int v = settle_prepare(&evs[i], &a[m]);
         if (v >= 0) {
             verdicts[i] = v;
             continue;
         }
-        a[b.n++].at = i;
+        a[m++].at = i;
     }
-    if (b.n == 0)
+    if (m == 0)
         return;
-    qsort(a, (size_t)b.n, sizeof *a, by_reservation);
+    qsort(a, (size_t)m, sizeof *a, by_reservation);
     metrics_inc(METRIC_SETTLE_BATCHES, 1);
-    int rc = db_tx(settle_batch_tx, &b);
+    int rc = consume_in_one_tx(a, m, sizeof *a, settle_tx);
     if (rc >= 0) {
-        for (int j = 0; j < b.n; j++) {
+        for (int j = 0; j < m; j++) {
             settle_report(&a[j]);
             verdicts[a[j].at] = CONSUME_OK;
         }
@@ -173,15 +157,15 @@ void settle_handle_batch(const event *evs, int n, int *verdicts, void *ctx)
      * one event's (a poison message): each in its own transaction, so
      * the others go through and that one alone is given back (then
      * dead-lettered at the delivery limit). */
-    if (rc == DB_UNAVAILABLE || b.n == 1) {
-        log_warn("settle: a batch of %d events not settled (database, %d)", b.n, rc);
-        for (int j = 0; j < b.n; j++)
+    if (rc == DB_UNAVAILABLE || m == 1) {
+        log_warn("settle: a batch of %d events not settled (database, %d)", m, rc);
+        for (int j = 0; j < m; j++)
             verdicts[a[j].at] = CONSUME_RETRY;
         return;
     }
-    log_warn("settle: a batch of %d events failed (database, %d): one transaction each", b.n,
+    log_warn("settle: a batch of %d events failed (database, %d): one transaction each", m,
              rc);
     metrics_inc(METRIC_SETTLE_FALLBACKS, 1);
-    for (int j = 0; j < b.n; j++)
+    for (int j = 0; j < m; j++)
         verdicts[a[j].at] = settle_one(&a[j]);
 }

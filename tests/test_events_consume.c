@@ -1,10 +1,14 @@
 /* test_events_consume.c: the consumer framework's reading of a delivery
  * (events/consume.c): what counts as a CloudEvent, what a handler is given,
- * and what is refused (then dead-lettered, never handed to a handler). */
+ * and what is refused (then dead-lettered, never handed to a handler); and
+ * a batch handler's one transaction, against a real MariaDB
+ * (scripts/with-test-db): all of a batch commits, or none of it. */
+#include <stdlib.h>
 #include <string.h>
 #include <CUnit/Basic.h>
 #include "cunit_main.h"
 #include "consume.h"
+#include "db.h"
 
 static int parse(const char *s, event *ev, json_object **root)
 {
@@ -77,6 +81,61 @@ static void test_refuses_what_is_no_cloudevent(void)
     CU_ASSERT_EQUAL(parse(s, &ev, &root), -1);
 }
 
+static int db_setup(void)
+{
+    const char *sock = getenv("SHOP_TEST_DB_SOCKET");
+    if (!sock)
+        return -1;
+    setenv("SHOP_DB_SOCKET", sock, 1);
+    setenv("SHOP_DB_HOST", "localhost", 1);
+    setenv("SHOP_DB_USER", "tester", 1);
+    setenv("SHOP_DB_PASSWORD", "tester-pw", 1);
+    setenv("SHOP_DB_NAME", "shop_test", 1);
+    if (db_init() != 0)
+        return -1;
+    return db_exec("CREATE OR REPLACE TABLE batch_t (id BIGINT PRIMARY KEY)", NULL) < 0 ? -1 : 0;
+}
+
+static int db_teardown(void)
+{
+    db_exec("DROP TABLE IF EXISTS batch_t", NULL);
+    db_close();
+    return 0;
+}
+
+typedef struct item {
+    int64_t id;
+    int refuse;             /* apply fails on it, as a poison event's would */
+} item;
+
+static int put(void *p)
+{
+    item *it = p;
+    if (it->refuse)
+        return DB_ERROR;
+    return db_exec("INSERT INTO batch_t (id) VALUES (?)", "i", it->id) == 1 ? DB_OK : DB_ERROR;
+}
+
+static int64_t rows(void)
+{
+    db_res *r = db_query("SELECT COUNT(*) FROM batch_t", NULL);
+    int64_t n = r ? db_int(r, 0, 0) : -1;
+    db_free(r);
+    return n;
+}
+
+static void test_a_batch_commits_whole_or_not_at_all(void)
+{
+    item ok[3] = {{1, 0}, {2, 0}, {3, 0}};
+    CU_ASSERT_TRUE(consume_in_one_tx(ok, 3, sizeof ok[0], put) >= 0);
+    CU_ASSERT_EQUAL(rows(), 3);
+    item poisoned[3] = {{4, 0}, {5, 1}, {6, 0}};
+    CU_ASSERT_TRUE(consume_in_one_tx(poisoned, 3, sizeof poisoned[0], put) < 0);
+    CU_ASSERT_EQUAL(rows(), 3);          /* 4 rolled back, 6 never tried */
+    CU_ASSERT_TRUE(consume_in_one_tx(poisoned, 1, sizeof poisoned[0], put) >= 0);
+    CU_ASSERT_EQUAL(rows(), 4);          /* 4 alone goes through */
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -85,5 +144,7 @@ int main(void)
     CU_add_test(s, "parses a structured CloudEvent", test_parses_a_structured_cloudevent);
     CU_add_test(s, "optional attributes default to empty", test_optional_attributes_default_to_empty);
     CU_add_test(s, "refuses what is no CloudEvent", test_refuses_what_is_no_cloudevent);
+    CU_pSuite t = CU_add_suite("one transaction per batch", db_setup, db_teardown);
+    CU_add_test(t, "a batch commits whole or not at all", test_a_batch_commits_whole_or_not_at_all);
     return cunit_run_all();
 }
