@@ -82,10 +82,10 @@ TEST_LIBS  = $(if $(filter test_events_%,$*),$(AMQP_LIBS),)
 build/shop-pool: pool/shop-pool.c build/libshop.a
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -o $@ $< build/libshop.a $(LIBS)
 
-build/tests/%: tests/%.c tests/cunit_main.h build/libshop.a $(EVENTS_LIB) $(EVENTS_H) events/mail.c events/revocation.c | build/tests
+build/tests/%: tests/%.c tests/cunit_main.h tests/test_db_env.h build/libshop.a $(EVENTS_LIB) $(EVENTS_H) events/mail.c events/revocation.c | build/tests
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -Icgi -Ievents -o $@ $< $(TEST_EXTRA) build/libshop.a $(LIBS) $(TEST_LIBS) -lcunit
 
-build/asan/tests/%: tests/%.c tests/cunit_main.h build/asan/libshop.a $(EVENTS_LIB) $(EVENTS_H) events/mail.c events/revocation.c | build/asan/tests
+build/asan/tests/%: tests/%.c tests/cunit_main.h tests/test_db_env.h build/asan/libshop.a $(EVENTS_LIB) $(EVENTS_H) events/mail.c events/revocation.c | build/asan/tests
 	$(CC) $(CFLAGS_COMMON) $(ASAN) -Icgi -Ievents -o $@ $< $(TEST_EXTRA) build/asan/libshop.a $(LIBS) $(TEST_LIBS) -lcunit
 
 # The outbox relay (events/relay.c) and the consumers (events/shop-consume.c).

@@ -10,18 +10,11 @@
 #include <CUnit/Basic.h>
 #include "cunit_main.h"
 #include "db.h"
+#include "test_db_env.h"
 
 static int setup(void)
 {
-    const char *sock = getenv("SHOP_TEST_DB_SOCKET");
-    if (!sock)
-        return -1;
-    setenv("SHOP_DB_SOCKET", sock, 1);
-    setenv("SHOP_DB_HOST", "localhost", 1);
-    setenv("SHOP_DB_USER", "tester", 1);
-    setenv("SHOP_DB_PASSWORD", "tester-pw", 1);
-    setenv("SHOP_DB_NAME", "shop_test", 1);
-    if (db_init() != 0)
+    if (test_db_connect() != 0)
         return -1;
     if (db_exec("CREATE TABLE IF NOT EXISTS t (id BIGINT PRIMARY KEY, name VARCHAR(20) UNIQUE, "
                 "bin VARBINARY(16), n BIGINT)", NULL) < 0)

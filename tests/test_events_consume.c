@@ -9,6 +9,7 @@
 #include "cunit_main.h"
 #include "consume.h"
 #include "db.h"
+#include "test_db_env.h"
 
 static int parse(const char *s, event *ev, json_object **root)
 {
@@ -83,15 +84,7 @@ static void test_refuses_what_is_no_cloudevent(void)
 
 static int db_setup(void)
 {
-    const char *sock = getenv("SHOP_TEST_DB_SOCKET");
-    if (!sock)
-        return -1;
-    setenv("SHOP_DB_SOCKET", sock, 1);
-    setenv("SHOP_DB_HOST", "localhost", 1);
-    setenv("SHOP_DB_USER", "tester", 1);
-    setenv("SHOP_DB_PASSWORD", "tester-pw", 1);
-    setenv("SHOP_DB_NAME", "shop_test", 1);
-    if (db_init() != 0)
+    if (test_db_connect() != 0)
         return -1;
     return db_exec("CREATE OR REPLACE TABLE batch_t (id BIGINT PRIMARY KEY)", NULL) < 0 ? -1 : 0;
 }
