@@ -228,11 +228,12 @@ def parallel(n, fn):
     return out
 
 
-def script(name, *args, check=True):
-    """Runs scripts/<name> with the test stack's environment; returns the
-    CompletedProcess (stdout and stderr captured as text)."""
-    env = dict(os.environ)
+def script(name, *args, check=True, env=None):
+    """Runs scripts/<name> with the test stack's environment (plus env);
+    returns the CompletedProcess (stdout and stderr captured as text)."""
+    extra, env = env or {}, dict(os.environ)
     env.update({k: v for k, v in STACK.items() if k.startswith("SHOP_") and isinstance(v, str)})
+    env.update(extra)
     return subprocess.run([os.path.join(REPO, "scripts", name)] + list(args),
                           env=env, check=check, capture_output=True, text=True)
 
