@@ -243,14 +243,19 @@ def stack(*args, check=True):
     return script("stack", *args, check=check)
 
 
-def wait_for(what, pred, timeout=30.0, every=0.3):
+def wait_for(what, pred, timeout=30.0, every=0.3, ignore=()):
     """Polls pred() until it returns something true (and returns that);
-    fails after timeout, naming what it waited for and the last value."""
+    fails after timeout, naming what it waited for and the last value.  An
+    exception of a type in `ignore` counts as "not yet" (its text is the
+    last value)."""
     deadline = time.time() + timeout
     last = None
     while time.time() < deadline:
-        last = pred()
-        if last:
+        try:
+            last = pred()
+        except ignore as e:
+            last = e
+        if last and not isinstance(last, BaseException):
             return last
         time.sleep(every)
     raise AssertionError("timed out after %.0fs waiting for %s (last: %r)" % (timeout, what, last))

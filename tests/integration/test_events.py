@@ -49,6 +49,16 @@ def _channel(node=1):
     return conn, conn.channel()
 
 
+def _drain(ch, queue):
+    """The bodies of every message now in queue, taken (acked) off it."""
+    out = []
+    while True:
+        m, _, body = ch.basic_get(queue, auto_ack=True)
+        if m is None:
+            return out
+        out.append(body)
+
+
 class Tap:
     """A queue of the test's own bound to shop.events for `keys`: what
     another team's consumer would receive."""
@@ -307,11 +317,7 @@ def test_unusable_message_is_dead_lettered():
         seen = []
 
         def dead():
-            while True:
-                m, _, body = ch.basic_get("settle.dead", auto_ack=True)
-                if m is None:
-                    break
-                seen.append(body)
+            seen.extend(_drain(ch, "settle.dead"))
             return sum(1 for b in seen if tag.encode() in b) == 2
         shop.wait_for("both messages in settle.dead", dead, 30)
         assert "test-" + tag not in _processed(["test-" + tag])
@@ -368,10 +374,7 @@ def test_poison_event_fails_alone():
         seen = []
 
         def dead():
-            while True:
-                m, _, body = ch.basic_get("settle.dead", auto_ack=True)
-                if m is None:
-                    break
+            for body in _drain(ch, "settle.dead"):
                 try:
                     seen.append(json.loads(body).get("id"))
                 except ValueError:
