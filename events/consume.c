@@ -60,8 +60,11 @@ int consume_in_one_tx(void *items, int n, size_t size, int (*apply)(void *item))
     return db_tx(consume_tx_all, &b);
 }
 
+static bool dedupe_used;     /* this consumer records ids in processed_events */
+
 int consume_dedupe(const char *id)
 {
+    dedupe_used = true;
     int64_t n = db_exec("INSERT INTO processed_events (id, processed_at)"
                         " VALUES (?, UTC_TIMESTAMP(3))", "s", id);
     if (n == DB_CONFLICT)
@@ -149,10 +152,13 @@ static long delivery_count(const amqp_basic_properties_t *p)
  * (default 60 s): ids processed more than PROCESSED_EVENTS_RETENTION
  * (default 7 days) ago go, in batches.  Longer than any redelivery; a
  * dead-lettered message replayed later than that is applied again, which
- * an idempotent effect (the settle consumer's status transitions) absorbs. */
+ * an idempotent effect (the settle consumer's status transitions) absorbs.
+ * Only in a consumer that uses the table (consume_dedupe). */
 static void consume_retention(void)
 {
     static struct timespec next;
+    if (!dedupe_used)       /* a consumer with a dedupe table of its own (notify) */
+        return;
     if (!config_due("RETENTION_INTERVAL", 60, &next))
         return;
     int64_t n = db_purge("DELETE FROM processed_events"

@@ -146,27 +146,16 @@ static size_t mail_read(char *ptr, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
-int mail_send(const char *smtp_url, const char *from, const char *to, const char *message)
+/* One transfer on the process's handle c (options reset, its connection
+ * kept).  fresh: on a new connection. */
+static CURLcode mail_perform(CURL *c, const char *smtp_url, const char *mfrom,
+                             struct curl_slist *rcpt, const char *message, bool fresh, char *err)
 {
-    if (!smtp_url || (strncmp(smtp_url, "smtp://", 7) != 0 && strncmp(smtp_url, "smtps://", 8) != 0) ||
-        !mail_address_ok(from) || !mail_address_ok(to) || !message) {
-        log_error("mail: bad SMTP_URL, sender or recipient");
-        return -1;
-    }
-    CURL *c = curl_easy_init();
-    if (!c) {
-        log_error("mail: curl_easy_init failed");
-        return -1;
-    }
-    char mfrom[300], rcpt_s[300];
-    snprintf(mfrom, sizeof mfrom, "<%s>", from);
-    snprintf(rcpt_s, sizeof rcpt_s, "<%s>", to);
-    struct curl_slist *rcpt = curl_slist_append(NULL, rcpt_s);
     upload u = {message, strlen(message)};
-    char err[CURL_ERROR_SIZE] = "";
-    CURLcode rc = CURLE_OUT_OF_MEMORY;
-    if (rcpt &&
-        (rc = curl_easy_setopt(c, CURLOPT_URL, smtp_url)) == CURLE_OK &&
+    CURLcode rc;
+    curl_easy_reset(c);     /* options only: the open connection stays */
+    err[0] = '\0';
+    if ((rc = curl_easy_setopt(c, CURLOPT_URL, smtp_url)) == CURLE_OK &&
         (rc = curl_easy_setopt(c, CURLOPT_MAIL_FROM, mfrom)) == CURLE_OK &&
         (rc = curl_easy_setopt(c, CURLOPT_MAIL_RCPT, rcpt)) == CURLE_OK &&
         (rc = curl_easy_setopt(c, CURLOPT_UPLOAD, 1L)) == CURLE_OK &&
@@ -175,11 +164,49 @@ int mail_send(const char *smtp_url, const char *from, const char *to, const char
         (rc = curl_easy_setopt(c, CURLOPT_INFILESIZE, (long)u.left)) == CURLE_OK &&
         (rc = curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L)) == CURLE_OK &&
         (rc = curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L)) == CURLE_OK &&
+        (rc = curl_easy_setopt(c, CURLOPT_MAXAGE_CONN, 60L)) == CURLE_OK &&
+        (rc = curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L)) == CURLE_OK &&
         (rc = curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L)) == CURLE_OK &&
         (rc = curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err)) == CURLE_OK)
         rc = curl_easy_perform(c);
+    return rc;
+}
+
+int mail_send(const char *smtp_url, const char *from, const char *to, const char *message)
+{
+    /* One handle for the process, so one SMTP session carries many emails
+     * (no connect, greeting and EHLO per email); curl drops a connection
+     * the relay closed, or idle for 60 s, and opens another. */
+    static CURL *c;
+    if (!smtp_url || (strncmp(smtp_url, "smtp://", 7) != 0 && strncmp(smtp_url, "smtps://", 8) != 0) ||
+        !mail_address_ok(from) || !mail_address_ok(to) || !message) {
+        log_error("mail: bad SMTP_URL, sender or recipient");
+        return -1;
+    }
+    if (!c && !(c = curl_easy_init())) {
+        log_error("mail: curl_easy_init failed");
+        return -1;
+    }
+    char mfrom[300], rcpt_s[300];
+    snprintf(mfrom, sizeof mfrom, "<%s>", from);
+    snprintf(rcpt_s, sizeof rcpt_s, "<%s>", to);
+    struct curl_slist *rcpt = curl_slist_append(NULL, rcpt_s);
+    if (!rcpt) {
+        log_error("mail: out of memory");
+        return -1;
+    }
+    char err[CURL_ERROR_SIZE];
+    CURLcode rc = mail_perform(c, smtp_url, mfrom, rcpt, message, false, err);
+    long reused = 0;
+    if ((rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING) &&
+        curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &reused) == CURLE_OK && reused == 0) {
+        /* The kept session broke under us (the relay restarted): once more
+         * on a new one. */
+        log_warn("mail: the open session to the relay failed (%s); reconnecting",
+                 curl_easy_strerror(rc));
+        rc = mail_perform(c, smtp_url, mfrom, rcpt, message, true, err);
+    }
     curl_slist_free_all(rcpt);
-    curl_easy_cleanup(c);
     if (rc != CURLE_OK) {
         log_error("mail: sending to the relay failed: %s (%s)", curl_easy_strerror(rc), err);
         return -1;

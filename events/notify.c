@@ -49,12 +49,10 @@ static bool int_member(json_object *o, const char *k, int64_t *out)
     return *out > 0;
 }
 
-/* Reads what ev asks for into *a, the recipient and the email made: -1
- * when there is an email to send (a->message to be freed), else the
- * verdict (CONSUME_OK for a type notify ignores, CONSUME_DEAD for an event
- * that can never make one, CONSUME_RETRY when the recipient could not be
- * read). */
-static int notify_prepare(const event *ev, notify_args *a)
+/* Reads what ev asks for into *a: -1 when it names an order and its user
+ * (the recipient still to be read), else the verdict (CONSUME_OK for a type
+ * notify ignores, CONSUME_DEAD for an event that can never make an email). */
+static int notify_parse(const event *ev, notify_args *a)
 {
     memset(a, 0, sizeof *a);
     a->ev = ev;
@@ -67,59 +65,111 @@ static int notify_prepare(const event *ev, notify_args *a)
         log_error("notify: event %s (%s) lacks data.order_id / data.user_id", ev->id, ev->type);
         return CONSUME_DEAD;
     }
-    db_res *r = db_query("SELECT email, name FROM shop_auth.users WHERE id = ?", "i", a->user_id);
-    if (!r) {
-        log_warn("notify: event %s: the recipient could not be read (database, errno %u)", ev->id,
-                 db_errno());
-        return CONSUME_RETRY;
-    }
-    if (db_rows(r) == 0) {
-        db_free(r);
-        log_error("notify: event %s: user %" PRId64 " does not exist", ev->id, a->user_id);
+    return -1;
+}
+
+/* The email of a parsed event, to its user's row in r (id, email, name):
+ * -1 when there is one to send (a->message to be freed), else the verdict
+ * (CONSUME_DEAD: no such user, or no email can be made of the event). */
+static int notify_compose(notify_args *a, const db_res *r)
+{
+    int row = -1;
+    for (int k = 0; k < db_rows(r); k++)
+        if (db_int(r, k, 0) == a->user_id)
+            row = k;
+    if (row < 0) {
+        log_error("notify: event %s: user %" PRId64 " does not exist", a->ev->id, a->user_id);
         return CONSUME_DEAD;
     }
     char name[801];
-    db_copy(a->to, sizeof a->to, r, 0, 0);
-    db_copy(name, sizeof name, r, 0, 1);
-    db_free(r);
-    a->message = mail_format_order(ev->type, ev->data, ev->id, notify_from, a->to, name, time(NULL));
+    db_copy(a->to, sizeof a->to, r, row, 1);
+    db_copy(name, sizeof name, r, row, 2);
+    a->message = mail_format_order(a->ev->type, a->ev->data, a->ev->id, notify_from, a->to, name,
+                                   time(NULL));
     if (!a->message) {
-        log_error("notify: event %s (%s): no email can be made of it (data or address %s)", ev->id,
-                  ev->type, a->to);
+        log_error("notify: event %s (%s): no email can be made of it (data or address %s)",
+                  a->ev->id, a->ev->type, a->to);
         return CONSUME_DEAD;
     }
     return -1;
 }
 
+/* evs[0..n) into a[0..m), the emails to send (a[j].at: the event's index),
+ * their recipients read DB_IDS_MAX users per query.  Every other event gets
+ * its verdict in verdicts[] (CONSUME_RETRY when its recipient could not be
+ * read).  Returns m. */
+static int notify_prepare(const event *evs, int n, notify_args *a, int *verdicts)
+{
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        int v = notify_parse(&evs[i], &a[m]);
+        if (v >= 0) {
+            verdicts[i] = v;
+            continue;
+        }
+        a[m++].at = i;
+    }
+    int kept = 0;
+    for (int at = 0; at < m; at += DB_IDS_MAX) {
+        int c = m - at < DB_IDS_MAX ? m - at : DB_IDS_MAX;
+        int64_t uids[DB_IDS_MAX];
+        for (int j = 0; j < c; j++)
+            uids[j] = a[at + j].user_id;
+        db_res *r = db_query_ids("SELECT id, email, name FROM shop_auth.users WHERE id IN " DB_IDS,
+                                 uids, c);
+        if (!r)
+            log_warn("notify: the recipients of %d events could not be read (database, errno %u)",
+                     c, db_errno());
+        for (int j = at; j < at + c; j++) {
+            int v = r ? notify_compose(&a[j], r) : CONSUME_RETRY;
+            if (v >= 0)
+                verdicts[a[j].at] = v;
+            else
+                a[kept++] = a[j];       /* kept <= j: nothing unread is overwritten */
+        }
+        db_free(r);
+    }
+    return kept;
+}
+
 /* Inside the caller's transaction: the event's row inserted and locked;
  * unless it was sent before, the email sent (once per process: a->sent
- * survives db_tx's reruns) and sent_at set.  DB_OK (a->refused when the
- * relay did not take it: nothing recorded) or a db.h code. */
+ * survives db_tx's reruns).  A new row is written as sent up front, one
+ * statement for the usual case: nobody sees it before the commit, and it is
+ * deleted again when the relay refuses the email.  A row that was there
+ * (a redelivery) is read under its lock.  DB_OK (a->refused when the relay
+ * did not take it: nothing recorded) or a db.h code. */
 static int notify_apply(notify_args *a)
 {
     a->fresh = a->refused = false;
-    if (db_exec("INSERT INTO sent_notifications (event_id, event_type, order_id, user_id, recipient,"
-                " created_at) VALUES (?, ?, ?, ?, ?, UTC_TIMESTAMP(3))"
-                " ON DUPLICATE KEY UPDATE event_id = event_id", "ssiis", a->ev->id, a->ev->type,
-                a->order_id, a->user_id, a->to) < 0)
+    int64_t added = db_exec("INSERT IGNORE INTO sent_notifications (event_id, event_type, order_id,"
+                            " user_id, recipient, created_at, sent_at)"
+                            " VALUES (?, ?, ?, ?, ?, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))", "ssiis",
+                            a->ev->id, a->ev->type, a->order_id, a->user_id, a->to);
+    if (added < 0)
         return DB_ERROR;
-    db_res *r = db_query("SELECT sent_at IS NOT NULL FROM sent_notifications WHERE event_id = ? FOR UPDATE",
-                         "s", a->ev->id);
-    if (!r)
-        return DB_ERROR;
-    bool done = db_rows(r) == 1 && db_int(r, 0, 0) == 1;
-    db_free(r);
-    if (done)
-        return DB_OK;
+    if (added == 0) {
+        db_res *r = db_query("SELECT sent_at IS NOT NULL FROM sent_notifications"
+                             " WHERE event_id = ? FOR UPDATE", "s", a->ev->id);
+        if (!r)
+            return DB_ERROR;
+        bool done = db_rows(r) == 1 && db_int(r, 0, 0) == 1;
+        db_free(r);
+        if (done)
+            return DB_OK;
+    }
     if (!a->sent) {
         if (mail_send(notify_url, notify_from, a->to, a->message) != 0) {
             a->refused = true;
+            if (added == 1 && db_exec("DELETE FROM sent_notifications WHERE event_id = ?", "s",
+                                      a->ev->id) != 1)
+                return DB_ERROR;
             return DB_OK;
         }
         a->sent = true;
     }
-    if (db_exec("UPDATE sent_notifications SET sent_at = UTC_TIMESTAMP(3) WHERE event_id = ?", "s",
-                a->ev->id) != 1)
+    if (added == 0 && db_exec("UPDATE sent_notifications SET sent_at = UTC_TIMESTAMP(3)"
+                              " WHERE event_id = ?", "s", a->ev->id) != 1)
         return DB_ERROR;
     a->fresh = true;
     return DB_OK;
@@ -161,8 +211,8 @@ int notify_handle(const event *ev, void *ctx)
 {
     (void)ctx;
     notify_args a;
-    int v = notify_prepare(ev, &a);
-    if (v < 0) {
+    int v = CONSUME_RETRY;
+    if (notify_prepare(ev, 1, &a, &v) == 1) {
         v = notify_one(&a);
         free(a.message);
     }
@@ -181,15 +231,8 @@ void notify_handle_batch(const event *evs, int n, int *verdicts, void *ctx)
 {
     (void)ctx;
     static notify_args a[CONSUME_BATCH_MAX];
-    int m = 0;              /* a[0..m): to apply, then in event id order */
-    for (int i = 0; i < n && i < CONSUME_BATCH_MAX; i++) {
-        int v = notify_prepare(&evs[i], &a[m]);
-        if (v >= 0) {
-            verdicts[i] = v;
-            continue;
-        }
-        a[m++].at = i;
-    }
+    /* a[0..m): to apply, then in event id order */
+    int m = notify_prepare(evs, n < CONSUME_BATCH_MAX ? n : CONSUME_BATCH_MAX, a, verdicts);
     if (m == 0)
         return;
     qsort(a, (size_t)m, sizeof *a, by_event_id);

@@ -400,6 +400,31 @@ int64_t db_exec(const char *sql, const char *types, ...)
     return n;
 }
 
+/* ids[0..n) as a full DB_IDS list in c, padded with the last id. */
+static void db_ids_chunk(int64_t c[DB_IDS_MAX], const int64_t *ids, int n)
+{
+    for (int i = 0; i < DB_IDS_MAX; i++)
+        c[i] = ids[i < n ? i : n - 1];
+}
+
+#define DB_IDS_TYPES "iiiiiiiiiiiiiiii"
+#define DB_IDS_ARGS(c) c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], \
+                       c[11], c[12], c[13], c[14], c[15]
+
+int64_t db_exec_ids(const char *sql, const int64_t *ids, int n)
+{
+    int64_t total = 0;
+    for (int at = 0; at < n; at += DB_IDS_MAX) {
+        int64_t c[DB_IDS_MAX];
+        db_ids_chunk(c, ids + at, n - at < DB_IDS_MAX ? n - at : DB_IDS_MAX);
+        int64_t k = db_exec(sql, DB_IDS_TYPES, DB_IDS_ARGS(c));
+        if (k < 0)
+            return k;
+        total += k;
+    }
+    return total;
+}
+
 int64_t db_last_id(void)
 {
     return db_insert_id;
@@ -531,6 +556,18 @@ db_res *db_query(const char *sql, const char *types, ...)
     db_res *r = db_vquery(sql, types, ap);
     va_end(ap);
     return r;
+}
+
+db_res *db_query_ids(const char *sql, const int64_t *ids, int n)
+{
+    if (n < 1 || n > DB_IDS_MAX) {
+        log_error("db: db_query_ids takes 1..%d ids, not %d", DB_IDS_MAX, n);
+        db_last_errno = 2031;
+        return NULL;
+    }
+    int64_t c[DB_IDS_MAX];
+    db_ids_chunk(c, ids, n);
+    return db_query(sql, DB_IDS_TYPES, DB_IDS_ARGS(c));
 }
 
 #define DB_READER_RETRY_MS 1000   /* a failed reader is left alone this long */

@@ -58,6 +58,16 @@ bool db_ping(void);
 /* Runs a statement.  Returns affected rows (>= 0) or DB_ERROR / DB_CONFLICT. */
 int64_t db_exec(const char *sql, const char *types, ...);
 
+/* One statement for many ids: sql holds the list as DB_IDS, e.g.
+ * "UPDATE t SET x = 1 WHERE id IN " DB_IDS, and no other parameter.  Runs
+ * it for ids[0..n) DB_IDS_MAX at a time, padding a short chunk with its last
+ * id (a repeated id names the same row), so a batch of 64 rows is 4 round
+ * trips, not 64.  sql must be a literal (statements are cached by address).
+ * Returns the rows affected in all, or DB_ERROR / DB_CONFLICT. */
+#define DB_IDS_MAX 16
+#define DB_IDS "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+int64_t db_exec_ids(const char *sql, const int64_t *ids, int n);
+
 /* AUTO_INCREMENT id of the last insert on this connection. */
 int64_t db_last_id(void);
 
@@ -67,6 +77,11 @@ typedef struct db_res db_res;
  * Outside a transaction a lost connection is reconnected and the query
  * retried once. */
 db_res *db_query(const char *sql, const char *types, ...);
+
+/* db_query for 1..DB_IDS_MAX ids in a DB_IDS list, padded as db_exec_ids
+ * does (a row matched by a repeated id comes back once).  NULL on error,
+ * or when n is out of range. */
+db_res *db_query_ids(const char *sql, const int64_t *ids, int n);
 
 /* db_query() on the read-only connection, for a single statement that may
  * see data a little behind the writer (Galera applies a commit on the other

@@ -48,11 +48,9 @@ void outbox_rows_free(outbox_row *rows, int n)
 
 int outbox_mark_published(const int64_t *ids, int n)
 {
-    for (int i = 0; i < n; i++)
-        if (db_exec("UPDATE outbox SET published_at = UTC_TIMESTAMP(3)"
-                    " WHERE id = ? AND published_at IS NULL", "i", ids[i]) < 0)
-            return DB_ERROR;
-    return DB_OK;
+    return db_exec_ids("UPDATE outbox SET published_at = UTC_TIMESTAMP(3)"
+                       " WHERE id IN " DB_IDS " AND published_at IS NULL", ids, n) < 0
+               ? DB_ERROR : DB_OK;
 }
 
 int outbox_lag(double *age_s, int64_t *pending)

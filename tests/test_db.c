@@ -73,6 +73,44 @@ static void test_duplicate_key_is_conflict(void)
     CU_ASSERT_FALSE(db_retryable());
 }
 
+/* One statement per DB_IDS_MAX ids: every listed row once, no other row,
+ * whatever the count (a chunk padded with its last id counts that row once). */
+static void test_ids_lists_touch_each_listed_row_once(void)
+{
+    CU_ASSERT_EQUAL(db_exec("DELETE FROM t WHERE id BETWEEN 100 AND 199", NULL) >= 0, 1);
+    for (int64_t id = 100; id < 150; id++)
+        CU_ASSERT_EQUAL_FATAL(db_exec("INSERT INTO t (id, n) VALUES (?, 0)", "i", id), 1);
+    int64_t ids[40];
+    for (int i = 0; i < 40; i++)
+        ids[i] = 100 + 40 - 1 - i;        /* 139 down to 100: order does not matter */
+    const char *sql = "UPDATE t SET n = n + 1 WHERE id IN " DB_IDS;
+    CU_ASSERT_EQUAL(db_exec_ids(sql, ids, 0), 0);
+    CU_ASSERT_EQUAL(db_exec_ids(sql, ids, 1), 1);          /* 139 */
+    CU_ASSERT_EQUAL(db_exec_ids(sql, ids, 40), 40);        /* 16 + 16 + 8 padded */
+    db_res *r = db_query("SELECT id, n FROM t WHERE id BETWEEN 100 AND 149 ORDER BY id", NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_EQUAL(db_rows(r), 50);
+    for (int i = 0; i < db_rows(r); i++) {
+        int64_t id = db_int(r, i, 0), want = id == 139 ? 2 : id < 140 ? 1 : 0;
+        if (db_int(r, i, 1) != want)
+            CU_FAIL("a row updated the wrong number of times");
+    }
+    db_free(r);
+    /* A query over a short chunk: each matched row once. */
+    r = db_query_ids("SELECT id, n FROM t WHERE id IN " DB_IDS " ORDER BY id", ids, 3);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_EQUAL(db_rows(r), 3);
+    CU_ASSERT_EQUAL(db_int(r, 0, 0), 137);
+    CU_ASSERT_EQUAL(db_int(r, 2, 0), 139);
+    CU_ASSERT_EQUAL(db_int(r, 2, 1), 2);
+    db_free(r);
+    CU_ASSERT_PTR_NULL(db_query_ids("SELECT id FROM t WHERE id IN " DB_IDS, ids, 0));
+    CU_ASSERT_PTR_NULL(db_query_ids("SELECT id FROM t WHERE id IN " DB_IDS, ids, DB_IDS_MAX + 1));
+    /* An error in a chunk is the caller's error. */
+    CU_ASSERT_EQUAL(db_exec_ids("UPDATE no_such_table SET n = 1 WHERE id IN " DB_IDS, ids, 3),
+                    DB_ERROR);
+}
+
 /* A prepared CALL answers its OUT parameters as one row, then a status the
  * connection must read before its next statement. */
 static void test_call_answers_out_parameters(void)
@@ -318,6 +356,7 @@ int main(void)
     CU_pSuite s = CU_add_suite("db", setup, teardown);
     CU_add_test(s, "exec and query roundtrip", test_exec_and_query_roundtrip);
     CU_add_test(s, "duplicate key is conflict", test_duplicate_key_is_conflict);
+    CU_add_test(s, "id lists touch each listed row once", test_ids_lists_touch_each_listed_row_once);
     CU_add_test(s, "bad parameter count fails", test_bad_parameter_count_fails);
     CU_add_test(s, "call answers out parameters", test_call_answers_out_parameters);
     CU_add_test(s, "tx commits", test_tx_commits);

@@ -487,12 +487,9 @@ typedef struct mark_args {
 static int store_mark_confirmed_tx(void *arg)
 {
     mark_args *a = arg;
-    for (int i = 0; i < a->n; i++)
-        if (db_exec("UPDATE orders SET stock_state = 'confirmed'"
-                    " WHERE id = ? AND status = 'confirmed' AND stock_state = 'held'",
-                    "i", a->ids[i]) < 0)
-            return DB_ERROR;
-    return DB_OK;
+    return db_exec_ids("UPDATE orders SET stock_state = 'confirmed' WHERE id IN " DB_IDS
+                       " AND status = 'confirmed' AND stock_state = 'held'", a->ids, a->n) < 0
+               ? DB_ERROR : DB_OK;
 }
 
 int store_mark_stock_confirmed(const int64_t *ids, int n)

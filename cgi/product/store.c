@@ -616,13 +616,28 @@ int store_confirm_in_tx(int64_t id, char status[10])
     return DB_OK;
 }
 
+/* Two statements per DB_IDS_MAX reservations: the held ones confirmed,
+ * then every one's status read (the sweep asks for orders the settle
+ * consumer has mostly confirmed already). */
 static int confirm_fn(void *arg)
 {
     struct confirm_tx *t = arg;
-    for (int i = 0; i < t->n; i++) {
-        int rc = store_confirm_in_tx(t->ids[i], t->status[i]);
-        if (rc != DB_OK)
-            return rc;
+    for (int at = 0; at < t->n; at += DB_IDS_MAX) {
+        int m = t->n - at < DB_IDS_MAX ? t->n - at : DB_IDS_MAX;
+        const int64_t *ids = t->ids + at;
+        if (db_exec_ids("UPDATE reservations SET status = 'confirmed', updated_at = UTC_TIMESTAMP(3)"
+                        " WHERE id IN " DB_IDS " AND status = 'held'", ids, m) < 0)
+            return DB_ERROR;
+        db_res *r = db_query_ids("SELECT id, status FROM reservations WHERE id IN " DB_IDS, ids, m);
+        if (!r)
+            return DB_ERROR;
+        for (int i = 0; i < m; i++) {
+            snprintf(t->status[at + i], 10, "missing");
+            for (int k = 0; k < db_rows(r); k++)
+                if (db_int(r, k, 0) == ids[i])
+                    db_copy(t->status[at + i], 10, r, k, 1);
+        }
+        db_free(r);
     }
     return DB_OK;
 }
