@@ -1,8 +1,17 @@
 /* test_mail.c: the notification email's text: headers, the order's lines
  * and total, control characters kept out of the message, and refusals for
- * what it cannot describe.  Sending to a relay that is not there fails. */
+ * what it cannot describe.  Sending to a relay that is not there fails; to
+ * a relay that is (a minimal SMTP server forked here), several emails share
+ * one session, and one that the relay closed is replaced without losing
+ * the email. */
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <CUnit/Basic.h>
 #include "cunit_main.h"
 #include "mail.h"
@@ -91,6 +100,79 @@ static void test_send_without_relay_fails(void)
     CU_ASSERT_EQUAL(mail_send("smtp://127.0.0.1:1", "a@b.c", "bad", "x"), -1);
 }
 
+/* The relay: one connection at a time; writes 'C' to `report` per session
+ * and 'M' per email accepted (before its 250), and ends the first session
+ * itself after its first email, as a relay restart would. */
+static void relay_serve(int lfd, int report)
+{
+    for (int session = 0;; session++) {
+        int fd = accept(lfd, NULL, NULL);
+        if (fd < 0)
+            _exit(0);
+        FILE *in = fdopen(fd, "r");
+        if (!in || write(report, "C", 1) != 1)
+            _exit(1);
+        dprintf(fd, "220 test relay\r\n");
+        char line[1024];
+        int data = 0, mails = 0;
+        while (fgets(line, sizeof line, in)) {
+            if (data) {
+                if (strcmp(line, ".\r\n") == 0) {
+                    data = 0;
+                    mails++;
+                    if (write(report, "M", 1) != 1)
+                        _exit(1);
+                    dprintf(fd, "250 queued\r\n");
+                    if (session == 0 && mails == 1)
+                        break;          /* "restart": the session ends */
+                }
+            } else if (strncmp(line, "DATA", 4) == 0) {
+                data = 1;
+                dprintf(fd, "354 go on\r\n");
+            } else if (strncmp(line, "QUIT", 4) == 0) {
+                dprintf(fd, "221 bye\r\n");
+                break;
+            } else {
+                dprintf(fd, "250 ok\r\n");    /* EHLO, MAIL, RCPT, RSET, NOOP */
+            }
+        }
+        fclose(in);
+    }
+}
+
+static void test_one_session_carries_many_emails_and_survives_a_relay_restart(void)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM, 0), pipefd[2];
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    CU_ASSERT_FATAL(lfd >= 0 && pipe(pipefd) == 0);
+    CU_ASSERT_FATAL(bind(lfd, (struct sockaddr *)&a, sizeof a) == 0 && listen(lfd, 4) == 0);
+    CU_ASSERT_FATAL(getsockname(lfd, (struct sockaddr *)&a, &len) == 0);
+    pid_t pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        close(pipefd[0]);
+        relay_serve(lfd, pipefd[1]);
+        _exit(0);
+    }
+    close(lfd);
+    close(pipefd[1]);
+    char url[64];
+    snprintf(url, sizeof url, "smtp://127.0.0.1:%d", ntohs(a.sin_port));
+    const char *msg = "Subject: x\r\n\r\nhello\r\n";
+    /* The first email; the relay then ends that session.  The second finds
+     * it closed and opens another; the next two ride on that one. */
+    for (int i = 0; i < 4; i++)
+        CU_ASSERT_EQUAL(mail_send(url, "shop@example.org", "ann@example.org", msg), 0);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    char seen[64] = "";
+    ssize_t n = read(pipefd[0], seen, sizeof seen - 1);
+    close(pipefd[0]);
+    seen[n > 0 ? n : 0] = '\0';
+    CU_ASSERT_STRING_EQUAL(seen, "CMCMMM");   /* 2 sessions, 4 emails, none lost */
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -100,5 +182,7 @@ int main(void)
     CU_add_test(s, "cancelled order", test_cancelled);
     CU_add_test(s, "refusals", test_refusals);
     CU_add_test(s, "send without a relay fails", test_send_without_relay_fails);
+    CU_add_test(s, "one session carries many emails and survives a relay restart",
+                test_one_session_carries_many_emails_and_survives_a_relay_restart);
     return cunit_run_all();
 }
