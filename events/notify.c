@@ -138,9 +138,11 @@ static int notify_prepare(const event *evs, int n, notify_args *a, int *verdicts
  * statement for the usual case: nobody sees it before the commit, and it is
  * deleted again when the relay refuses the email.  A row that was there
  * (a redelivery) is read under its lock.  DB_OK (a->refused when the relay
- * did not take it: nothing recorded) or a db.h code. */
-static int notify_apply(notify_args *a)
+ * did not take it: nothing recorded) or a db.h code.  A db_tx_fn on a
+ * notify_args, alone or in consume_in_one_tx. */
+static int notify_apply(void *arg)
 {
+    notify_args *a = arg;
     a->fresh = a->refused = false;
     int64_t added = db_exec("INSERT IGNORE INTO sent_notifications (event_id, event_type, order_id,"
                             " user_id, recipient, created_at, sent_at)"
@@ -190,33 +192,16 @@ static int notify_report(const notify_args *a)
     return CONSUME_OK;
 }
 
-static int notify_tx(void *arg)
-{
-    return notify_apply(arg);
-}
-
 /* One event in a transaction of its own: a verdict. */
 static int notify_one(notify_args *a)
 {
-    int rc = db_tx(notify_tx, a);
+    int rc = db_tx(notify_apply, a);
     if (rc < 0) {
         log_warn("notify: event %s: database (%d)%s; later", a->ev->id, rc,
                  a->sent ? ": the email went out, it may go once more" : "");
         return CONSUME_RETRY;
     }
     return notify_report(a);
-}
-
-int notify_handle(const event *ev, void *ctx)
-{
-    (void)ctx;
-    notify_args a;
-    int v = CONSUME_RETRY;
-    if (notify_prepare(ev, 1, &a, &v) == 1) {
-        v = notify_one(&a);
-        free(a.message);
-    }
-    return v;
 }
 
 /* Event id order: two hosts' consumers holding duplicates of one batch
@@ -236,7 +221,7 @@ void notify_handle_batch(const event *evs, int n, int *verdicts, void *ctx)
     if (m == 0)
         return;
     qsort(a, (size_t)m, sizeof *a, by_event_id);
-    int rc = consume_in_one_tx(a, m, sizeof *a, notify_tx);
+    int rc = consume_in_one_tx(a, m, sizeof *a, notify_apply);
     if (rc >= 0) {
         for (int j = 0; j < m; j++)
             verdicts[a[j].at] = notify_report(&a[j]);

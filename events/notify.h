@@ -25,12 +25,9 @@
 /* Checks SMTP_URL and MAIL_FROM.  0 or -1 (logged). */
 int notify_init(void);
 
-/* CONSUME_OK (sent, or sent before), CONSUME_RETRY (database or relay
- * unavailable), CONSUME_DEAD (an order event without usable data, an
- * unknown user: never going to work). */
-int notify_handle(const event *ev, void *ctx);
-
-/* The same for a batch (consume_run_batch): a verdict per event. */
+/* A consume_batch_fn; per event: CONSUME_OK (sent, or sent before),
+ * CONSUME_RETRY (database or relay unavailable), CONSUME_DEAD (an order
+ * event without usable data, an unknown user: never going to work). */
 void notify_handle_batch(const event *evs, int n, int *verdicts, void *ctx);
 
 #endif

@@ -61,9 +61,11 @@ static int settle_prepare(const event *ev, settle_args *a)
 }
 
 /* Inside the caller's transaction: the dedupe row, then (when new) the
- * reservation's transition.  DB_OK or a db.h code. */
-static int settle_apply(settle_args *a)
+ * reservation's transition (a settle_args; a db_tx_fn, alone or in
+ * consume_in_one_tx).  DB_OK or a db.h code. */
+static int settle_apply(void *arg)
 {
+    settle_args *a = arg;
     a->fresh = 0;
     a->status[0] = '\0';
     int rc = consume_dedupe(a->ev->id);
@@ -92,15 +94,10 @@ static void settle_report(const settle_args *a)
     }
 }
 
-static int settle_tx(void *arg)
-{
-    return settle_apply(arg);
-}
-
 /* One event in a transaction of its own: a verdict. */
 static int settle_one(settle_args *a)
 {
-    int rc = db_tx(settle_tx, a);
+    int rc = db_tx(settle_apply, a);
     if (rc < 0) {
         log_warn("settle: event %s: reservation %" PRId64 " not settled (database, %d)",
                  a->ev->id, a->rid, rc);
@@ -108,14 +105,6 @@ static int settle_one(settle_args *a)
     }
     settle_report(a);
     return CONSUME_OK;
-}
-
-int settle_handle(const event *ev, void *ctx)
-{
-    (void)ctx;
-    settle_args a;
-    int v = settle_prepare(ev, &a);
-    return v >= 0 ? v : settle_one(&a);
 }
 
 /* Reservation id order (then delivery order, so a confirm and a cancel of
@@ -145,7 +134,7 @@ void settle_handle_batch(const event *evs, int n, int *verdicts, void *ctx)
         return;
     qsort(a, (size_t)m, sizeof *a, by_reservation);
     metrics_inc(METRIC_SETTLE_BATCHES, 1);
-    int rc = consume_in_one_tx(a, m, sizeof *a, settle_tx);
+    int rc = consume_in_one_tx(a, m, sizeof *a, settle_apply);
     if (rc >= 0) {
         for (int j = 0; j < m; j++) {
             settle_report(&a[j]);

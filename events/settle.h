@@ -4,11 +4,9 @@
 
 #include "consume.h"
 
-/* order.confirmed: confirm the reservation; order.cancelled: release it. */
-int settle_handle(const event *ev, void *ctx);
-
-/* The same for a batch (consume_run_batch): one transaction for all of
- * them, one per event when that fails (a consume_batch_fn). */
+/* A consume_batch_fn: order.confirmed confirms the reservation,
+ * order.cancelled releases it; one transaction for the whole batch, one
+ * per event when that fails. */
 void settle_handle_batch(const event *evs, int n, int *verdicts, void *ctx);
 
 #endif

@@ -24,8 +24,8 @@ typedef struct consumer {
     const char *name;               /* the command-line name, the default queue */
     const char *service;            /* whose config, log name and metrics */
     const char *const *types;       /* routing keys bound to the queue */
-    consume_fn handle;
-    consume_batch_fn handle_batch;  /* when set, used instead of handle */
+    consume_fn handle;              /* one event at a time, or */
+    consume_batch_fn handle_batch;  /* a batch at a time */
     int (*init)(void);              /* after server_setup(), or NULL */
     const char *batch_key;          /* config: the batch's size (... _WAIT_MS: its wait) */
     int batch_max;                  /* its default */
@@ -37,9 +37,9 @@ static const char *const user_types[] = {"user.role_changed", "user.password_cha
 /* revoke runs once per host, each on its own queue (revoke.<host>, the
  * queue argument): every host must see every event. */
 static const consumer consumers[] = {
-    {"settle", "product", settle_types, settle_handle, settle_handle_batch, NULL, "SETTLE_BATCH", 64},
+    {"settle", "product", settle_types, NULL, settle_handle_batch, NULL, "SETTLE_BATCH", 64},
     {"revoke", "revoke", user_types, revocation_handle, NULL, revocation_init, NULL, 0},
-    {"notify", "notify", settle_types, notify_handle, notify_handle_batch, notify_init,
+    {"notify", "notify", settle_types, NULL, notify_handle_batch, notify_init,
      "NOTIFY_BATCH", 16},
 };
 #define N_CONSUMERS (sizeof consumers / sizeof consumers[0])

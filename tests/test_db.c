@@ -163,10 +163,7 @@ static int tx_insert_then(void *arg)
 
 static int64_t count_tx_rows(void)
 {
-    db_res *r = db_query("SELECT COUNT(*) FROM t WHERE id = 100", NULL);
-    int64_t n = r ? db_int(r, 0, 0) : -1;
-    db_free(r);
-    return n;
+    return test_db_count("SELECT COUNT(*) FROM t WHERE id = 100");
 }
 
 static void test_tx_commits(void)

@@ -21,4 +21,14 @@ static inline int test_db_connect(void)
     return db_init();
 }
 
+/* The single number a counting query answers (SELECT COUNT(*) ...), or -1
+ * when it fails. */
+static inline int64_t test_db_count(const char *sql)
+{
+    db_res *r = db_query(sql, NULL);
+    int64_t n = r && db_rows(r) == 1 ? db_int(r, 0, 0) : -1;
+    db_free(r);
+    return n;
+}
+
 #endif

@@ -111,10 +111,7 @@ static int put(void *p)
 
 static int64_t rows(void)
 {
-    db_res *r = db_query("SELECT COUNT(*) FROM batch_t", NULL);
-    int64_t n = r ? db_int(r, 0, 0) : -1;
-    db_free(r);
-    return n;
+    return test_db_count("SELECT COUNT(*) FROM batch_t");
 }
 
 static void test_a_batch_commits_whole_or_not_at_all(void)
