@@ -41,7 +41,7 @@ CONSUME_SRC = events/shop-consume.c events/settle.c cgi/product/store.c \
         monitor soak backup restore
 .SECONDARY:
 
-all: $(BINS) build/galera-health $(TESTS)
+all: $(BINS) build/galera-health build/smtp-sink $(TESTS)
 
 deps:
 	@scripts/deps
@@ -66,6 +66,10 @@ build/%.fcgi: $$(wildcard cgi/$$*/*.c) $$(wildcard cgi/$$*/*.h) build/libshop.a
 # The Galera node health endpoint HAProxy's DB listener checks.
 build/galera-health: galera/health.c | build/lib
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -o $@ $< $(shell pkg-config --libs libmariadb)
+
+# The local stack's mail relay (scripts/stack).
+build/smtp-sink: scripts/smtp-sink.c | build/lib
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -o $@ $<
 
 # Unit tests: tests/test_<module>.c links lib/ and, for tests of a service's
 # store or handlers, that service's sources other than main.c; test_events_*

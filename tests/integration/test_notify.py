@@ -287,3 +287,46 @@ def test_notify_consumers_hold_only_what_they_need():
 def pwd_name(uid):
     import pwd
     return pwd.getpwuid(uid).pw_name
+
+
+def test_notify_local_relay_keeps_each_message_as_sent():
+    """The stack's SMTP sink (scripts/smtp-sink.c) is the mail relay a
+    developer reads: it must speak SMTP as a relay does (pipelined commands,
+    order of commands, dot-stuffing) and keep each accepted message whole."""
+    import smtplib
+    import socket
+    host, port = shop.STACK["SHOP_SMTP_URL"].rsplit("/", 1)[1].rsplit(":", 1)
+    tag = shop.unique("sink")
+    body = ("Subject: %s\r\n\r\nfirst line\r\n.starts with a dot\r\n..two dots\r\n.\r\n"
+            "after a lone dot\r\nlast line\r\n" % tag)
+    with smtplib.SMTP(host, int(port), timeout=10) as s:
+        code, _ = s.ehlo("test")
+        assert code == 250 and s.has_extn("pipelining"), s.esmtp_features
+        assert s.rcpt("a@example.test")[0] == 503          # RCPT before MAIL
+        assert s.docmd("DATA")[0] == 503                   # DATA before RCPT
+        refused = s.sendmail("sender@example.test", ["a@example.test", "b@example.test"],
+                             body.encode())
+        assert refused == {}
+    # Pipelined: the three commands in one write, the three replies after.
+    with socket.create_connection((host, int(port)), timeout=10) as c:
+        f = c.makefile("rb")
+        assert f.readline().startswith(b"220")
+        c.sendall(b"EHLO test\r\n")
+        while not f.readline().startswith(b"250 "):
+            pass
+        c.sendall(b"MAIL FROM:<p@example.test>\r\nRCPT TO:<q@example.test>\r\nDATA\r\n")
+        assert [f.readline()[:3] for _ in range(3)] == [b"250", b"250", b"354"]
+        c.sendall(("Subject: %s-pipelined\r\n\r\nhello\r\n.\r\nQUIT\r\n" % tag).encode())
+        assert f.readline()[:3] == b"250" and f.readline()[:3] == b"221"
+
+    got = {}
+    for m in shop.mails():
+        if str(m["Subject"] or "").startswith(tag):
+            got[str(m["Subject"])] = m
+    assert set(got) == {tag, tag + "-pipelined"}, sorted(got)
+    m = got[tag]
+    assert m["Return-Path"] == "<sender@example.test>", m["Return-Path"]
+    assert m.get_all("Delivered-To") == ["a@example.test", "b@example.test"]
+    assert m.get_content() == ("first line\n.starts with a dot\n..two dots\n.\n"
+                               "after a lone dot\nlast line\n"), repr(m.get_content())
+    assert got[tag + "-pipelined"].get_all("Delivered-To") == ["q@example.test"]

@@ -79,7 +79,7 @@ def _processes():
         assert pid and _comm(pid) == "beam.smp", ("rabbit%d" % n, pid)
         want[("rabbit%d" % n, pid)] = "rabbitmq" if root else me
     pid = _read_pid(_state("mail", "smtp.pid"))          # the SMTP sink
-    assert pid and _comm(pid) == "python3", ("smtp", pid)
+    assert pid and _comm(pid) == "smtp-sink", ("smtp", pid)
     want[("smtp sink", pid)] = "shop-web" if root else me
     return want
 
