@@ -31,6 +31,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,6 +61,7 @@ typedef struct session {
 static session sessions[MAX_CLIENTS];
 static const char *maildir;
 static unsigned long seq;
+static pid_t pid;
 
 static void logf_(const char *fmt, ...)
 {
@@ -156,20 +158,6 @@ static bool append(session *s, const char *p, size_t n)
     return true;
 }
 
-static bool write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
 /* The message, its envelope as headers first, into the maildir. */
 static bool deliver(session *s)
 {
@@ -177,7 +165,7 @@ static bool deliver(session *s)
     clock_gettime(CLOCK_REALTIME, &ts);
     char name[128], tmp[4096], dst[4096];
     snprintf(name, sizeof name, "%lld.M%ldP%dQ%lu.smtp-sink", (long long)ts.tv_sec,
-             ts.tv_nsec / 1000, (int)getpid(), ++seq);
+             ts.tv_nsec / 1000, (int)pid, ++seq);
     snprintf(tmp, sizeof tmp, "%s/tmp/%s", maildir, name);
     snprintf(dst, sizeof dst, "%s/new/%s", maildir, name);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
@@ -185,14 +173,23 @@ static bool deliver(session *s)
         logf_("%s: %s", tmp, strerror(errno));
         return false;
     }
-    char head[1024];
-    int hn = snprintf(head, sizeof head, "Return-Path: <%s>\n", s->from);
-    bool ok = hn > 0 && (size_t)hn < sizeof head && write_all(fd, head, (size_t)hn);
-    for (int i = 0; ok && i < s->n_rcpt; i++) {
-        hn = snprintf(head, sizeof head, "Delivered-To: %s\n", s->rcpt[i]);
-        ok = hn > 0 && (size_t)hn < sizeof head && write_all(fd, head, (size_t)hn);
+    /* The envelope as headers, then the message, in one write. */
+    size_t hn = strlen("Return-Path: <>\n") + strlen(s->from);
+    for (int i = 0; i < s->n_rcpt; i++)
+        hn += strlen("Delivered-To: \n") + strlen(s->rcpt[i]);
+    char *head = malloc(hn + 1), *h = head;
+    bool ok = head != NULL;
+    if (ok) {
+        h += sprintf(h, "Return-Path: <%s>\n", s->from);
+        for (int i = 0; i < s->n_rcpt; i++)
+            h += sprintf(h, "Delivered-To: %s\n", s->rcpt[i]);
+        struct iovec iov[2] = {{head, hn}, {s->msg, s->msg_len}};
+        ssize_t w = writev(fd, iov, 2);
+        ok = w == (ssize_t)(hn + s->msg_len);
+        if (!ok && w >= 0)
+            errno = ENOSPC;
     }
-    ok = ok && write_all(fd, s->msg, s->msg_len);
+    free(head);
     if (close(fd) != 0)
         ok = false;
     if (ok && rename(tmp, dst) != 0)
@@ -367,6 +364,7 @@ int main(int argc, char **argv)
         return 2;
     }
     maildir = argv[3];
+    pid = getpid();
     char sub[4096];
     for (int i = 0; i < 4; i++) {
         snprintf(sub, sizeof sub, "%s/%s", maildir, (const char *[]){"", "tmp", "new", "cur"}[i]);
