@@ -72,6 +72,41 @@ int consume_dedupe(const char *id)
     return n < 0 ? DB_ERROR : 1;
 }
 
+/* "INSERT ... VALUES (?, now)" with k rows, k = 1..CONSUME_DEDUPE_ROWS:
+ * built once, at fixed addresses (db.c caches statements by address). */
+static const char *dedupe_sql(int k)
+{
+    static char sql[CONSUME_DEDUPE_ROWS][64 + CONSUME_DEDUPE_ROWS * 24];
+    if (!sql[k - 1][0]) {
+        char *p = sql[k - 1];
+        p += sprintf(p, "INSERT INTO processed_events (id, processed_at) VALUES ");
+        for (int i = 0; i < k; i++)
+            p += sprintf(p, "%s(?, UTC_TIMESTAMP(3))", i ? ", " : "");
+    }
+    return sql[k - 1];
+}
+
+int consume_dedupe_many(const char *const *ids, int n)
+{
+    dedupe_used = true;
+    static const char types[] = "ssssssssssssssss";
+    _Static_assert(sizeof types - 1 == CONSUME_DEDUPE_ROWS, "one type per row");
+    for (int at = 0; at < n; at += CONSUME_DEDUPE_ROWS) {
+        int k = n - at < CONSUME_DEDUPE_ROWS ? n - at : CONSUME_DEDUPE_ROWS;
+        const char *c[CONSUME_DEDUPE_ROWS] = {0};
+        memcpy(c, ids + at, (size_t)k * sizeof *c);
+        /* k of the 16 arguments are read (types holds k of them). */
+        int64_t rc = db_exec(dedupe_sql(k), types + (CONSUME_DEDUPE_ROWS - k), c[0], c[1], c[2],
+                             c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12], c[13],
+                             c[14], c[15]);
+        if (rc < 0)
+            return rc == DB_CONFLICT ? DB_CONFLICT : DB_ERROR;
+        if (rc != k)
+            return DB_ERROR;
+    }
+    return DB_OK;
+}
+
 static const char *str_member(json_object *o, const char *key)
 {
     json_object *v;

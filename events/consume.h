@@ -84,6 +84,14 @@ void consume_stop(void);
  * nothing), DB_ERROR otherwise. */
 int consume_dedupe(const char *id);
 
+/* The same for a batch: records ids[0..n) (distinct: the caller drops an
+ * id repeated in its batch) with one multi-row INSERT per CONSUME_DEDUPE_ROWS
+ * of them.  DB_OK when every one was new; DB_CONFLICT when one had been
+ * processed before (the caller rolls back and takes the events one at a
+ * time with consume_dedupe, which says which); DB_ERROR otherwise. */
+#define CONSUME_DEDUPE_ROWS 16
+int consume_dedupe_many(const char *const *ids, int n);
+
 /* A batch handler's transaction: apply(item) for each of the n items of
  * `items` (each `size` bytes), in order, inside ONE db_tx(), stopping at
  * the first that does not return DB_OK (db_tx then rolls back and reruns

@@ -2,7 +2,9 @@
  * (events/consume.c): what counts as a CloudEvent, what a handler is given,
  * and what is refused (then dead-lettered, never handed to a handler); and
  * a batch handler's one transaction, against a real MariaDB
- * (scripts/with-test-db): all of a batch commits, or none of it. */
+ * (scripts/with-test-db): all of a batch commits, or none of it; and the
+ * dedupe rows of a batch, which tell a batch with a repeated event. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <CUnit/Basic.h>
@@ -86,12 +88,17 @@ static int db_setup(void)
 {
     if (test_db_connect() != 0)
         return -1;
+    if (db_exec("CREATE OR REPLACE TABLE processed_events (id VARCHAR(128) CHARACTER SET ascii"
+                " COLLATE ascii_bin NOT NULL PRIMARY KEY, processed_at DATETIME(3) NOT NULL)",
+                NULL) < 0)
+        return -1;
     return db_exec("CREATE OR REPLACE TABLE batch_t (id BIGINT PRIMARY KEY)", NULL) < 0 ? -1 : 0;
 }
 
 static int db_teardown(void)
 {
     db_exec("DROP TABLE IF EXISTS batch_t", NULL);
+    db_exec("DROP TABLE IF EXISTS processed_events", NULL);
     db_close();
     return 0;
 }
@@ -126,6 +133,42 @@ static void test_a_batch_commits_whole_or_not_at_all(void)
     CU_ASSERT_EQUAL(rows(), 4);          /* 4 alone goes through */
 }
 
+static int64_t processed(const char *id)
+{
+    db_res *r = db_query("SELECT COUNT(*) FROM processed_events WHERE id = ?", "s", id);
+    int64_t n = r && db_rows(r) == 1 ? db_int(r, 0, 0) : -1;
+    db_free(r);
+    return n;
+}
+
+static void test_dedupe_rows_of_a_batch(void)
+{
+    char buf[20][16];
+    const char *ids[20];
+    for (int i = 0; i < 20; i++) {
+        snprintf(buf[i], sizeof buf[i], "ev-%d", i);
+        ids[i] = buf[i];
+    }
+    CU_ASSERT_EQUAL(consume_dedupe_many(ids, 0), DB_OK);
+    /* 20 new ids: two statements (16 + 4), every row written once. */
+    CU_ASSERT_EQUAL(consume_dedupe_many(ids, 20), DB_OK);
+    CU_ASSERT_EQUAL(test_db_count("SELECT COUNT(*) FROM processed_events"), 20);
+    for (int i = 0; i < 20; i++)
+        CU_ASSERT_EQUAL(processed(ids[i]), 1);
+    /* A batch with one id seen before: a conflict, and nothing written of
+     * it; one at a time then tells the new one from the old one. */
+    const char *again[3] = {"ev-new-1", "ev-7", "ev-new-2"};
+    CU_ASSERT_EQUAL(consume_dedupe_many(again, 3), DB_CONFLICT);
+    CU_ASSERT_EQUAL(processed("ev-new-1"), 0);
+    CU_ASSERT_EQUAL(processed("ev-new-2"), 0);
+    CU_ASSERT_EQUAL(consume_dedupe("ev-new-1"), 1);
+    CU_ASSERT_EQUAL(consume_dedupe("ev-7"), 0);
+    /* An id the column cannot hold is an error, not a conflict. */
+    const char *bad[2] = {"ev-ok", "ev-caf\xc3\xa9"};
+    CU_ASSERT_EQUAL(consume_dedupe_many(bad, 2), DB_ERROR);
+    CU_ASSERT_EQUAL(processed("ev-ok"), 0);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -136,5 +179,6 @@ int main(void)
     CU_add_test(s, "refuses what is no CloudEvent", test_refuses_what_is_no_cloudevent);
     CU_pSuite t = CU_add_suite("one transaction per batch", db_setup, db_teardown);
     CU_add_test(t, "a batch commits whole or not at all", test_a_batch_commits_whole_or_not_at_all);
+    CU_add_test(t, "the dedupe rows of a batch", test_dedupe_rows_of_a_batch);
     return cunit_run_all();
 }

@@ -619,12 +619,11 @@ int store_confirm_in_tx(int64_t id, char status[10])
 /* Two statements per DB_IDS_MAX reservations: the held ones confirmed,
  * then every one's status read (the sweep asks for orders the settle
  * consumer has mostly confirmed already). */
-static int confirm_fn(void *arg)
+int store_confirm_many_in_tx(const int64_t *all, int n, char (*status)[10])
 {
-    struct confirm_tx *t = arg;
-    for (int at = 0; at < t->n; at += DB_IDS_MAX) {
-        int m = t->n - at < DB_IDS_MAX ? t->n - at : DB_IDS_MAX;
-        const int64_t *ids = t->ids + at;
+    for (int at = 0; at < n; at += DB_IDS_MAX) {
+        int m = n - at < DB_IDS_MAX ? n - at : DB_IDS_MAX;
+        const int64_t *ids = all + at;
         if (db_exec_ids("UPDATE reservations SET status = 'confirmed', updated_at = UTC_TIMESTAMP(3)"
                         " WHERE id IN " DB_IDS " AND status = 'held'", ids, m) < 0)
             return DB_ERROR;
@@ -632,14 +631,20 @@ static int confirm_fn(void *arg)
         if (!r)
             return DB_ERROR;
         for (int i = 0; i < m; i++) {
-            snprintf(t->status[at + i], 10, "missing");
+            snprintf(status[at + i], 10, "missing");
             for (int k = 0; k < db_rows(r); k++)
                 if (db_int(r, k, 0) == ids[i])
-                    db_copy(t->status[at + i], 10, r, k, 1);
+                    db_copy(status[at + i], 10, r, k, 1);
         }
         db_free(r);
     }
     return DB_OK;
+}
+
+static int confirm_fn(void *arg)
+{
+    struct confirm_tx *t = arg;
+    return store_confirm_many_in_tx(t->ids, t->n, t->status);
 }
 
 int store_confirm_many(const int64_t *ids, int n, char (*status)[10])

@@ -182,10 +182,11 @@ int store_confirm_many(const int64_t *ids, int n, char (*status)[10]);
  * id takes nothing.  Idempotent. */
 int store_release(int64_t id);
 
-/* The bodies of the two above for one reservation, for a caller that runs
- * them inside its own transaction (the settle consumer, events/settle.c,
- * with its dedupe row).  store_confirm_in_tx fills status as above. */
+/* The bodies of the above, for a caller that runs them inside its own
+ * transaction (the settle consumer, events/settle.c, with its dedupe rows).
+ * store_confirm_in_tx and store_confirm_many_in_tx fill status as above. */
 int store_confirm_in_tx(int64_t id, char status[10]);
+int store_confirm_many_in_tx(const int64_t *ids, int n, char (*status)[10]);
 int store_release_in_tx(int64_t id);
 
 /* Up to max held reservations past their expiry, oldest first: ids[] and
