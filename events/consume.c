@@ -62,49 +62,38 @@ int consume_in_one_tx(void *items, int n, size_t size, int (*apply)(void *item))
 
 static bool dedupe_used;     /* this consumer records ids in processed_events */
 
-int consume_dedupe(const char *id)
+/* The ids go in as one JSON array, unpacked by JSON_TABLE: one fixed
+ * statement whatever the batch's size.  The unpacked column is wider than
+ * processed_events.id and of any character set, so an id the table cannot
+ * hold fails the INSERT (strict mode) rather than going in cut or mangled. */
+int consume_dedupe(const char *const *ids, int n)
 {
     dedupe_used = true;
-    int64_t n = db_exec("INSERT INTO processed_events (id, processed_at)"
-                        " VALUES (?, UTC_TIMESTAMP(3))", "s", id);
-    if (n == DB_CONFLICT)
-        return 0;
-    return n < 0 ? DB_ERROR : 1;
-}
-
-/* "INSERT ... VALUES (?, now)" with k rows, k = 1..CONSUME_DEDUPE_ROWS:
- * built once, at fixed addresses (db.c caches statements by address). */
-static const char *dedupe_sql(int k)
-{
-    static char sql[CONSUME_DEDUPE_ROWS][64 + CONSUME_DEDUPE_ROWS * 24];
-    if (!sql[k - 1][0]) {
-        char *p = sql[k - 1];
-        p += sprintf(p, "INSERT INTO processed_events (id, processed_at) VALUES ");
-        for (int i = 0; i < k; i++)
-            p += sprintf(p, "%s(?, UTC_TIMESTAMP(3))", i ? ", " : "");
+    if (n <= 0)
+        return DB_OK;
+    json_object *list = json_object_new_array_ext(n);
+    for (int i = 0; list && i < n; i++) {
+        json_object *s = json_object_new_string(ids[i]);
+        if (!s || json_object_array_add(list, s) != 0) {
+            json_object_put(s);
+            json_object_put(list);
+            list = NULL;
+        }
     }
-    return sql[k - 1];
-}
-
-int consume_dedupe_many(const char *const *ids, int n)
-{
-    dedupe_used = true;
-    static const char types[] = "ssssssssssssssss";
-    _Static_assert(sizeof types - 1 == CONSUME_DEDUPE_ROWS, "one type per row");
-    for (int at = 0; at < n; at += CONSUME_DEDUPE_ROWS) {
-        int k = n - at < CONSUME_DEDUPE_ROWS ? n - at : CONSUME_DEDUPE_ROWS;
-        const char *c[CONSUME_DEDUPE_ROWS] = {0};
-        memcpy(c, ids + at, (size_t)k * sizeof *c);
-        /* k of the 16 arguments are read (types holds k of them). */
-        int64_t rc = db_exec(dedupe_sql(k), types + (CONSUME_DEDUPE_ROWS - k), c[0], c[1], c[2],
-                             c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12], c[13],
-                             c[14], c[15]);
-        if (rc < 0)
-            return rc == DB_CONFLICT ? DB_CONFLICT : DB_ERROR;
-        if (rc != k)
-            return DB_ERROR;
+    const char *text = list ? json_object_to_json_string_ext(list, JSON_C_TO_STRING_PLAIN) : NULL;
+    if (!text) {
+        log_error("consume: out of memory for %d event ids", n);
+        json_object_put(list);
+        return DB_ERROR;
     }
-    return DB_OK;
+    int64_t rc = db_exec("INSERT INTO processed_events (id, processed_at)"
+                         " SELECT id, UTC_TIMESTAMP(3) FROM JSON_TABLE(?, '$[*]' COLUMNS"
+                         " (id VARCHAR(1024) CHARACTER SET utf8mb4 PATH '$' ERROR ON EMPTY)) AS j",
+                         "s", text);
+    json_object_put(list);
+    if (rc < 0)
+        return rc == DB_CONFLICT ? DB_CONFLICT : DB_ERROR;
+    return rc == n ? DB_OK : DB_ERROR;
 }
 
 static const char *str_member(json_object *o, const char *key)

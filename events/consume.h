@@ -78,19 +78,13 @@ int consume_run_batch(const char *queue, const char *const *types, consume_batch
 void consume_stop(void);
 
 /* The dedupe helper: inside the handler's own transaction (db_tx), records
- * event `id` in the service's processed_events table (id VARCHAR(128) PK,
- * processed_at DATETIME(3)).  Returns 1 when the event is new (go on with
- * the effect: both commit together), 0 when it was processed before (do
- * nothing), DB_ERROR otherwise. */
-int consume_dedupe(const char *id);
-
-/* The same for a batch: records ids[0..n) (distinct: the caller drops an
- * id repeated in its batch) with one multi-row INSERT per CONSUME_DEDUPE_ROWS
- * of them.  DB_OK when every one was new; DB_CONFLICT when one had been
- * processed before (the caller rolls back and takes the events one at a
- * time with consume_dedupe, which says which); DB_ERROR otherwise. */
-#define CONSUME_DEDUPE_ROWS 16
-int consume_dedupe_many(const char *const *ids, int n);
+ * event ids[0..n) (distinct: the caller drops an id repeated in its batch)
+ * in the service's processed_events table (id VARCHAR(128) PK, processed_at
+ * DATETIME(3)), all in one statement.  DB_OK when every one was new (go on
+ * with the effects: they commit together); DB_CONFLICT when one had been
+ * processed before (roll back; for n = 1 that one is a duplicate, else take
+ * the events one at a time to tell which); DB_ERROR otherwise. */
+int consume_dedupe(const char *const *ids, int n);
 
 /* A batch handler's transaction: apply(item) for each of the n items of
  * `items` (each `size` bytes), in order, inside ONE db_tx(), stopping at

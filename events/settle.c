@@ -11,11 +11,11 @@
  * It runs in batch mode (consume_run_batch): the events that arrived
  * together, up to SETTLE_BATCH, settle in ONE transaction (a Galera commit
  * is the dominant cost; one per event would be one more per order) of a
- * few statements: the batch's dedupe rows in one INSERT per 16, the
- * confirmations in two statements per 16 reservations, then each release.
- * A batch holding an event processed before, or failing for any other
- * reason, is redone one transaction per event, so one poison event cannot
- * hold back the rest. */
+ * few statements: the batch's dedupe rows in one INSERT, the confirmations
+ * in two statements per 16 reservations, then each release.  A batch
+ * holding an event processed before, or failing for any other reason, is
+ * redone one transaction per event (the same code, a batch of one), so one
+ * poison event cannot hold back the rest. */
 #include "settle.h"
 
 #include <inttypes.h>
@@ -64,24 +64,6 @@ static int settle_prepare(const event *ev, settle_args *a)
     return -1;
 }
 
-/* One event inside the caller's transaction: the dedupe row, then (when
- * new) the reservation's transition (a settle_args; a db_tx_fn).  DB_OK or
- * a db.h code. */
-static int settle_apply(void *arg)
-{
-    settle_args *a = arg;
-    a->fresh = 0;
-    a->status[0] = '\0';
-    int rc = consume_dedupe(a->ev->id);
-    if (rc <= 0)
-        return rc;
-    rc = a->confirm ? store_confirm_in_tx(a->rid, a->status) : store_release_in_tx(a->rid);
-    if (rc != DB_OK)
-        return rc;
-    a->fresh = 1;
-    return DB_OK;
-}
-
 /* After the commit: the log line and the duplicate count. */
 static void settle_report(const settle_args *a)
 {
@@ -109,7 +91,8 @@ typedef struct settle_batch {
  * confirmed together (ascending ids: batches on the hosts lock rows in one
  * order), then its releases, each in turn.  A confirm and a release of one
  * reservation end released whichever came first, as one at a time.
- * DB_CONFLICT when an event was processed before (consume_dedupe_many). */
+ * DB_CONFLICT when an event was processed before (consume_dedupe), and
+ * only then. */
 static int settle_apply_batch(void *arg)
 {
     settle_batch *b = arg;
@@ -131,24 +114,30 @@ static int settle_apply_batch(void *arg)
         if (x->confirm)
             rids[n_confirm++] = x->rid;
     }
-    int rc = consume_dedupe_many(ids, n_ids);
+    int rc = consume_dedupe(ids, n_ids);
     if (rc != DB_OK)
         return rc;
     if (n_confirm > 0 && (rc = store_confirm_many_in_tx(rids, n_confirm, status)) != DB_OK)
-        return rc;
+        return rc == DB_CONFLICT ? DB_ERROR : rc;
     for (int j = 0, c = 0; j < b->m; j++)
         if (b->a[j].fresh && b->a[j].confirm)
             memcpy(b->a[j].status, status[c++], sizeof b->a[j].status);
     for (int j = 0; j < b->m; j++)
         if (b->a[j].fresh && !b->a[j].confirm && (rc = store_release_in_tx(b->a[j].rid)) != DB_OK)
-            return rc;
+            return rc == DB_CONFLICT ? DB_ERROR : rc;
     return DB_OK;
 }
 
-/* One event in a transaction of its own: a verdict. */
+/* One event in a transaction of its own (a batch of one): a verdict.  A
+ * conflict there says this very event was processed before. */
 static int settle_one(settle_args *a)
 {
-    int rc = db_tx(settle_apply, a);
+    settle_batch one = {a, 1};
+    int rc = db_tx(settle_apply_batch, &one);
+    if (rc == DB_CONFLICT) {
+        a->fresh = 0;
+        rc = DB_OK;
+    }
     if (rc < 0) {
         log_warn("settle: event %s: reservation %" PRId64 " not settled (database, %d)",
                  a->ev->id, a->rid, rc);

@@ -154,6 +154,63 @@ static void route_labels(size_t i, char *out, size_t n)
         snprintf(out, n, "service=\"%s\",method=\"\",route=\"unmatched\"", metrics_service);
 }
 
+/* Another process's file, read-only (METRICS_ALSO): its named counters
+ * are reported beside this pool's, labelled with its service. */
+typedef struct metrics_other {
+    char service[32];
+    const metrics_region *r;
+} metrics_other;
+
+#define METRICS_OTHERS_MAX 4
+
+/* Maps the files METRICS_ALSO names ("service:path ...").  A file missing,
+ * short or never initialised (its consumer has not started yet) is left
+ * out of this scrape.  Returns how many were mapped. */
+static int metrics_map_others(metrics_other *o)
+{
+    const char *p = config_get("METRICS_ALSO", "");
+    int n = 0;
+    while (p && *p && n < METRICS_OTHERS_MAX) {
+        p += strspn(p, " \t");
+        size_t len = strcspn(p, " \t");
+        if (len == 0)
+            break;
+        const char *colon = memchr(p, ':', len);
+        char path[512];
+        size_t svc = colon ? (size_t)(colon - p) : 0;
+        if (!colon || svc == 0 || svc >= sizeof o[n].service || len - svc - 1 >= sizeof path) {
+            log_warn("metrics: METRICS_ALSO entry \"%.*s\" is not service:path", (int)len, p);
+            p += len;
+            continue;
+        }
+        memcpy(o[n].service, p, svc);
+        o[n].service[svc] = '\0';
+        memcpy(path, colon + 1, len - svc - 1);
+        path[len - svc - 1] = '\0';
+        p += len;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) != 0 || (size_t)st.st_size < sizeof(metrics_region)) {
+            if (fd >= 0)
+                close(fd);
+            continue;
+        }
+        void *m = mmap(NULL, sizeof(metrics_region), PROT_READ, MAP_SHARED, fd, 0);
+        close(fd);
+        if (m == MAP_FAILED) {
+            log_warn("metrics: cannot map %s", path);
+            continue;
+        }
+        o[n].r = m;
+        if (__atomic_load_n(&o[n].r->magic, __ATOMIC_RELAXED) != METRICS_MAGIC) {
+            munmap(m, sizeof(metrics_region));
+            continue;
+        }
+        n++;
+    }
+    return n;
+}
+
 char *metrics_render(size_t *len)
 {
     text_buf b = {0};
@@ -195,9 +252,17 @@ char *metrics_render(size_t *len)
         text_put(&b, "shop_http_request_duration_seconds_count{%s} %llu\n", labels,
             (unsigned long long)count);
     }
-    for (int c = 0; c < METRIC_COUNT; c++)
+    metrics_other others[METRICS_OTHERS_MAX];
+    int n_others = metrics_map_others(others);
+    for (int c = 0; c < METRIC_COUNT; c++) {
         text_put(&b, "# TYPE %s counter\n%s{service=\"%s\"} %llu\n", counter_names[c], counter_names[c],
             metrics_service, (unsigned long long)get(&region->counters[c]));
+        for (int k = 0; k < n_others; k++)
+            text_put(&b, "%s{service=\"%s\"} %llu\n", counter_names[c], others[k].service,
+                (unsigned long long)get(&others[k].r->counters[c]));
+    }
+    for (int k = 0; k < n_others; k++)
+        munmap((void *)others[k].r, sizeof(metrics_region));
     size_t n = b.len;
     char *text = text_take(&b);
     if (text)

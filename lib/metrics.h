@@ -48,7 +48,10 @@ void metrics_observe(size_t route_index, int status, double ms);
 /* Adds to a named counter; c must be one of metric_counter. */
 void metrics_inc(metric_counter c, unsigned long long by);
 
-/* Writes the exposition text into a malloc'd buffer; caller frees. */
+/* Writes the exposition text into a malloc'd buffer; caller frees.  The
+ * named counters of the files METRICS_ALSO lists ("service:path ...", the
+ * host's consumers that serve no HTTP) follow this pool's own, each
+ * labelled with its service. */
 char *metrics_render(size_t *len);
 
 #endif

@@ -149,24 +149,36 @@ static void test_dedupe_rows_of_a_batch(void)
         snprintf(buf[i], sizeof buf[i], "ev-%d", i);
         ids[i] = buf[i];
     }
-    CU_ASSERT_EQUAL(consume_dedupe_many(ids, 0), DB_OK);
-    /* 20 new ids: two statements (16 + 4), every row written once. */
-    CU_ASSERT_EQUAL(consume_dedupe_many(ids, 20), DB_OK);
+    CU_ASSERT_EQUAL(consume_dedupe(ids, 0), DB_OK);
+    /* 20 new ids: every row written once. */
+    CU_ASSERT_EQUAL(consume_dedupe(ids, 20), DB_OK);
     CU_ASSERT_EQUAL(test_db_count("SELECT COUNT(*) FROM processed_events"), 20);
     for (int i = 0; i < 20; i++)
         CU_ASSERT_EQUAL(processed(ids[i]), 1);
     /* A batch with one id seen before: a conflict, and nothing written of
      * it; one at a time then tells the new one from the old one. */
     const char *again[3] = {"ev-new-1", "ev-7", "ev-new-2"};
-    CU_ASSERT_EQUAL(consume_dedupe_many(again, 3), DB_CONFLICT);
+    CU_ASSERT_EQUAL(consume_dedupe(again, 3), DB_CONFLICT);
     CU_ASSERT_EQUAL(processed("ev-new-1"), 0);
     CU_ASSERT_EQUAL(processed("ev-new-2"), 0);
-    CU_ASSERT_EQUAL(consume_dedupe("ev-new-1"), 1);
-    CU_ASSERT_EQUAL(consume_dedupe("ev-7"), 0);
-    /* An id the column cannot hold is an error, not a conflict. */
+    CU_ASSERT_EQUAL(consume_dedupe(again, 1), DB_OK);
+    CU_ASSERT_EQUAL(consume_dedupe(again + 1, 1), DB_CONFLICT);
+    CU_ASSERT_EQUAL(processed("ev-new-1"), 1);
+    CU_ASSERT_EQUAL(processed("ev-7"), 1);
+    /* An id the column cannot hold is an error, not a conflict, and
+     * nothing of its batch is written: one outside ASCII, one too long,
+     * one holding a quote and a backslash (JSON escapes, kept as sent). */
+    char longer[200];
+    memset(longer, 'x', sizeof longer - 1);
+    longer[sizeof longer - 1] = '\0';
     const char *bad[2] = {"ev-ok", "ev-caf\xc3\xa9"};
-    CU_ASSERT_EQUAL(consume_dedupe_many(bad, 2), DB_ERROR);
+    CU_ASSERT_EQUAL(consume_dedupe(bad, 2), DB_ERROR);
+    const char *big[2] = {"ev-ok", longer};
+    CU_ASSERT_EQUAL(consume_dedupe(big, 2), DB_ERROR);
     CU_ASSERT_EQUAL(processed("ev-ok"), 0);
+    const char *odd[1] = {"ev-\"q\"\\/\t"};
+    CU_ASSERT_EQUAL(consume_dedupe(odd, 1), DB_OK);
+    CU_ASSERT_EQUAL(processed("ev-\"q\"\\/\t"), 1);
 }
 
 int main(void)

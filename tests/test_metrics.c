@@ -52,6 +52,67 @@ static void test_shared_between_processes(void)
     unlink(path);
 }
 
+static int occurrences(const char *text, const char *what)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, what)) != NULL; p += strlen(what))
+        n++;
+    return n;
+}
+
+/* A consumer's file (another process, another service) reported by the
+ * pool's scrape beside its own counters: one family, one TYPE line, a
+ * series per service; a file not there (yet) and a bad entry left out. */
+static void test_other_files_beside_the_pools(void)
+{
+    char mine[] = "/tmp/shop-test-metrics-XXXXXX", theirs[] = "/tmp/shop-test-metrics-XXXXXX";
+    int fd = mkstemp(mine);
+    CU_ASSERT_FATAL(fd >= 0);
+    close(fd);
+    fd = mkstemp(theirs);
+    CU_ASSERT_FATAL(fd >= 0);
+    close(fd);
+    pid_t child = fork();
+    if (child == 0) {
+        setenv("SHOP_METRICS_FILE", theirs, 1);
+        if (metrics_init("notify", 0) != 0)
+            _exit(1);
+        metrics_inc(METRIC_EVENTS_PROCESSED, 3);
+        metrics_inc(METRIC_EVENTS_FAILED, 1);
+        _exit(0);
+    }
+    int st;
+    CU_ASSERT_FATAL(waitpid(child, &st, 0) == child && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    setenv("SHOP_METRICS_FILE", mine, 1);
+    CU_ASSERT_EQUAL_FATAL(metrics_init("order", 0), 0);
+    metrics_inc(METRIC_ORDERS_PLACED, 2);
+    char also[256];
+    snprintf(also, sizeof also, " notify:%s  revoke:/nonexistent/revoke.metrics bad-entry ", theirs);
+    setenv("SHOP_METRICS_ALSO", also, 1);
+
+    size_t len;
+    char *text = metrics_render(&len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "shop_orders_placed_total{service=\"order\"} 2\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "shop_events_processed_total{service=\"order\"} 0\n"
+                                        "shop_events_processed_total{service=\"notify\"} 3\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "shop_events_failed_total{service=\"notify\"} 1\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "shop_orders_placed_total{service=\"notify\"} 0\n"));
+    CU_ASSERT_EQUAL(occurrences(text, "# TYPE shop_events_processed_total counter\n"), 1);
+    CU_ASSERT_EQUAL(occurrences(text, "service=\"revoke\""), 0);
+    CU_ASSERT_EQUAL(occurrences(text, "bad-entry"), 0);
+    free(text);
+
+    /* Without METRICS_ALSO: the pool's own series only. */
+    unsetenv("SHOP_METRICS_ALSO");
+    text = metrics_render(&len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    CU_ASSERT_EQUAL(occurrences(text, "service=\"notify\""), 0);
+    free(text);
+    unlink(mine);
+    unlink(theirs);
+}
+
 /* Runs fn in a child with stderr closed; true when the child died of
  * SIGABRT (a failed assert). */
 static bool aborts(void (*fn)(void))
@@ -93,6 +154,7 @@ int main(void)
         return 1;
     CU_pSuite s = CU_add_suite("metrics", NULL, NULL);
     CU_add_test(s, "shared between processes", test_shared_between_processes);
+    CU_add_test(s, "other processes' files beside the pool's", test_other_files_beside_the_pools);
     CU_add_test(s, "programmer errors abort", test_programmer_errors_abort);
     return cunit_run_all();
 }

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 
 STACK = {}          # filled by run.py from $SHOP_STATE_DIR/stack.env
@@ -148,6 +149,32 @@ def host_url(n):
     """Host n's lighttpd (the API port): where a test sends X-Fault-Inject,
     which the edge drops."""
     return "http://127.0.0.1:%d" % (int(STACK["SHOP_PORT_BASE"]) + 10 + n)
+
+
+def internal_url(n):
+    """Host n's internal listener: metrics, status pages (never proxied)."""
+    return "http://127.0.0.1:%d" % (int(STACK["SHOP_PORT_BASE"]) + 4 + n)
+
+
+def scrape(host, path):
+    """The Prometheus text of `path` (e.g. /orders/metrics) on host n."""
+    with urllib.request.urlopen(internal_url(host) + path, timeout=5) as r:
+        assert r.status == 200
+        assert r.headers["Content-Type"].startswith("text/plain")
+        return r.read().decode()
+
+
+def metric(text, name, **labels):
+    """Value of the sample `name{labels...}` (labels matched as a subset,
+    matching samples summed); None when there is none."""
+    total = None
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        lbl, value = line[len(name) + 1:].rsplit("} ", 1)
+        if all('%s="%s"' % kv in lbl for kv in labels.items()):
+            total = (total or 0) + float(value)
+    return total
 
 
 def unique_email(prefix="user"):

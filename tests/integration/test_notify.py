@@ -112,9 +112,18 @@ def test_notify_password_change_voids_old_tokens_everywhere():
     assert [tuple(x) for x in rows] == [("user.password_changed", str(u["id"]))], rows
 
 
+def _consumer_processed(service, path):
+    """Per host: shop_events_processed_total{service} on the host's `path`
+    scrape (the pool that reports that consumer's counters)."""
+    return [shop.metric(shop.scrape(n, path), "shop_events_processed_total", service=service)
+            for n in (1, 2, 3)]
+
+
 def test_notify_demoted_seller_loses_seller_rights_everywhere_within_2s():
     seller, token = shop.new_user("seller")
     shop.new_product(token)
+    revokes = _consumer_processed("revoke", "/auth/metrics")
+    assert None not in revokes, revokes
     for n in (1, 2, 3):            # a seller's request: {} is 422 once the role is checked
         assert_problem(call("POST", "/products", {}, token=token, base=shop.host_url(n)),
                        422, "validation_failed")
@@ -122,6 +131,11 @@ def test_notify_demoted_seller_loses_seller_rights_everywhere_within_2s():
     assert r.status == 200 and r.json["role"] == "customer", r
     took = _revoked_everywhere("/products", token, body={}, method="POST")
     assert took <= REVOKE_WITHIN, "revocation took %.2f s" % took
+    # Every host's revoke consumer took the event off its own queue, and its
+    # counter shows on that host's /auth/metrics.
+    shop.wait_for("each host's revoke consumer to count the event", lambda: all(
+        now > then for now, then in zip(_consumer_processed("revoke", "/auth/metrics"), revokes)),
+        timeout=10)
     # Signed in again: a customer, who may not create products.
     t = shop.login(seller["email"])
     assert_problem(call("POST", "/products", {}, token=t["access_token"]), 403, "forbidden")
@@ -150,6 +164,7 @@ def test_notify_one_email_per_confirmed_and_cancelled_order():
     customers = shop.parallel(8, lambda i: shop.new_user())
     for c in customers:
         assert not isinstance(c, Exception), c
+    notified = sum(_consumer_processed("notify", "/orders/metrics"))
 
     def place(i):
         user, tok = customers[i % len(customers)]
@@ -183,6 +198,10 @@ def test_notify_one_email_per_confirmed_and_cancelled_order():
     sent = shop.sql("SELECT COUNT(*) FROM shop_notify.sent_notifications WHERE sent_at IS NOT NULL"
                     " AND order_id IN (%s)" % ",".join(str(o["id"]) for _, _, o in placed))
     assert int(sent[0][0]) == len(want), sent
+    # The notify consumers' counters (/orders/metrics of their hosts) saw
+    # every one of those events.
+    shop.wait_for("the notify counters", lambda: sum(
+        _consumer_processed("notify", "/orders/metrics")) - notified >= len(want), timeout=10)
 
     # What a customer reads: to them, the order's lines and total.
     user, _, order = placed[0]

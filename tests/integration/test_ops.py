@@ -58,46 +58,22 @@ def _host_url(n):
     return "http://127.0.0.1:%d" % (int(shop.STACK["SHOP_PORT_BASE"]) + 10 + n)
 
 
-def _metric(text, name, **labels):
-    """Value of the sample `name{labels...}` (labels matched as a subset)."""
-    total = None
-    for line in text.splitlines():
-        if not line.startswith(name + "{"):
-            continue
-        lbl, value = line[len(name) + 1:].rsplit("} ", 1)
-        if all('%s="%s"' % kv in lbl for kv in labels.items()):
-            total = (total or 0) + float(value)
-    return total
-
-
-def _internal_url(n):
-    """Host n's internal listener: metrics, status pages (never proxied)."""
-    return "http://127.0.0.1:%d" % (int(shop.STACK["SHOP_PORT_BASE"]) + 4 + n)
-
-
-def _scrape(host, path):
-    with urllib.request.urlopen(_internal_url(host) + path, timeout=5) as r:
-        assert r.status == 200
-        assert r.headers["Content-Type"].startswith("text/plain")
-        return r.read().decode()
-
-
 def test_metrics_are_per_pool_and_not_published_at_the_edge():
     _, seller = shop.new_user("seller")
     p = shop.new_product(seller)
     route = dict(route="/products/{id}", method="GET", status="200")
-    before = _metric(_scrape(1, "/products/metrics"), "shop_http_requests_total", **route) or 0
+    before = shop.metric(shop.scrape(1, "/products/metrics"), "shop_http_requests_total", **route) or 0
     # 30 requests straight to host 1: its 3 workers share them, the scrape
     # (answered by any one worker) must count all of them.
     for _ in range(30):
         with urllib.request.urlopen(_host_url(1) + "/products/%d" % p["id"], timeout=5) as r:
             assert r.status == 200
-    after = _metric(_scrape(1, "/products/metrics"), "shop_http_requests_total", **route)
+    after = shop.metric(shop.scrape(1, "/products/metrics"), "shop_http_requests_total", **route)
     assert after - before == 30, (before, after)
-    text = _scrape(1, "/products/metrics")
-    assert _metric(text, "shop_http_request_duration_seconds_count", route="/products/{id}") >= 30
+    text = shop.scrape(1, "/products/metrics")
+    assert shop.metric(text, "shop_http_request_duration_seconds_count", route="/products/{id}") >= 30
     for svc in ("auth", "orders"):
-        assert "shop_http_requests_total" in _scrape(1, "/%s/metrics" % svc)
+        assert "shop_http_requests_total" in shop.scrape(1, "/%s/metrics" % svc)
     for path in ("/products/metrics", "/auth/metrics", "/orders/metrics"):
         assert_problem(call("GET", path), 404)
         # Nor does the port HAProxy proxies to serve them: the pool answers
@@ -111,7 +87,7 @@ def test_order_metrics_count_placed_and_rejected():
     p = shop.new_product(seller, stock=1)
 
     def total(name):
-        return sum(_metric(_scrape(h, "/orders/metrics"), name) or 0 for h in (1, 2, 3))
+        return sum(shop.metric(shop.scrape(h, "/orders/metrics"), name) or 0 for h in (1, 2, 3))
     placed, rejected = total("shop_orders_placed_total"), total("shop_orders_rejected_stock_total")
     items = {"items": [{"product_id": p["id"], "quantity": 1}]}
     assert call("POST", "/orders", items, token=buyer).status == 201
