@@ -8,17 +8,64 @@
 
 #include "json.h"
 
-/* json-c's strict mode still takes 'single-quoted' strings and NaN or
- * Infinity; RFC 8259 does not.  Outside strings, only structural characters,
- * numbers and the words true, false and null may appear. */
+/* json-c's strict mode still takes 'single-quoted' strings, NaN or
+ * Infinity, numbers such as "1." or "01", and raw control characters inside
+ * strings; RFC 8259 does not.  Outside strings, only structural characters,
+ * numbers in RFC 8259's grammar and the words true, false and null may
+ * appear; inside them, no byte below 0x20 (a tab is written \t). */
+static bool json_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* The end of the number at s[i] (-?int frac? exp?), or 0 when it is none. */
+static size_t json_number_end(const char *s, size_t n, size_t i)
+{
+    if (s[i] == '-')
+        i++;
+    if (i >= n || !json_digit(s[i]))
+        return 0;
+    if (s[i] == '0')
+        i++;
+    else
+        while (i < n && json_digit(s[i]))
+            i++;
+    if (i < n && s[i] == '.') {
+        if (++i >= n || !json_digit(s[i]))
+            return 0;
+        while (i < n && json_digit(s[i]))
+            i++;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        if (++i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        if (i >= n || !json_digit(s[i]))
+            return 0;
+        while (i < n && json_digit(s[i]))
+            i++;
+    }
+    /* "01" or "1.5.2": a digit or a point right after a whole number. */
+    return i < n && (json_digit(s[i]) || s[i] == '.') ? 0 : i;
+}
+
 static bool json_lexically_valid(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         if (c == '"') {
-            for (i++; i < n && s[i] != '"'; i++)
+            for (i++; i < n && s[i] != '"'; i++) {
+                if ((unsigned char)s[i] < 0x20)
+                    return false;
                 if (s[i] == '\\')
                     i++;
+            }
+            continue;
+        }
+        if (c == '-' || json_digit(c)) {
+            size_t end = json_number_end(s, n, i);
+            if (end == 0)
+                return false;
+            i = end - 1;
             continue;
         }
         if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
@@ -27,13 +74,12 @@ static bool json_lexically_valid(const char *s, size_t n)
                 i++;
             size_t wl = i - start + 1;
             bool word = (wl == 4 && (!memcmp(s + start, "true", 4) || !memcmp(s + start, "null", 4))) ||
-                        (wl == 5 && !memcmp(s + start, "false", 5)) ||
-                        (wl == 1 && (c == 'e' || c == 'E'));  /* exponent */
+                        (wl == 5 && !memcmp(s + start, "false", 5));
             if (!word)
                 return false;
             continue;
         }
-        if (!strchr("{}[],:-+.0123456789 \t\r\n", c) || c == '\0')
+        if (!strchr("{}[],: \t\r\n", c) || c == '\0')
             return false;
     }
     return true;
@@ -64,8 +110,21 @@ json_object *json_parse_strict(const char *text, size_t len)
             json_object_put(o);
             return NULL;
         }
-    /* A bare literal "null" parses to NULL with success; callers treat it as malformed. */
+    /* A bare literal "null" parses to NULL with success (json_is_null). */
     return o;
+}
+
+bool json_is_null(const char *text, size_t len)
+{
+    size_t i = 0;
+    while (i < len && strchr(" \t\r\n", text[i]) && text[i])
+        i++;
+    if (len - i < 4 || memcmp(text + i, "null", 4) != 0)
+        return false;
+    for (i += 4; i < len; i++)
+        if (!strchr(" \t\r\n", text[i]) || !text[i])
+            return false;
+    return true;
 }
 
 void json_add_error(json_object *errs, const char *field, const char *message)

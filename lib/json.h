@@ -11,9 +11,13 @@
 #include <stdint.h>
 #include <json-c/json.h>
 
-/* Parses a complete JSON text (no trailing garbage, strict mode, depth <= 32).
- * Returns NULL when malformed. */
+/* Parses a complete JSON text (no trailing garbage, strict mode, depth <= 32,
+ * RFC 8259's numbers and strings).  Returns NULL when malformed, and also for
+ * the well-formed text "null" (json_is_null tells the two apart). */
 json_object *json_parse_strict(const char *text, size_t len);
+
+/* True when the text is the literal null, with whitespace around it. */
+bool json_is_null(const char *text, size_t len);
 
 /* Appends {"field": field, "message": message} to errs. */
 void json_add_error(json_object *errs, const char *field, const char *message);

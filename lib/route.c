@@ -58,6 +58,8 @@ static int route_authenticate(const route *r, http_req *req)
         return 0;
     }
 
+    if (r->access == ROUTE_ANYONE)
+        return 0;
     const char *h = http_header(req, "Authorization");
     if (h && *h) {
         token_claims c;
@@ -138,7 +140,7 @@ static int route_read_json(http_req *req)
     if (!route_json_type(http_header(req, "Content-Type"), req->method))
         return problem_send(req, 415, "unsupported_media_type", "Send Content-Type: application/json.");
     req->json = json_parse_strict(req->body, req->body_len);
-    if (!req->json)
+    if (!req->json && !json_is_null(req->body, req->body_len))
         return problem_send(req, 400, "malformed_json", "The body is not well-formed JSON.");
     if (!json_object_is_type(req->json, json_type_object)) {
         json_object *errs = json_object_new_array();

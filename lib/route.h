@@ -10,6 +10,9 @@
 
 typedef enum {
     ROUTE_PUBLIC,   /* anyone; a presented token is still verified (bad: 401) */
+    ROUTE_ANYONE,   /* anyone; the Authorization header is not looked at (the
+                     * credentials are in the body: register, login, refresh,
+                     * logout, which an expired token must not block) */
     ROUTE_USER,     /* any signed-in user */
     ROUTE_SELLER,   /* seller or admin */
     ROUTE_ADMIN,    /* admin */

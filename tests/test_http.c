@@ -206,6 +206,7 @@ static const route table[] = {
     {"GET", "/things/{id}", ROUTE_PUBLIC, false, ok_handler},
     {"PATCH", "/things/{id}", ROUTE_PUBLIC, true, ok_handler},
     {"DELETE", "/things/{id}", ROUTE_ADMIN, false, ok_handler},
+    {"POST", "/sign-in", ROUTE_ANYONE, true, ok_handler},
 };
 #define NROUTES (sizeof table / sizeof table[0])
 
@@ -251,6 +252,11 @@ static void test_route_walk(void)
     CU_ASSERT_EQUAL(dispatch("GET", "/things", basic_auth, NULL, code, sizeof code), 401);
     CU_ASSERT_EQUAL(dispatch("DELETE", "/things/5", NULL, NULL, code, sizeof code), 401);
     CU_ASSERT_EQUAL(handled, 1);
+    /* Credentials in the body: a stale bearer token beside them is not read. */
+    CU_ASSERT_EQUAL(dispatch("POST", "/sign-in", bad_auth, "{}", code, sizeof code), 415);
+    char *json_bad_auth[] = {"CONTENT_TYPE=application/json", "HTTP_AUTHORIZATION=Bearer not.a.token", NULL};
+    CU_ASSERT_EQUAL(dispatch("POST", "/sign-in", json_bad_auth, "{}", code, sizeof code), 200);
+    CU_ASSERT_EQUAL(handled, 2);
 
     CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", json_env, "{\"a\":1}", code, sizeof code), 200);
     CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", patch_env, "{\"a\":1}", code, sizeof code), 200);
@@ -263,6 +269,10 @@ static void test_route_walk(void)
     CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", json_env, "", code, sizeof code), 400);
     CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", json_env, "[1,2]", code, sizeof code), 422);
     CU_ASSERT_STRING_EQUAL(code, "validation_failed");
+    CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", json_env, " null ", code, sizeof code), 422);
+    CU_ASSERT_STRING_EQUAL(code, "validation_failed");
+    CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", json_env, "{\"a\":1.}", code, sizeof code), 400);
+    CU_ASSERT_STRING_EQUAL(code, "malformed_json");
 
     char *big = malloc(HTTP_MAX_BODY + 2);
     memset(big, ' ', HTTP_MAX_BODY + 1);
@@ -272,7 +282,7 @@ static void test_route_walk(void)
     CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", json_env, big, code, sizeof code), 413);
     CU_ASSERT_STRING_EQUAL(code, "payload_too_large");
     free(big);
-    CU_ASSERT_EQUAL(handled, 3);
+    CU_ASSERT_EQUAL(handled, 4);
 }
 
 static void test_problem_body(void)

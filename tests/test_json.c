@@ -33,6 +33,30 @@ static void test_parse_accepts_valid_and_rejects_malformed(void)
     o = parse("{\"it's\": \"NaN e \\\" 'q'\", \"n\": -1.5e+3}");
     CU_ASSERT_PTR_NOT_NULL(o);
     json_object_put(o);
+    /* RFC 8259's numbers only. */
+    const char *numbers_ok[] = {"[0]", "[-0]", "[10]", "[0.5]", "[-1.25E-3]", "[1e9]", "[2E+2]", "[7 ]"};
+    for (size_t i = 0; i < sizeof numbers_ok / sizeof *numbers_ok; i++) {
+        o = parse(numbers_ok[i]);
+        CU_ASSERT_PTR_NOT_NULL(o);
+        json_object_put(o);
+    }
+    const char *numbers_bad[] = {"[1.]", "[01]", "[.5]", "[-]", "[1e]", "[1e+]", "[+1]", "[1.5.2]",
+                                 "[- 1]", "[0x10]", "1.", "-"};
+    for (size_t i = 0; i < sizeof numbers_bad / sizeof *numbers_bad; i++)
+        CU_ASSERT_PTR_NULL(parse(numbers_bad[i]));
+    /* No raw control character inside a string; escaped, it is fine. */
+    CU_ASSERT_PTR_NULL(parse("{\"name\": \"a\tb\"}"));
+    CU_ASSERT_PTR_NULL(parse("{\"name\": \"a\nb\"}"));
+    CU_ASSERT_PTR_NULL(parse("{\"na\x01me\": 1}"));
+    o = parse("{\"name\": \"a\\tb\\n\\u0001\"}");
+    CU_ASSERT_PTR_NOT_NULL(o);
+    json_object_put(o);
+    /* null is well-formed but no object: NULL, and json_is_null says so. */
+    CU_ASSERT_PTR_NULL(parse(" null "));
+    CU_ASSERT_TRUE(json_is_null(" null\n", 6));
+    CU_ASSERT_FALSE(json_is_null("nul", 3));
+    CU_ASSERT_FALSE(json_is_null("null x", 6));
+    CU_ASSERT_FALSE(json_is_null("{}", 2));
 }
 
 static void test_parse_rejects_bytes_that_are_not_utf8(void)

@@ -20,10 +20,10 @@
 #include "token.h"
 
 static const route auth_routes[] = {
-    {"POST", "/auth/register", ROUTE_PUBLIC, true, auth_register},
-    {"POST", "/auth/login", ROUTE_PUBLIC, true, auth_login},
-    {"POST", "/auth/refresh", ROUTE_PUBLIC, true, auth_refresh},
-    {"POST", "/auth/logout", ROUTE_PUBLIC, true, auth_logout},
+    {"POST", "/auth/register", ROUTE_ANYONE, true, auth_register},
+    {"POST", "/auth/login", ROUTE_ANYONE, true, auth_login},
+    {"POST", "/auth/refresh", ROUTE_ANYONE, true, auth_refresh},
+    {"POST", "/auth/logout", ROUTE_ANYONE, true, auth_logout},
     {"GET", "/auth/me", ROUTE_USER, false, auth_me},
     {"POST", "/auth/password", ROUTE_USER, true, auth_password_change},
     {"GET", "/auth/users/{id}", ROUTE_USER, false, auth_user_get},

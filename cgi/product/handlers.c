@@ -216,6 +216,16 @@ static void add_cache_control(http_req *req, bool shared)
     http_add_header(req, "Cache-Control", "%s", shared ? "public, max-age=5" : "private, no-store");
 }
 
+/* Whether a read must see the latest commit, so comes from the writer: a
+ * signed-in caller's (their own edits), and an anonymous one the edge sends
+ * with X-Shop-Latest because a write it passed may have changed it (the
+ * edge strips the header from clients).  Other anonymous reads may be a
+ * moment behind, from the host's own node. */
+static bool read_latest(http_req *req)
+{
+    return req->auth.role != USER_ANON || http_header(req, "X-Shop-Latest") != NULL;
+}
+
 int product_list(http_req *req)
 {
     json_object *errs = json_object_new_array();
@@ -254,7 +264,7 @@ int product_list(http_req *req)
         return problem_send(req, 400, "invalid_cursor", "The cursor is not one this service issued.");
 
     product_page page = {0};
-    q.latest = req->auth.role != USER_ANON;
+    q.latest = read_latest(req);
     if (product_plan_list(req->auth.role, req->auth.user_id, &q) &&
         (rc = store_product_list(&q, &page)) != DB_OK)
         return problem_db(req, rc);
@@ -272,7 +282,7 @@ int product_list(http_req *req)
 int product_get(http_req *req)
 {
     product p = {0};
-    int rc = store_product_get(req->id, req->auth.role != USER_ANON, &p);
+    int rc = store_product_get(req->id, read_latest(req), &p);
     if (rc < 0)
         return problem_db(req, rc);
     http_add_header(req, "Vary", "Authorization");

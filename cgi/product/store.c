@@ -517,6 +517,7 @@ static int take_lines(struct reserve_tx *t)
         }
         if (db_null(r, 0, 5) || strcmp(db_str(r, 0, 5), "active") != 0) {
             l->bad = true;
+            l->available = -1;      /* not for sale, rather than short */
             unavailable++;
         } else {
             db_copy(l->sku, sizeof l->sku, r, 0, 0);
@@ -531,8 +532,13 @@ static int take_lines(struct reserve_tx *t)
         }
         db_free(r);
     }
-    if (unavailable)
+    if (unavailable) {
+        /* The answer names the lines not for sale; a short one is for sale. */
+        for (int i = 0; i < t->n; i++)
+            if (t->req[i].available >= 0)
+                t->req[i].bad = false;
         return STORE_UNAVAILABLE;
+    }
     return short_lines ? STORE_INSUFFICIENT : DB_OK;
 }
 

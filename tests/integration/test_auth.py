@@ -386,6 +386,16 @@ def test_auth_refresh_rotates_and_reuse_revokes_family():
     # the other login is untouched
     r = refresh(other["refresh_token"])
     assert r.status == 200, r
+    # A client that sends its (here: no longer valid) access token with
+    # every request can still refresh, log out and sign in.
+    stale = {"Authorization": "Bearer " + first["access_token"][:-4] + "AAAA"}
+    r = call("POST", "/auth/refresh", {"refresh_token": r.json["refresh_token"]}, headers=stale)
+    assert r.status == 200, r
+    r = call("POST", "/auth/logout", {"refresh_token": r.json["refresh_token"]}, headers=stale)
+    assert r.status == 204, r
+    r = call("POST", "/auth/login", {"email": u["email"], "password": shop.PASSWORD}, headers=stale)
+    assert r.status == 200, r
+    assert_unauthorized(call("GET", "/auth/me", headers=stale))
 
 
 def test_auth_refresh_concurrent_same_token():

@@ -136,6 +136,14 @@ def test_order_product_unavailable():
         assert [i["product_id"] for i in r.json["items"]] == [bad], r
         assert "items[1].product_id" in _fields(r), r
     assert _stock(good["id"]) == 5 and _stock(draft["id"]) == 5
+    # A line short of stock beside one not for sale: the answer names only
+    # the one not for sale (the short product is on sale).
+    r = _order(tok, [{"product_id": good["id"], "quantity": 6},
+                     {"product_id": 999999999999, "quantity": 1}])
+    shop.assert_problem(r, 422, "product_unavailable")
+    assert [i["product_id"] for i in r.json["items"]] == [999999999999], r
+    assert _fields(r) == ["items[1].product_id"], r
+    assert _stock(good["id"]) == 5
 
 
 def test_order_insufficient_stock_takes_nothing():
