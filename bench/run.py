@@ -29,7 +29,6 @@ stack's own lighttpd hosts' internal listeners, which serve
   run.py [--runs N] [--seconds S] [--connections C] [--products N]
          [--only NAME,...] [--keep] [--no-results]"""
 import argparse
-import base64
 import glob
 import json
 import os
@@ -265,13 +264,6 @@ def wait_quiet(limit, secs):
         if load < limit or time.time() > end:
             return load
         time.sleep(5)
-
-
-def cursor_for(after_id):
-    """The product service's cursor for 'ids after after_id': base64url without
-    padding of the decimal id (cgi/product/handlers.c product_cursor_encode).
-    bench checks the service accepts it before using it."""
-    return base64.urlsafe_b64encode(str(after_id).encode()).decode().rstrip("=")
 
 
 def argon2_params(sock, email):
@@ -615,7 +607,7 @@ def bench(args, env, state, res, notes):
     tokens = write_tokens()
     tok = open(tokens).read().split()[0]
     deep_after = last - 20 - 1
-    cursor = cursor_for(deep_after)
+    cursor = shoplib.product_cursor(deep_after)
     s, _, body = call(url, "GET", "/products?limit=20&cursor=" + cursor)
     if s != 200 or not body["items"] or body["items"][0]["id"] != deep_after + 1:
         raise RuntimeError("deep cursor not accepted: %d %r" % (s, body))

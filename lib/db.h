@@ -32,10 +32,11 @@ enum {
     STORE_REJECTED = -11,       /* auth: refresh token expired, spent or revoked */
     STORE_INSUFFICIENT = -12,   /* product: stock would go below zero */
     STORE_UNAVAILABLE = -13,    /* product reservation: a product missing or not active */
-    STORE_INVALID_STATE = -14,  /* product reservation: released */
+    STORE_INVALID_STATE = -14,  /* product reservation: released; auth: the last admin */
     STORE_FAILED = -15,         /* order: out of memory or an inconsistent row (500) */
     STORE_STANDING = -16,       /* order: the reservation already has its order */
     STORE_FENCED = -17,         /* order: the reservation was given up (expired) */
+    STORE_TOO_MUCH = -18,       /* product: stock would go above STORE_STOCK_MAX */
     STORE_GUARD_MIN = -100,
 };
 

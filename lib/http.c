@@ -259,6 +259,13 @@ void http_cursor_encode(const char *prefix, int64_t id, char *buf, size_t n)
                       sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 }
 
+void http_cursor_prefix(const char *list, const char *filters, char out[HTTP_CURSOR_PREFIX])
+{
+    unsigned char h[crypto_generichash_BYTES_MIN];
+    crypto_generichash(h, sizeof h, (const unsigned char *)filters, strlen(filters), NULL, 0);
+    snprintf(out, HTTP_CURSOR_PREFIX, "%.4s%02x%02x%02x%02x:", list, h[0], h[1], h[2], h[3]);
+}
+
 int http_reply_page(http_req *req, json_object *items, bool more, const char *prefix,
                     int64_t last_id)
 {

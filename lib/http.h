@@ -83,6 +83,12 @@ const char *http_reason(int status);
 void http_cursor_encode(const char *prefix, int64_t id, char *buf, size_t n);
 bool http_cursor_decode(const char *prefix, const char *cursor, int64_t *id);
 
+/* The prefix of a list's cursors: the list's name and a short hash of its
+ * filters (in any spelling the caller keeps stable), so a cursor is only
+ * taken back by the list and filters that gave it out. */
+#define HTTP_CURSOR_PREFIX 16
+void http_cursor_prefix(const char *list, const char *filters, char out[HTTP_CURSOR_PREFIX]);
+
 /* Sends 200 {"items": items, "next_cursor": ...} and takes ownership of
  * items (a JSON array).  next_cursor is the cursor (prefix, last_id) when
  * `more` rows follow and the page is not empty, else null. */

@@ -184,5 +184,10 @@ int route_dispatch(const route *table, size_t n, http_req *req)
         return rc;
     if (hit->body && (rc = route_read_json(req)) != 0)
         return rc;
+    /* A route that takes no body ignores one sent anyway (a cancel with
+     * "{}"), but a body still says what it is. */
+    if (!hit->body && req->body_len > 0 &&
+        !route_json_type(http_header(req, "Content-Type"), req->method))
+        return problem_send(req, 415, "unsupported_media_type", "Send Content-Type: application/json.");
     return hit->handler(req);
 }

@@ -2,7 +2,8 @@
 own share: the integration test runner (tests/integration/run.py, shop.py)
 and the benchmark (bench/run.py).  A locked block of free ports, starting and
 stopping a stack (scripts/stack) in its own state directory, reading its
-stack.env, one HTTP request, and SQL as root over a Galera node's socket.
+stack.env, one HTTP request, SQL as root over a Galera node's socket, and
+the product list's cursor for a given position.
 Python 3 stdlib only; import it with scripts/ on sys.path.
 
 Ports: a stack binds SHOP_PORT_BASE .. +PORT_SPAN, some of them only later
@@ -17,8 +18,10 @@ are two steps, so nothing here can promise a port stays free; what it does:
   - a stack that fails to start because a port was taken anyway (another
     program, a socket in TIME_WAIT) is stopped and started again on another
     block."""
+import base64
 import fcntl
 import glob
+import hashlib
 import http.client
 import json
 import os
@@ -235,3 +238,14 @@ def sql(sock, query, variables=None):
     if p.returncode != 0:
         raise SQLError(p.returncode, cmd[:-1] + [query], p.stdout, p.stderr, query)
     return [line.split("\t") for line in p.stdout.splitlines()]
+
+
+def product_cursor(after_id, filters="seller=0;status=;q="):
+    """The product service's cursor for 'ids after after_id' in the list with
+    these filters (default: none): base64url without padding of "p" + the
+    first 4 bytes (hex) of BLAKE2b-128 of the filters + ":" + the decimal id
+    (lib/http.c http_cursor_prefix, cgi/product/handlers.c product_list).
+    A test or the benchmark that needs a deep page without walking to it."""
+    tag = hashlib.blake2b(filters.encode(), digest_size=16).hexdigest()[:8]
+    raw = "p%s:%d" % (tag, after_id)
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")

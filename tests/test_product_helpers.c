@@ -13,24 +13,35 @@
 
 static void test_cursor(void)
 {
-    char buf[40];
+    char buf[64], prefix[HTTP_CURSOR_PREFIX], other[HTTP_CURSOR_PREFIX];
     int64_t id = 0;
     int64_t ids[] = {1, 9, 10, 123456789, 999999999999999999LL};
+    http_cursor_prefix(PRODUCT_CURSOR, "seller=0;status=;q=", prefix);
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
-        http_cursor_encode(PRODUCT_CURSOR, ids[i], buf, sizeof buf);
-        CU_ASSERT_TRUE(http_cursor_decode(PRODUCT_CURSOR, buf, &id));
+        http_cursor_encode(prefix, ids[i], buf, sizeof buf);
+        CU_ASSERT_TRUE(http_cursor_decode(prefix, buf, &id));
         CU_ASSERT_EQUAL(id, ids[i]);
     }
-    http_cursor_encode(PRODUCT_CURSOR, 42, buf, sizeof buf);
-    CU_ASSERT_STRING_EQUAL(buf, "NDI");         /* base64url("42"), no padding */
-    CU_ASSERT_FALSE(http_cursor_decode(PRODUCT_CURSOR, "", &id));
-    CU_ASSERT_FALSE(http_cursor_decode(PRODUCT_CURSOR, "NDI=", &id));      /* padding */
-    CU_ASSERT_FALSE(http_cursor_decode(PRODUCT_CURSOR, "NDJ", &id));       /* non-canonical bits */
-    CU_ASSERT_FALSE(http_cursor_decode(PRODUCT_CURSOR, "!!!", &id));
-    CU_ASSERT_FALSE(http_cursor_decode(PRODUCT_CURSOR, "YWJj", &id));      /* "abc" */
-    CU_ASSERT_FALSE(http_cursor_decode(PRODUCT_CURSOR, "MDQy", &id));      /* "042" */
-    CU_ASSERT_FALSE(http_cursor_decode(PRODUCT_CURSOR, "LTE", &id));       /* "-1" */
-    CU_ASSERT_FALSE(http_cursor_decode(PRODUCT_CURSOR, "MTIzNDU2Nzg5MDEyMzQ1Njc4OTA", &id));  /* 20 digits */
+    /* The list's name, a hash of its filters, the id: the same filters
+     * give the same prefix, others another, and a cursor goes back only
+     * to the filters that gave it out. */
+    CU_ASSERT_EQUAL(strlen(prefix), 10);
+    CU_ASSERT_EQUAL(prefix[0], 'p');
+    http_cursor_prefix(PRODUCT_CURSOR, "seller=0;status=;q=", other);
+    CU_ASSERT_STRING_EQUAL(prefix, other);
+    http_cursor_prefix(PRODUCT_CURSOR, "seller=0;status=draft;q=", other);
+    CU_ASSERT_STRING_NOT_EQUAL(prefix, other);
+    http_cursor_encode(prefix, 42, buf, sizeof buf);
+    CU_ASSERT_FALSE(http_cursor_decode(other, buf, &id));
+    CU_ASSERT_FALSE(http_cursor_decode(prefix, "NDI", &id));             /* "42" bare */
+    CU_ASSERT_FALSE(http_cursor_decode(prefix, "", &id));
+    CU_ASSERT_FALSE(http_cursor_decode("", "NDI=", &id));                /* padding */
+    CU_ASSERT_FALSE(http_cursor_decode("", "NDJ", &id));                 /* non-canonical bits */
+    CU_ASSERT_FALSE(http_cursor_decode(prefix, "!!!", &id));
+    CU_ASSERT_FALSE(http_cursor_decode("", "YWJj", &id));                /* "abc" */
+    CU_ASSERT_FALSE(http_cursor_decode("", "MDQy", &id));                /* "042" */
+    CU_ASSERT_FALSE(http_cursor_decode("", "LTE", &id));                 /* "-1" */
+    CU_ASSERT_FALSE(http_cursor_decode("", "MTIzNDU2Nzg5MDEyMzQ1Njc4OTA", &id));  /* 20 digits */
 }
 
 static void test_etag(void)
@@ -107,6 +118,14 @@ static void test_rules(void)
     CU_ASSERT_FALSE(product_currency_valid("eur"));
     CU_ASSERT_FALSE(product_currency_valid("EURO"));
     CU_ASSERT_FALSE(product_currency_valid("E1R"));
+    /* ISO 4217's codes, not any three capitals. */
+    CU_ASSERT_TRUE(product_currency_valid("AED"));
+    CU_ASSERT_TRUE(product_currency_valid("JPY"));
+    CU_ASSERT_TRUE(product_currency_valid("ZWL"));
+    CU_ASSERT_FALSE(product_currency_valid("ZZZ"));
+    CU_ASSERT_FALSE(product_currency_valid("ABC"));
+    CU_ASSERT_FALSE(product_currency_valid("AAA"));
+    CU_ASSERT_FALSE(product_currency_valid(""));
 }
 
 static void test_search_query_and_time(void)

@@ -311,6 +311,9 @@ int auth_user_patch(http_req *req)
     rc = store_user_set_role(req->id, role, changed_at, &u, &old);
     if (rc == STORE_NOT_FOUND)
         return problem_send(req, 404, "not_found", "No such user.");
+    if (rc == STORE_INVALID_STATE)
+        return problem_send(req, 409, "invalid_state",
+                            "This is the only admin: make another user admin first.");
     if (rc < 0)
         return problem_db(req, rc);
     log_info("user %lld role set to %s (was %s) by user %lld at %s", (long long)u.id,

@@ -213,6 +213,11 @@ int store_user_by_id(int64_t id, auth_user *out)
     return db_tx(store_user_by_id_tx, &a);
 }
 
+/* Another admin, locked, so two admins demoting each other at once cannot
+ * both go through (one waits, then finds none). */
+static const char SQL_OTHER_ADMIN_FOR_UPDATE[] =
+    "SELECT id FROM users WHERE role = 'admin' AND id <> ? LIMIT 1 FOR UPDATE";
+
 static int store_user_set_role_tx(void *arg)
 {
     user_args *a = arg;
@@ -225,6 +230,15 @@ static int store_user_set_role_tx(void *arg)
     }
     a->old_role = token_role_parse(db_str(r, 0, 0));
     db_free(r);
+    if (a->old_role == USER_ADMIN && a->role != USER_ADMIN) {
+        r = db_query(SQL_OTHER_ADMIN_FOR_UPDATE, "i", a->id);
+        if (!r)
+            return DB_ERROR;
+        int others = db_rows(r);
+        db_free(r);
+        if (others == 0)
+            return STORE_INVALID_STATE;
+    }
     if (a->old_role != a->role) {
         if (db_exec(SQL_USER_SET_ROLE, "si", token_role_name(a->role), a->id) < 0)
             return DB_ERROR;

@@ -51,7 +51,8 @@ int store_user_by_id(int64_t id, auth_user *out);
 /* Sets a user's role.  When it changes, writes user.role_changed (with
  * changed_at, RFC 3339 with milliseconds) to the outbox in the same
  * transaction.  Returns 0 and fills *out (and *old_role when not NULL),
- * STORE_NOT_FOUND, or a DB error. */
+ * STORE_NOT_FOUND, STORE_INVALID_STATE (it would leave no admin: the shop
+ * keeps at least one), or a DB error. */
 int store_user_set_role(int64_t id, user_role role, const char *changed_at, auth_user *out,
                         user_role *old_role);
 

@@ -533,8 +533,11 @@ int order_list(http_req *req)
     json_object *errs = json_object_new_array();
     http_query_int(req, "user_id", 1, INT64_MAX, &user_filter, errs);
     http_query_int(req, "limit", 1, 100, &limit, errs);
+    char filters[32], prefix[HTTP_CURSOR_PREFIX];
+    snprintf(filters, sizeof filters, "user=%" PRId64, user_filter);
+    http_cursor_prefix(ORDER_CURSOR, filters, prefix);
     int has_cursor = http_query(req, "cursor", buf, sizeof buf);
-    if (has_cursor < 0 || (has_cursor == 1 && buf[0] && !http_cursor_decode(ORDER_CURSOR, buf, &before))) {
+    if (has_cursor < 0 || (has_cursor == 1 && buf[0] && !http_cursor_decode(prefix, buf, &before))) {
         json_object_put(errs);
         return problem_send(req, 400, "invalid_cursor", "the cursor is not one this API gave out");
     }
@@ -560,7 +563,7 @@ int order_list(http_req *req)
     }
     int64_t last = n > 0 ? page[n - 1].id : 0;
     free(page);
-    return http_reply_page(req, items, more, ORDER_CURSOR, last);
+    return http_reply_page(req, items, more, prefix, last);
 }
 
 /* Loads the order of the {id} path parameter if the caller may see it.

@@ -45,7 +45,7 @@ void order_request_hash(const items_line *lines, size_t n, unsigned char out[32]
 int64_t order_reservation_id(int64_t user_id, const char *key);
 
 /* Prefix of order list cursors (http_cursor_*): "orders with id below this". */
-#define ORDER_CURSOR "o1:"
+#define ORDER_CURSOR "o2"
 
 /* ---------------------------------------------------------------- reservations */
 /* Releases reservation_id at product; on success records stock_state

@@ -24,7 +24,7 @@
 #include "problem.h"
 
 #define PRICE_MAX 100000000000LL      /* 10^11 minor units */
-#define STOCK_MAX 1000000000LL        /* 10^9 */
+#define STOCK_MAX STORE_STOCK_MAX     /* 10^9 */
 #define RESERVE_LINES_MAX 100
 #define RESERVE_QTY_MAX 1000000
 #define RESERVE_BATCH_MAX 500           /* ids per confirm / expired call */
@@ -108,10 +108,34 @@ bool product_sku_valid(const char *s)
     return true;
 }
 
+/* ISO 4217's alphabetic codes in use (list one, 2025: currencies, funds,
+ * metals, and X codes such as XXX), sorted for bsearch. */
+static const char iso4217[][4] = {
+    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT",
+    "BGN", "BHD", "BIF", "BMD", "BND", "BOB", "BOV", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD",
+    "CAD", "CDF", "CHE", "CHF", "CHW", "CLF", "CLP", "CNY", "COP", "COU", "CRC", "CUC", "CUP",
+    "CVE", "CZK", "DJF", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP",
+    "GEL", "GHS", "GIP", "GMD", "GNF", "GTQ", "GYD", "HKD", "HNL", "HTG", "HUF", "IDR", "ILS",
+    "INR", "IQD", "IRR", "ISK", "JMD", "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW",
+    "KWD", "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "LYD", "MAD", "MDL", "MGA", "MKD",
+    "MMK", "MNT", "MOP", "MRU", "MUR", "MVR", "MWK", "MXN", "MXV", "MYR", "MZN", "NAD", "NGN",
+    "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN", "PYG", "QAR",
+    "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD", "SHP", "SLE", "SLL",
+    "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS", "TMT", "TND", "TOP", "TRY",
+    "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "USN", "UYI", "UYU", "UYW", "UZS", "VED", "VES",
+    "VND", "VUV", "WST", "XAF", "XAG", "XAU", "XBA", "XBB", "XBC", "XBD", "XCD", "XCG", "XDR",
+    "XOF", "XPD", "XPF", "XPT", "XSU", "XTS", "XUA", "XXX", "YER", "ZAR", "ZMW", "ZWG", "ZWL",
+};
+
+static int iso4217_cmp(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
 bool product_currency_valid(const char *s)
 {
-    return strlen(s) == 3 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z' &&
-           s[2] >= 'A' && s[2] <= 'Z';
+    return strlen(s) == 3 && bsearch(s, iso4217, sizeof iso4217 / sizeof iso4217[0],
+                                     sizeof iso4217[0], iso4217_cmp) != NULL;
 }
 
 /* ------------------------------------------------------------ policy */
@@ -258,9 +282,12 @@ int product_list(http_req *req)
         return problem_invalid(req, errs);
     json_object_put(errs);
 
-    char cursor[64];
+    char cursor[64], filters[sizeof text + 64], prefix[HTTP_CURSOR_PREFIX];
+    snprintf(filters, sizeof filters, "seller=%" PRId64 ";status=%s;q=%s", q.seller_id,
+             q.status ? q.status : "", q.q ? q.q : "");
+    http_cursor_prefix(PRODUCT_CURSOR, filters, prefix);
     rc = http_query(req, "cursor", cursor, sizeof cursor);
-    if (rc < 0 || (rc > 0 && !http_cursor_decode(PRODUCT_CURSOR, cursor, &q.after_id)))
+    if (rc < 0 || (rc > 0 && !http_cursor_decode(prefix, cursor, &q.after_id)))
         return problem_send(req, 400, "invalid_cursor", "The cursor is not one this service issued.");
 
     product_page page = {0};
@@ -276,7 +303,7 @@ int product_list(http_req *req)
     bool more = page.more;
     product_page_free(&page);
     add_cache_control(req, req->auth.role == USER_ANON);
-    return http_reply_page(req, items, more, PRODUCT_CURSOR, last);
+    return http_reply_page(req, items, more, prefix, last);
 }
 
 int product_get(http_req *req)
@@ -346,7 +373,7 @@ int product_create(http_req *req)
     json_get_str(body, "description", 0, PRODUCT_DESC_MAX, false, &f.description, errs);
     json_get_int(body, "price_cents", 0, PRICE_MAX, true, &f.price_cents, errs);
     get_checked_str(body, "currency", 3, 3, true, &f.currency, product_currency_valid,
-                    "must be an ISO 4217 code of three capital letters", errs);
+                    "must be an ISO 4217 currency code (three capital letters, e.g. EUR)", errs);
     json_get_int(body, "stock", 0, STOCK_MAX, false, &f.stock, errs);
     get_checked_str(body, "status", 1, 16, false, &f.status, status_new_valid,
                     "must be active or draft", errs);
@@ -391,7 +418,7 @@ static void parse_edit(json_object *body, bool put, product_edit *e, json_object
     e->has_price = json_get_int(body, "price_cents", 0, PRICE_MAX, put, &e->price_cents,
                                 errs) == JSON_OK;
     get_checked_str(body, "currency", 3, 3, put, &e->currency, product_currency_valid,
-                    "must be an ISO 4217 code of three capital letters", errs);
+                    "must be an ISO 4217 currency code (three capital letters, e.g. EUR)", errs);
     get_checked_str(body, "status", 1, 16, put, &e->status, status_edit_valid,
                     "must be active, draft or archived", errs);
 }
@@ -461,6 +488,15 @@ int product_stock(http_req *req)
         json_set_int(extra, "requested", -delta);
         product_clear(&p);
         return problem_send_extra(req, 409, "insufficient_stock", detail, extra);
+    }
+    if (rc == STORE_TOO_MUCH) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "would make the stock (%" PRId64 ") more than %lld", p.stock,
+                 STOCK_MAX);
+        product_clear(&p);
+        errs = json_object_new_array();
+        json_add_error(errs, "delta", msg);
+        return problem_invalid(req, errs);
     }
     if (rc != DB_OK) {
         product_clear(&p);

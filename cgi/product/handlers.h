@@ -27,9 +27,10 @@ int product_reservations_confirm(http_req *req);
 int product_reservation_release(http_req *req);
 int product_reservations_expired(http_req *req);
 
-/* Product list cursors (http_cursor_*) have no prefix: base64url of the last
- * id's digits (bench/run.py builds a deep-page cursor the same way). */
-#define PRODUCT_CURSOR ""
+/* The name of product list cursors (http_cursor_prefix, with the filters
+ * "seller=<id or 0>;status=<status or empty>;q=<q or empty>"; bench/run.py
+ * builds a deep-page cursor the same way). */
+#define PRODUCT_CURSOR "p"
 
 /* True when an If-Match / If-None-Match value names ETag "version": `*`
  * matches anything, lists are searched; `weak` (If-None-Match) lets W/"v"

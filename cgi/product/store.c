@@ -382,6 +382,8 @@ static int apply_row_op(struct row_tx *t, product *cur)
     case OP_STOCK:
         if (cur->stock + t->delta < 0)
             return STORE_INSUFFICIENT;
+        if (cur->stock + t->delta > STORE_STOCK_MAX)
+            return STORE_TOO_MUCH;
         n = db_exec("UPDATE products SET stock = stock + ?, version = version + 1,"
                     " updated_at = UTC_TIMESTAMP(3) WHERE id = ?", "ii", t->delta, t->id);
         break;
@@ -400,7 +402,7 @@ static int row_fn(void *arg)
         return rc;
     rc = apply_row_op(t, t->out);
     if (rc != DB_OK)
-        return rc;     /* STORE_INSUFFICIENT leaves the unchanged row in out */
+        return rc;     /* STORE_INSUFFICIENT, _TOO_MUCH leave the unchanged row in out */
     rc = fetch_product(SQL_PRODUCT_GET, t->id, t->out);
     return rc == 1 ? DB_OK : DB_ERROR;
 }

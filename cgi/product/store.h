@@ -127,9 +127,12 @@ int store_product_update(int64_t id, const product_edit *e, store_guard guard,
 /* Archives product `id` (a no-op when it already is).  Same contract. */
 int store_product_archive(int64_t id, store_guard guard, void *ctx, product *out);
 
+/* The most stock a product holds (the API's 10^9). */
+#define STORE_STOCK_MAX 1000000000LL
+
 /* Adds delta to the stock under the row lock and bumps version.  Returns DB_OK,
- * STORE_INSUFFICIENT (with *out the unchanged row), STORE_NOT_FOUND, a guard
- * code, or a db.h code. */
+ * STORE_INSUFFICIENT or STORE_TOO_MUCH (below zero or above STORE_STOCK_MAX;
+ * with *out the unchanged row), STORE_NOT_FOUND, a guard code, or a db.h code. */
 int store_product_add_stock(int64_t id, int64_t delta, store_guard guard,
                             void *ctx, product *out);
 

@@ -474,6 +474,26 @@ def test_auth_user_visibility():
     assert_unauthorized(call("GET", "/auth/users/%d" % a["id"]))
 
 
+def test_auth_the_last_admin_stays_admin():
+    me = call("GET", "/auth/me", token=shop.admin_token()).json
+    # Only the stack's admin is left an admin (earlier tests made others).
+    shop.sql("UPDATE shop_auth.users SET role = 'customer' WHERE role = 'admin' AND id <> %d"
+             % me["id"])
+    path = "/auth/users/%d" % me["id"]
+    for role in ("seller", "customer"):
+        r = call("PATCH", path, {"role": role}, token=shop.admin_token())
+        assert_problem(r, 409, "invalid_state")
+    assert call("GET", path, token=shop.admin_token()).json["role"] == "admin"
+    # With a second admin, either may step down; then the other is the last.
+    u, _ = shop.new_user()
+    r = call("PATCH", "/auth/users/%d" % u["id"], {"role": "admin"}, token=shop.admin_token())
+    assert r.status == 200, r
+    r = call("PATCH", "/auth/users/%d" % u["id"], {"role": "customer"}, token=shop.admin_token())
+    assert r.status == 200 and r.json["role"] == "customer", r
+    assert_problem(call("PATCH", path, {"role": "customer"}, token=shop.admin_token()),
+                   409, "invalid_state")
+
+
 def test_auth_role_change_by_admin_only():
     u, tu = shop.new_user()
     admin = shop.admin_token()

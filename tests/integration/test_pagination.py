@@ -131,6 +131,28 @@ def test_a_cursor_of_one_list_is_refused_by_the_other():
     assert_problem(call("GET", "/products?cursor=%s" % ocur, token=_seller()), 400, "invalid_cursor")
 
 
+def test_a_cursor_is_taken_back_only_with_its_filters():
+    tag = shop.unique("filt")
+    _products(tag, 3)
+    cur = call("GET", "/products?limit=1&q=%s" % tag).json["next_cursor"]
+    assert cur
+    assert call("GET", "/products?limit=1&q=%s&cursor=%s" % (tag, cur)).status == 200
+    for other in ("/products?limit=1&cursor=%s", "/products?limit=1&status=draft&q=" + tag + "&cursor=%s",
+                  "/products?limit=1&q=" + tag + "x&cursor=%s", "/products?seller_id=1&q=" + tag + "&cursor=%s"):
+        assert_problem(call("GET", other % cur), 400, "invalid_cursor")
+    # Nor is a cursor made up from an id (base64url of "5").
+    assert_problem(call("GET", "/products?cursor=NQ"), 400, "invalid_cursor")
+    # Orders: an admin's cursor for one user's orders is not another's.
+    (a, ta), (b, _) = shop.new_user(), shop.new_user()
+    _orders(ta, 2)
+    adm = shop.admin_token()
+    cur = call("GET", "/orders?user_id=%d&limit=1" % a["id"], token=adm).json["next_cursor"]
+    assert cur
+    assert call("GET", "/orders?user_id=%d&limit=1&cursor=%s" % (a["id"], cur), token=adm).status == 200
+    for other in ("/orders?user_id=%d&cursor=%%s" % b["id"], "/orders?cursor=%s"):
+        assert_problem(call("GET", other % cur, token=adm), 400, "invalid_cursor")
+
+
 def test_admin_pages_through_one_users_orders():
     (a, ta), (_, tb) = shop.new_user(), shop.new_user()
     mine = []
