@@ -12,7 +12,8 @@ A Load runs `threads` threads, each looping over a weighted mix until stop():
 Retry rule (what a careful client may do safely): a GET, a POST carrying an
 Idempotency-Key, or a login that gets no answer, a 5xx or 409
 idempotency_in_progress is sent once more, identical (same key), after
-`pause` seconds.  A login is safe to repeat although it is a POST without a
+`pause` seconds, or after the answer's Retry-After when it asks for longer
+(a 503 says when to come back; at most 5 s).  A login is safe to repeat although it is a POST without a
 key: it changes nothing a client relies on (a repeat only issues one more
 refresh token).  Nothing else in the mix could be repeated safely.
 The client timeout (35 s) is above HAProxy's `timeout server` (30 s), so a
@@ -85,6 +86,13 @@ class Rec:
 
 def _retry_safe(method, path, headers):
     return method == "GET" or "Idempotency-Key" in headers or path == "/auth/login"
+
+
+def _retry_after(resp):
+    """Seconds the answer asks the client to wait (Retry-After in seconds,
+    at most 5), 0 when it does not say."""
+    v = resp.header("retry-after") if resp is not None else None
+    return min(int(v), 5) if v and v.strip().isdigit() else 0
 
 
 def _worth_retrying(status, code):
@@ -187,7 +195,7 @@ class Load:
                     or not _retry_safe(method, path, headers) or self._stop.is_set() and status:
                 break
             rec.retried = True
-            time.sleep(self.pause)
+            time.sleep(max(self.pause, _retry_after(resp)))
         rec.t_end = time.time()
         return resp
 
