@@ -37,6 +37,7 @@ enum {
     STORE_STANDING = -16,       /* order: the reservation already has its order */
     STORE_FENCED = -17,         /* order: the reservation was given up (expired) */
     STORE_TOO_MUCH = -18,       /* product: stock would go above STORE_STOCK_MAX */
+    STORE_MIXED = -19,          /* product reservation: lines in more than one currency */
     STORE_GUARD_MIN = -100,
 };
 

@@ -349,6 +349,20 @@ static json_object *order_unavailable_errors(const placing *p, json_object *repl
     return errs;
 }
 
+/* True when a problem body's errors name `field`. */
+static bool order_reply_error_on(json_object *body, const char *field)
+{
+    json_object *errs, *f;
+    if (!body || !json_object_object_get_ex(body, "errors", &errs) ||
+        !json_object_is_type(errs, json_type_array))
+        return false;
+    for (size_t i = 0; i < json_object_array_length(errs); i++)
+        if (json_object_object_get_ex(json_object_array_get_idx(errs, i), "field", &f) &&
+            strcmp(json_object_get_string(f), field) == 0)
+            return true;
+    return false;
+}
+
 /* Reserves the stock under p->rid, then writes the order.  Returns the
  * status sent, or 0 when the reservation id is spent (released or fenced:
  * the caller retries under a fresh one). */
@@ -406,6 +420,15 @@ static int order_place(placing *p)
         json_object_object_add(extra, "errors", order_unavailable_errors(p, reply_items));
         status = order_refuse(p, 422, "product_unavailable",
                               "some products do not exist or are not for sale", extra);
+    } else if (r.status == 422 && strcmp(code, "validation_failed") == 0 &&
+               order_reply_error_on(r.body, "items")) {
+        /* Product holds a reservation to one currency (nothing was taken);
+         * the lines themselves were checked here before. */
+        json_object *extra = json_object_new_object(), *errs = json_object_new_array();
+        json_add_error(errs, "items", "all products of an order must have the same currency");
+        json_object_object_add(extra, "errors", errs);
+        status = order_refuse(p, 422, "validation_failed",
+                              "the products are priced in different currencies", extra);
     } else if (r.status == 409 && strcmp(code, "invalid_state") == 0) {
         status = 0;     /* this reservation id was released: start anew */
     } else {

@@ -617,6 +617,10 @@ int product_reserve(http_req *req)
     int rc = store_reserve(id, user_id, ttl < 1 ? 1 : (int)ttl, lines, n, &r);
     if (rc == STORE_UNAVAILABLE || rc == STORE_INSUFFICIENT) {
         rc = reply_bad_lines(req, rc, lines, n);
+    } else if (rc == STORE_MIXED) {
+        json_object *errs = json_object_new_array();
+        json_add_error(errs, "items", "all products of an order must have the same currency");
+        rc = problem_invalid(req, errs);
     } else if (rc == STORE_INVALID_STATE) {
         rc = problem_send(req, 409, "invalid_state", "Reservation %" PRId64 " was released.", id);
     } else if (rc != DB_OK) {

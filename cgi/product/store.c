@@ -498,12 +498,16 @@ static int replay_reservation(struct reserve_tx *t)
 
 /* Takes every line through schema.sql's reserve_line (ascending product
  * id; the first call also writes the reservation row), copying the sale data
- * each answers.  Returns DB_OK, STORE_UNAVAILABLE or STORE_INSUFFICIENT
- * (lines marked bad: the caller's rollback undoes the lines taken), DB_CONFLICT
- * when the reservation row exists already, or DB_ERROR. */
+ * each answers.  Returns DB_OK, STORE_UNAVAILABLE, STORE_MIXED (active
+ * lines in more than one currency: one reservation is one order's) or
+ * STORE_INSUFFICIENT, in that order of precedence (lines marked bad: the
+ * caller's rollback undoes the lines taken), DB_CONFLICT when the
+ * reservation row exists already, or DB_ERROR. */
 static int take_lines(struct reserve_tx *t)
 {
     int unavailable = 0, short_lines = 0;
+    bool mixed = false;
+    const char *currency = NULL;
     for (int k = 0; k < t->n; k++) {
         int i = t->order[k];
         resv_line *l = &t->req[i];
@@ -527,6 +531,9 @@ static int take_lines(struct reserve_tx *t)
             l->unit_price_cents = db_int(r, 0, 2);
             db_copy(l->currency, sizeof l->currency, r, 0, 3);
             l->available = db_int(r, 0, 4);
+            if (currency && strcmp(currency, l->currency) != 0)
+                mixed = true;
+            currency = currency ? currency : l->currency;
             if (l->quantity > l->available) {
                 l->bad = true;
                 short_lines++;
@@ -541,6 +548,8 @@ static int take_lines(struct reserve_tx *t)
                 t->req[i].bad = false;
         return STORE_UNAVAILABLE;
     }
+    if (mixed)
+        return STORE_MIXED;
     return short_lines ? STORE_INSUFFICIENT : DB_OK;
 }
 
