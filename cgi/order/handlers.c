@@ -265,6 +265,16 @@ static int order_reply_standing(placing *p, int64_t order_id)
     return http_reply_json(p->req, 201, body);
 }
 
+/* The 422 for an order across currencies. */
+static int order_refuse_mixed(placing *p)
+{
+    json_object *extra = json_object_new_object(), *errs = json_object_new_array();
+    json_add_error(errs, "items", "all products of an order must have the same currency");
+    json_object_object_add(extra, "errors", errs);
+    return order_refuse(p, 422, "validation_failed",
+                        "the products are priced in different currencies", extra);
+}
+
 /* Product holds the stock: write the order.  Returns the status sent, or 0
  * when the reservation was given up meanwhile (the caller starts anew). */
 static int order_write(placing *p, json_object *reply)
@@ -300,11 +310,7 @@ static int order_write(placing *p, json_object *reply)
     }
     if (mixed) {
         reservation_release(0, p->rid);   /* if this fails, its TTL does it */
-        json_object *extra = json_object_new_object(), *errs = json_object_new_array();
-        json_add_error(errs, "items", "all products of an order must have the same currency");
-        json_object_object_add(extra, "errors", errs);
-        return order_refuse(p, 422, "validation_failed",
-                            "the products are priced in different currencies", extra);
+        return order_refuse_mixed(p);
     }
 
     store_new_order o = { p->user_id, p->rid, items, p->n, currency, p->key, p->hash };
@@ -424,11 +430,7 @@ static int order_place(placing *p)
                order_reply_error_on(r.body, "items")) {
         /* Product holds a reservation to one currency (nothing was taken);
          * the lines themselves were checked here before. */
-        json_object *extra = json_object_new_object(), *errs = json_object_new_array();
-        json_add_error(errs, "items", "all products of an order must have the same currency");
-        json_object_object_add(extra, "errors", errs);
-        status = order_refuse(p, 422, "validation_failed",
-                              "the products are priced in different currencies", extra);
+        status = order_refuse_mixed(p);
     } else if (r.status == 409 && strcmp(code, "invalid_state") == 0) {
         status = 0;     /* this reservation id was released: start anew */
     } else {
