@@ -188,22 +188,18 @@ void settle_handle_batch(const event *evs, int n, int *verdicts, void *ctx)
      * may be one event's (a poison message): each in its own transaction,
      * so the others go through and that one alone is given back (then
      * dead-lettered at the delivery limit). */
-    if (rc == DB_CONFLICT) {
-        log_info("settle: a batch of %d events holds one processed before: one transaction each",
-                 m);
-        metrics_inc(METRIC_SETTLE_FALLBACKS, 1);
-        for (int j = 0; j < m; j++)
-            verdicts[a[j].at] = settle_one(&a[j]);
-        return;
-    }
-    if (rc == DB_UNAVAILABLE || m == 1) {
+    if (rc != DB_CONFLICT && (rc == DB_UNAVAILABLE || m == 1)) {
         log_warn("settle: a batch of %d events not settled (database, %d)", m, rc);
         for (int j = 0; j < m; j++)
             verdicts[a[j].at] = CONSUME_RETRY;
         return;
     }
-    log_warn("settle: a batch of %d events failed (database, %d): one transaction each", m,
-             rc);
+    if (rc == DB_CONFLICT)
+        log_info("settle: a batch of %d events holds one processed before: one transaction each",
+                 m);
+    else
+        log_warn("settle: a batch of %d events failed (database, %d): one transaction each", m,
+                 rc);
     metrics_inc(METRIC_SETTLE_FALLBACKS, 1);
     for (int j = 0; j < m; j++)
         verdicts[a[j].at] = settle_one(&a[j]);

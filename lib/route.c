@@ -126,6 +126,11 @@ static bool route_json_type(const char *ct, const char *method)
     return *p == '\0';
 }
 
+static int route_refuse_type(http_req *req)
+{
+    return problem_send(req, 415, "unsupported_media_type", "Send Content-Type: application/json.");
+}
+
 /* Reads and parses the JSON body into req->json.  Returns 0 or the status of
  * the problem sent. */
 static int route_read_json(http_req *req)
@@ -138,7 +143,7 @@ static int route_read_json(http_req *req)
     if (req->body_len == 0)
         return problem_send(req, 400, "malformed_json", "A JSON body is required.");
     if (!route_json_type(http_header(req, "Content-Type"), req->method))
-        return problem_send(req, 415, "unsupported_media_type", "Send Content-Type: application/json.");
+        return route_refuse_type(req);
     req->json = json_parse_strict(req->body, req->body_len);
     if (!req->json && !json_is_null(req->body, req->body_len))
         return problem_send(req, 400, "malformed_json", "The body is not well-formed JSON.");
@@ -188,6 +193,6 @@ int route_dispatch(const route *table, size_t n, http_req *req)
      * "{}"), but a body still says what it is. */
     if (!hit->body && req->body_len > 0 &&
         !route_json_type(http_header(req, "Content-Type"), req->method))
-        return problem_send(req, 415, "unsupported_media_type", "Send Content-Type: application/json.");
+        return route_refuse_type(req);
     return hit->handler(req);
 }

@@ -611,28 +611,6 @@ struct confirm_tx {
     char (*status)[10];
 };
 
-int store_confirm_in_tx(int64_t id, char status[10])
-{
-    int64_t n = db_exec("UPDATE reservations SET status = 'confirmed',"
-                        " updated_at = UTC_TIMESTAMP(3) WHERE id = ? AND status = 'held'",
-                        "i", id);
-    if (n < 0)
-        return (int)n;
-    if (n == 1) {
-        snprintf(status, 10, "%s", "confirmed");
-        return DB_OK;
-    }
-    db_res *r = db_query("SELECT status FROM reservations WHERE id = ?", "i", id);
-    if (!r)
-        return DB_ERROR;
-    if (db_rows(r))
-        db_copy(status, 10, r, 0, 0);
-    else
-        snprintf(status, 10, "missing");
-    db_free(r);
-    return DB_OK;
-}
-
 /* Two statements per DB_IDS_MAX reservations: the held ones confirmed,
  * then every one's status read (the sweep asks for orders the settle
  * consumer has mostly confirmed already). */

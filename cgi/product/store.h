@@ -187,8 +187,7 @@ int store_release(int64_t id);
 
 /* The bodies of the above, for a caller that runs them inside its own
  * transaction (the settle consumer, events/settle.c, with its dedupe rows).
- * store_confirm_in_tx and store_confirm_many_in_tx fill status as above. */
-int store_confirm_in_tx(int64_t id, char status[10]);
+ * store_confirm_many_in_tx fills status as store_confirm_many does. */
 int store_confirm_many_in_tx(const int64_t *ids, int n, char (*status)[10]);
 int store_release_in_tx(int64_t id);
 
