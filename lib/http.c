@@ -164,7 +164,22 @@ const char *http_reason(int status)
     }
 }
 
-/* Writes status line, headers and body.  The only writer of responses. */
+/* True when a header `name` was added to the response (http_add_header). */
+static bool http_has_out_header(const http_req *req, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = req->headers; p && *p;) {
+        if (strncasecmp(p, name, n) == 0 && p[n] == ':')
+            return true;
+        const char *eol = strstr(p, "\r\n");
+        p = eol ? eol + 2 : NULL;
+    }
+    return false;
+}
+
+/* Writes status line, headers and body.  The only writer of responses.  An
+ * answer that says nothing of caching is not cacheable (Cache-Control:
+ * no-store): only what a handler marks public may be kept. */
 static int http_send(http_req *req, int status, const char *ctype, const char *body, size_t len)
 {
     FCGX_Request *f = req->fcgi;
@@ -173,6 +188,8 @@ static int http_send(http_req *req, int status, const char *ctype, const char *b
         return req->status;
     }
     req->status = status;
+    if (!http_has_out_header(req, "Cache-Control"))
+        http_add_header(req, "Cache-Control", "no-store");
     if (!f) {
         free(req->sent);
         req->sent = strndup(body ? body : "", len);
@@ -245,10 +262,26 @@ void http_format_time(time_t t, char *buf, size_t n)
     strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* 8 hex digits of BLAKE2b over "<prefix><id>": a cursor's check, so a cursor
+ * edited by hand (an id cut short or changed) is refused. */
+static void http_cursor_check(const char *prefix, int64_t id, char out[9])
+{
+    char text[48];
+    unsigned char h[crypto_generichash_BYTES_MIN];
+    int len = snprintf(text, sizeof text, "%s%" PRId64, prefix, id);
+    if (len < 0 || (size_t)len >= sizeof text ||
+        crypto_generichash(h, sizeof h, (const unsigned char *)text, (size_t)len, NULL, 0) != 0) {
+        log_error("http: cannot hash a cursor");
+        memset(h, 0, sizeof h);
+    }
+    snprintf(out, 9, "%02x%02x%02x%02x", h[0], h[1], h[2], h[3]);
+}
+
 void http_cursor_encode(const char *prefix, int64_t id, char *buf, size_t n)
 {
-    char raw[48];
-    int len = snprintf(raw, sizeof raw, "%s%" PRId64, prefix, id);
+    char raw[48], check[9];
+    http_cursor_check(prefix, id, check);
+    int len = snprintf(raw, sizeof raw, "%s%" PRId64 ".%s", prefix, id, check);
     if (len < 0 || (size_t)len >= sizeof raw ||
         n < sodium_base64_ENCODED_LEN((size_t)len, sodium_base64_VARIANT_URLSAFE_NO_PADDING)) {
         if (n)
@@ -304,14 +337,18 @@ bool http_cursor_decode(const char *prefix, const char *cursor, int64_t *id)
     if (len <= plen || memcmp(raw, prefix, plen) != 0)
         return false;
     const char *digits = (const char *)raw + plen;
-    if (strlen(digits) > 18 || digits[0] < '1' || digits[0] > '9')
+    if (digits[0] < '1' || digits[0] > '9')
         return false;
     int64_t v = 0;
-    for (const char *p = digits; *p; p++) {
-        if (*p < '0' || *p > '9')
+    const char *p = digits;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (p - digits >= 18)
             return false;
         v = v * 10 + (*p - '0');
     }
+    if (*p != '.')
+        return false;
+    /* The check and the one spelling: encoding v again gives the same text. */
     char again[72];
     http_cursor_encode(prefix, v, again, sizeof again);
     if (strcmp(again, cursor) != 0)      /* another spelling of the same bytes */

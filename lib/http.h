@@ -77,9 +77,11 @@ int http_reply_raw(http_req *req, int status, const char *content_type,
 const char *http_reason(int status);
 
 /* Opaque keyset cursors for lists: base64url (no padding) of prefix + the
- * decimal id of the last row shown.  Decoding accepts exactly one spelling per
- * value (the one encode makes), so a cursor cannot be forged into another
- * shape; ids are positive and at most 18 digits.  buf needs >= 48 bytes. */
+ * decimal id of the last row shown + "." + 8 hex digits of BLAKE2b over the
+ * two.  Decoding accepts exactly one spelling per value (the one encode
+ * makes) with its check, so a cursor edited by hand (another id, a character
+ * dropped) is refused; ids are positive and at most 18 digits.  buf needs
+ * >= 64 bytes. */
 void http_cursor_encode(const char *prefix, int64_t id, char *buf, size_t n);
 bool http_cursor_decode(const char *prefix, const char *cursor, int64_t *id);
 

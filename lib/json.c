@@ -48,6 +48,23 @@ static size_t json_number_end(const char *s, size_t n, size_t i)
     return i < n && (json_digit(s[i]) || s[i] == '.') ? 0 : i;
 }
 
+/* The code unit of the \uXXXX escape at s[i] (s[i] == '\\'), or -1. */
+static long json_u_escape(const char *s, size_t n, size_t i)
+{
+    if (i + 6 > n || s[i] != '\\' || s[i + 1] != 'u')
+        return -1;
+    long v = 0;
+    for (size_t k = i + 2; k < i + 6; k++) {
+        char c = s[k];
+        int d = json_digit(c) ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+                : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+        if (d < 0)
+            return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
 static bool json_lexically_valid(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -56,8 +73,22 @@ static bool json_lexically_valid(const char *s, size_t n)
             for (i++; i < n && s[i] != '"'; i++) {
                 if ((unsigned char)s[i] < 0x20)
                     return false;
-                if (s[i] == '\\')
+                if (s[i] != '\\')
+                    continue;
+                /* A surrogate escape must be a high one followed by a low
+                 * one: a lone half is no character (json-c would make it
+                 * U+FFFD, so two different texts would read the same). */
+                long u = json_u_escape(s, n, i);
+                if (u >= 0xDC00 && u <= 0xDFFF)
+                    return false;
+                if (u >= 0xD800 && u <= 0xDBFF) {
+                    long lo = json_u_escape(s, n, i + 6);
+                    if (lo < 0xDC00 || lo > 0xDFFF)
+                        return false;
+                    i += 11;
+                } else {
                     i++;
+                }
             }
             continue;
         }
@@ -99,6 +130,12 @@ json_object *json_parse_strict(const char *text, size_t len)
     json_object *o = json_tokener_parse_ex(tok, text, (int)len);
     enum json_tokener_error err = json_tokener_get_error(tok);
     size_t used = json_tokener_get_parse_end(tok);
+    if (err == json_tokener_continue && used == len) {
+        /* A top-level number or word ("1", "true") may go on in json-c's
+         * eyes; the end of the text ends it. */
+        o = json_tokener_parse_ex(tok, " ", 1);
+        err = json_tokener_get_error(tok);
+    }
     json_tokener_free(tok);
     if (err != json_tokener_success) {
         json_object_put(o);
@@ -158,23 +195,38 @@ int json_check_fields(json_object *obj, const char *const allowed[], json_object
     return unknown;
 }
 
-/* Looks up key; JSON null counts as absent.  Adds "required" when needed. */
-static json_object *json_member(json_object *obj, const char *key, bool required, json_object *errs)
+/* Looks up key into *v: JSON_OK, JSON_ABSENT (an error added when it is
+ * required) or JSON_BAD for a null member: null is no value of any field
+ * these read (a merge patch's null is the caller's to handle first). */
+static int json_member(json_object *obj, const char *key, bool required, json_object *errs,
+                       json_object **v)
+{
+    *v = NULL;
+    if (!obj || !json_object_object_get_ex(obj, key, v)) {
+        if (required)
+            json_add_error(errs, key, "is required");
+        return JSON_ABSENT;
+    }
+    if (!*v) {
+        json_add_error(errs, key, "must not be null");
+        return JSON_BAD;
+    }
+    return JSON_OK;
+}
+
+bool json_null_member(json_object *obj, const char *key)
 {
     json_object *v = NULL;
-    if (obj && json_object_object_get_ex(obj, key, &v) && v)
-        return v;
-    if (required)
-        json_add_error(errs, key, "is required");
-    return NULL;
+    return obj && json_object_object_get_ex(obj, key, &v) && v == NULL;
 }
 
 int json_get_int(json_object *obj, const char *key, int64_t min, int64_t max, bool required,
                  int64_t *out, json_object *errs)
 {
-    json_object *v = json_member(obj, key, required, errs);
-    if (!v)
-        return JSON_ABSENT;
+    json_object *v;
+    int rc = json_member(obj, key, required, errs, &v);
+    if (rc != JSON_OK)
+        return rc;
     if (json_object_get_type(v) != json_type_int) {
         json_add_error(errs, key, "must be an integer");
         return JSON_BAD;
@@ -235,9 +287,10 @@ long json_utf8_len(const char *s, size_t n)
 int json_get_str(json_object *obj, const char *key, size_t min, size_t max, bool required,
                  const char **out, json_object *errs)
 {
-    json_object *v = json_member(obj, key, required, errs);
-    if (!v)
-        return JSON_ABSENT;
+    json_object *v;
+    int rc = json_member(obj, key, required, errs, &v);
+    if (rc != JSON_OK)
+        return rc;
     if (json_object_get_type(v) != json_type_string) {
         json_add_error(errs, key, "must be a string");
         return JSON_BAD;

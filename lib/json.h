@@ -30,14 +30,19 @@ int json_check_fields(json_object *obj, const char *const allowed[], json_object
 enum { JSON_ABSENT = 0, JSON_OK = 1, JSON_BAD = -1 };
 
 /* Reads integer member `key` in [min, max].  Rejects floats, strings, bools.
- * JSON null counts as absent.  When absent and `required`, adds an error. */
+ * When absent and `required`, adds an error; a null member is an error
+ * ("must not be null", JSON_BAD) whether required or not. */
 int json_get_int(json_object *obj, const char *key, int64_t min, int64_t max,
                  bool required, int64_t *out, json_object *errs);
 
 /* Reads string member `key` of min..max Unicode characters (valid UTF-8, no
- * NUL).  *out points into obj.  JSON null counts as absent. */
+ * NUL).  *out points into obj.  Absent and null as json_get_int. */
 int json_get_str(json_object *obj, const char *key, size_t min, size_t max,
                  bool required, const char **out, json_object *errs);
+
+/* True when obj has member key with the value null (a merge patch's
+ * removal, or an optional field that allows null). */
+bool json_null_member(json_object *obj, const char *key);
 
 /* Number of Unicode code points in s, or -1 when s is not valid UTF-8. */
 long json_utf8_len(const char *s, size_t n);

@@ -242,10 +242,14 @@ def sql(sock, query, variables=None):
 
 def product_cursor(after_id, filters="seller=0;status=;q="):
     """The product service's cursor for 'ids after after_id' in the list with
-    these filters (default: none): base64url without padding of "p" + the
-    first 4 bytes (hex) of BLAKE2b-128 of the filters + ":" + the decimal id
-    (lib/http.c http_cursor_prefix, cgi/product/handlers.c product_list).
-    A test or the benchmark that needs a deep page without walking to it."""
+    these filters (default: none): base64url without padding of the prefix
+    ("p" + the first 4 bytes (hex) of BLAKE2b-128 of the filters + ":"), the
+    decimal id, "." and the first 4 bytes (hex) of BLAKE2b-128 of prefix and
+    id (lib/http.c http_cursor_prefix and http_cursor_encode,
+    cgi/product/handlers.c product_list).  A test or the benchmark that needs
+    a deep page without walking to it."""
     tag = hashlib.blake2b(filters.encode(), digest_size=16).hexdigest()[:8]
-    raw = "p%s:%d" % (tag, after_id)
+    head = "p%s:%d" % (tag, after_id)
+    check = hashlib.blake2b(head.encode(), digest_size=16).hexdigest()[:8]
+    raw = "%s.%s" % (head, check)
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")

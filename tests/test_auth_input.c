@@ -30,6 +30,21 @@ static void test_email_rejects(void)
     CU_ASSERT_EQUAL(auth_email_normalize(NULL, email, norm), -1);
 }
 
+/* Registration's shape check (auth_email_valid) on trimmed addresses. */
+static void test_email_shape(void)
+{
+    const char *good[] = {"a@b", "Ada.L@Example.TEST", "o'brien+tag@mail.example-one.org",
+                          "José@bücher.example", "x_y-z!#$%&*/=?^`{|}~@a1.b2", NULL};
+    for (int i = 0; good[i]; i++)
+        CU_ASSERT_TRUE(auth_email_valid(good[i]));
+    const char *bad[] = {".a@b.c", "a.@b.c", "a..b@c.d", "a@b..c", "a@.b", "a@b.c.", "a@-b.c",
+                         "a@b-.c", "a@b.c-", "a<x>@b.c", "a\\@b.c", "\"a\"@b.c", "a,b@c.d",
+                         "a@b_c.d", "a@[1.2.3.4]", "a\xc2\xa0" "@b.c", "\xe2\x80\xa8" "a@b.c",
+                         "a@b\xe3\x80\x80" ".c", "a\xe2\x80\x8b" "@b.c", "a\xc2\x85" "@b.c", "ab", NULL};
+    for (int i = 0; bad[i]; i++)
+        CU_ASSERT_FALSE(auth_email_valid(bad[i]));
+}
+
 static void test_email_length_in_characters(void)
 {
     char in[1200];
@@ -92,6 +107,7 @@ int main(void)
     CU_add_test(s, "email trimmed and case-folded", test_email_trim_and_fold);
     CU_add_test(s, "email shapes rejected", test_email_rejects);
     CU_add_test(s, "email length in characters", test_email_length_in_characters);
+    CU_add_test(s, "email shape at registration", test_email_shape);
     CU_add_test(s, "password 8-128 characters", test_password_length);
     CU_add_test(s, "password hash Argon2id", test_password_hash_is_argon2id);
     return cunit_run_all();

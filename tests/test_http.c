@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <CUnit/Basic.h>
+#include <sodium.h>
 #include "cunit_main.h"
 #include "json.h"
 #include "problem.h"
@@ -124,6 +125,24 @@ static void test_headers_from_env(void)
     req_done(&r);
 }
 
+/* An answer that says nothing of caching is not cacheable; one that says
+ * something keeps its word, once. */
+static void test_cache_control_default(void)
+{
+    http_req r;
+    req_init(&r, "GET", "/", NULL);
+    CU_ASSERT_EQUAL(http_reply_json(&r, 200, json_object_new_object()), 200);
+    CU_ASSERT_PTR_NOT_NULL(r.headers && strstr(r.headers, "Cache-Control: no-store\r\n"));
+    req_done(&r);
+
+    req_init(&r, "GET", "/", NULL);
+    http_add_header(&r, "cache-control", "public, max-age=5");
+    CU_ASSERT_EQUAL(http_reply_empty(&r, 304), 304);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.headers, "cache-control: public, max-age=5\r\n"));
+    CU_ASSERT_PTR_NULL(strstr(r.headers, "no-store"));
+    req_done(&r);
+}
+
 static void test_format_time(void)
 {
     char buf[32];
@@ -145,17 +164,51 @@ static void test_route_match(void)
     CU_ASSERT_FALSE(route_match("/products/{id}", "/products/1234567890123456789", &id));
 }
 
+/* base64url (no padding) of text, for building cursors by hand. */
+static void b64(const char *text, char *out, size_t n)
+{
+    sodium_bin2base64(out, n, (const unsigned char *)text, strlen(text),
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
 static void test_cursor(void)
 {
-    char buf[64];
+    char buf[64], raw[64], forged[96];
+    size_t len = 0;
     int64_t id = 0;
     http_cursor_encode("p:", 123456789012345678LL, buf, sizeof buf);
     CU_ASSERT_TRUE(http_cursor_decode("p:", buf, &id));
     CU_ASSERT_EQUAL(id, 123456789012345678LL);
     CU_ASSERT_FALSE(http_cursor_decode("q:", buf, &id));   /* another list's cursor */
-    http_cursor_encode("", 42, buf, sizeof buf);
-    CU_ASSERT_STRING_EQUAL(buf, "NDI");                    /* base64url("42") */
-    CU_ASSERT_FALSE(http_cursor_decode("", "NDI=", &id));  /* padding: not our spelling */
+
+    /* What it holds: prefix, id, "." and an 8-hex-digit check. */
+    http_cursor_encode("p:", 42, buf, sizeof buf);
+    CU_ASSERT_EQUAL_FATAL(sodium_base642bin((unsigned char *)raw, sizeof raw - 1, buf, strlen(buf),
+                                            NULL, &len, NULL,
+                                            sodium_base64_VARIANT_URLSAFE_NO_PADDING), 0);
+    raw[len] = '\0';
+    CU_ASSERT_EQUAL(len, strlen("p:42.") + 8);
+    CU_ASSERT_EQUAL(strncmp(raw, "p:42.", 5), 0);
+    /* Edited by hand: another id under the same check, a digit dropped, the
+     * check cut short or left out: all refused. */
+    char edited[64];
+    snprintf(edited, sizeof edited, "p:43%s", raw + 4);
+    b64(edited, forged, sizeof forged);
+    CU_ASSERT_FALSE(http_cursor_decode("p:", forged, &id));
+    snprintf(edited, sizeof edited, "p:4%s", raw + 4);
+    b64(edited, forged, sizeof forged);
+    CU_ASSERT_FALSE(http_cursor_decode("p:", forged, &id));
+    snprintf(edited, sizeof edited, "%.*s", (int)len - 1, raw);
+    b64(edited, forged, sizeof forged);
+    CU_ASSERT_FALSE(http_cursor_decode("p:", forged, &id));
+    b64("p:42", forged, sizeof forged);
+    CU_ASSERT_FALSE(http_cursor_decode("p:", forged, &id));
+    snprintf(forged, sizeof forged, "%.*s", (int)strlen(buf) - 1, buf);  /* a character cut */
+    CU_ASSERT_FALSE(http_cursor_decode("p:", forged, &id));
+    snprintf(forged, sizeof forged, "%s=", buf);                          /* padding: not ours */
+    CU_ASSERT_FALSE(http_cursor_decode("p:", forged, &id));
+
+    CU_ASSERT_FALSE(http_cursor_decode("", "NDI", &id));   /* "42" bare */
     CU_ASSERT_FALSE(http_cursor_decode("", "NDJ", &id));   /* same bytes, other bits */
     CU_ASSERT_FALSE(http_cursor_decode("", "MDQy", &id));  /* "042" */
     CU_ASSERT_FALSE(http_cursor_decode("", "MA", &id));    /* "0" */
@@ -364,6 +417,7 @@ int main(void)
     CU_add_test(s, "integer query parameters", test_query_int);
     CU_add_test(s, "request id", test_request_id);
     CU_add_test(s, "headers from env", test_headers_from_env);
+    CU_add_test(s, "cache-control default", test_cache_control_default);
     CU_add_test(s, "format time", test_format_time);
     CU_add_test(s, "route match", test_route_match);
     CU_add_test(s, "cursor", test_cursor);

@@ -57,6 +57,34 @@ static void test_parse_accepts_valid_and_rejects_malformed(void)
     CU_ASSERT_FALSE(json_is_null("nul", 3));
     CU_ASSERT_FALSE(json_is_null("null x", 6));
     CU_ASSERT_FALSE(json_is_null("{}", 2));
+    /* Any value is a JSON text, a bare number or word too (no object: the
+     * caller's 422); what follows it must still be whitespace. */
+    o = parse(" 1 ");
+    CU_ASSERT_TRUE(o && json_object_is_type(o, json_type_int) && json_object_get_int(o) == 1);
+    json_object_put(o);
+    o = parse("-2.5e3");
+    CU_ASSERT_TRUE(o && json_object_is_type(o, json_type_double));
+    json_object_put(o);
+    o = parse("true");
+    CU_ASSERT_TRUE(o && json_object_is_type(o, json_type_boolean));
+    json_object_put(o);
+    CU_ASSERT_PTR_NULL(parse("1 x"));
+    CU_ASSERT_PTR_NULL(parse("1 2"));
+    CU_ASSERT_PTR_NULL(parse("tru"));
+    CU_ASSERT_PTR_NULL(parse("{\"a\": 1"));
+}
+
+/* A \u escape of half a surrogate pair is no character. */
+static void test_parse_rejects_lone_surrogates(void)
+{
+    json_object *o = parse("{\"p\": \"\\ud83d\\ude00 \\\\ud800\"}");    /* a pair; "\\" */
+    CU_ASSERT_PTR_NOT_NULL(o);
+    json_object_put(o);
+    CU_ASSERT_PTR_NULL(parse("{\"p\": \"\\ud800\"}"));
+    CU_ASSERT_PTR_NULL(parse("{\"p\": \"\\uDBFFx\"}"));
+    CU_ASSERT_PTR_NULL(parse("{\"p\": \"\\ud800\\u0041\"}"));
+    CU_ASSERT_PTR_NULL(parse("{\"p\": \"\\udc00\"}"));
+    CU_ASSERT_PTR_NULL(parse("{\"\\ud800\": 1}"));                       /* a member name */
 }
 
 static void test_parse_rejects_bytes_that_are_not_utf8(void)
@@ -107,12 +135,18 @@ static void test_get_int_absent_and_null(void)
     json_object *errs = json_object_new_array();
     int64_t v = 42;
     CU_ASSERT_EQUAL(json_get_int(o, "missing", 0, 10, false, &v, errs), JSON_ABSENT);
-    CU_ASSERT_EQUAL(json_get_int(o, "n", 0, 10, false, &v, errs), JSON_ABSENT);
-    CU_ASSERT_EQUAL(v, 42);
     CU_ASSERT_EQUAL(json_object_array_length(errs), 0);
-    CU_ASSERT_EQUAL(json_get_int(o, "missing", 0, 10, true, &v, errs), JSON_ABSENT);
+    /* null is no integer, optional or not: an error naming the field */
+    CU_ASSERT_EQUAL(json_get_int(o, "n", 0, 10, false, &v, errs), JSON_BAD);
+    CU_ASSERT_EQUAL(v, 42);
     CU_ASSERT_EQUAL(json_object_array_length(errs), 1);
-    CU_ASSERT_STRING_EQUAL(first_field(errs), "missing");
+    CU_ASSERT_STRING_EQUAL(first_field(errs), "n");
+    const char *s = "kept";
+    CU_ASSERT_EQUAL(json_get_str(o, "n", 0, 10, true, &s, errs), JSON_BAD);
+    CU_ASSERT_STRING_EQUAL(s, "kept");
+    CU_ASSERT_EQUAL(json_object_array_length(errs), 2);
+    CU_ASSERT_EQUAL(json_get_int(o, "missing", 0, 10, true, &v, errs), JSON_ABSENT);
+    CU_ASSERT_EQUAL(json_object_array_length(errs), 3);
     json_object_put(errs);
     json_object_put(o);
 }
@@ -164,6 +198,7 @@ int main(void)
     CU_add_test(s, "parse rejects bytes that are not UTF-8", test_parse_rejects_bytes_that_are_not_utf8);
     CU_add_test(s, "parse limits depth", test_parse_limits_depth);
     CU_add_test(s, "get_int is strict", test_get_int_is_strict);
+    CU_add_test(s, "lone surrogates", test_parse_rejects_lone_surrogates);
     CU_add_test(s, "get_int absent and null", test_get_int_absent_and_null);
     CU_add_test(s, "get_str counts characters", test_get_str_counts_characters);
     CU_add_test(s, "utf8_len", test_utf8_len);

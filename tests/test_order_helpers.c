@@ -176,6 +176,17 @@ static void test_handler_early_answers(void)
     CU_ASSERT_EQUAL(order_create(&r), 422);
     CU_ASSERT_STRING_EQUAL(req_done(&r), "validation_failed");
 
+    /* A bad Idempotency-Key is refused before the body is looked at. */
+    char *env[] = { "HTTP_IDEMPOTENCY_KEY=a b", NULL };
+    req_init(&r, "POST", "", "{\"items\":[{\"product_id\":1,\"quantity\":0}]}", USER_CUSTOMER);
+    r.env = env;
+    CU_ASSERT_EQUAL(order_create(&r), 400);
+    CU_ASSERT_STRING_EQUAL(req_done(&r), "bad_request");
+
+    req_init(&r, "GET", "cursor=", NULL, USER_CUSTOMER);           /* empty: no cursor given out */
+    CU_ASSERT_EQUAL(order_list(&r), 400);
+    CU_ASSERT_STRING_EQUAL(req_done(&r), "invalid_cursor");
+
     req_init(&r, "GET", "user_id=3", NULL, USER_CUSTOMER);
     CU_ASSERT_EQUAL(order_list(&r), 403);
     CU_ASSERT_STRING_EQUAL(req_done(&r), "forbidden");

@@ -55,6 +55,10 @@ static void test_etag(void)
     CU_ASSERT_TRUE(product_etag_matches("W/\"7\"", 7, true));    /* If-None-Match: weak */
     CU_ASSERT_TRUE(product_etag_matches("\"1\", W/\"7\"", 7, true));
     CU_ASSERT_FALSE(product_etag_matches("7", 7, true));         /* unquoted: malformed */
+    CU_ASSERT_FALSE(product_etag_matches("\"7\"x", 7, true));     /* junk after the tag */
+    CU_ASSERT_FALSE(product_etag_matches("\"7\";x", 7, false));
+    CU_ASSERT_FALSE(product_etag_matches("*x", 7, false));
+    CU_ASSERT_TRUE(product_etag_matches(" \"7\" ,\t\"8\" ", 8, false));  /* whitespace is fine */
     CU_ASSERT_FALSE(product_etag_matches("\"7", 7, true));
     CU_ASSERT_FALSE(product_etag_matches("", 7, true));
     CU_ASSERT_FALSE(product_etag_matches(NULL, 7, true));

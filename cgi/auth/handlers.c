@@ -80,6 +80,68 @@ int auth_email_normalize(const char *in, char *email, char *norm)
     return 0;
 }
 
+/* The code point of the UTF-8 sequence at *p (valid UTF-8: the caller
+ * checked), advancing *p past it. */
+static unsigned long utf8_next(const unsigned char **p)
+{
+    const unsigned char *s = *p;
+    unsigned long c = *s;
+    int more = c < 0x80 ? 0 : c < 0xE0 ? 1 : c < 0xF0 ? 2 : 3;
+    if (more)
+        c &= 0x3Fu >> more;
+    for (int i = 1; i <= more; i++)
+        c = (c << 6) | (s[i] & 0x3Fu);
+    *p = s + 1 + more;
+    return c;
+}
+
+/* Unicode's spaces, line and paragraph separators, C1 controls and the
+ * zero-width characters: invisible or blank, never part of an address. */
+static bool email_blank(unsigned long c)
+{
+    return (c >= 0x80 && c <= 0xA0) || c == 0x1680 || (c >= 0x2000 && c <= 0x200F) ||
+           (c >= 0x2028 && c <= 0x202F) || (c >= 0x205F && c <= 0x206F) || c == 0x3000 ||
+           c == 0xFEFF;
+}
+
+int auth_email_valid(const char *email)
+{
+    const char *at = strchr(email, '@');
+    if (!at)
+        return 0;
+    char prev = '.';                    /* so a leading dot counts as doubled */
+    for (const unsigned char *p = (const unsigned char *)email; *p;) {
+        bool domain = (const char *)p > at;
+        unsigned char c = *p;
+        if (c >= 0x80) {
+            if (email_blank(utf8_next(&p)))
+                return 0;
+            prev = 'x';
+            continue;
+        }
+        p++;
+        if (c == '@') {
+            if (prev == '.')
+                return 0;               /* the local part ends with a dot */
+            prev = '.';
+            continue;
+        }
+        if (c == '.' && prev == '.')
+            return 0;                   /* an empty atom or label */
+        /* RFC 5322's specials never stand unquoted in an address (quoted
+         * local parts are not taken); a domain is letters, digits, hyphens. */
+        if (strchr("()<>[]:;,\\\"", c) ||
+            (domain && c != '.' && c != '-' && !isalnum(c)))
+            return 0;
+        if (domain && c == '-' && prev == '.')
+            return 0;                   /* a label starts with a hyphen */
+        if (domain && c == '.' && prev == '-')
+            return 0;                   /* a label ends with one */
+        prev = (char)c;
+    }
+    return prev != '.' && prev != '-';  /* nor does the domain end in either */
+}
+
 /* Epoch milliseconds as RFC 3339 UTC with milliseconds (the events'
  * changed_at: the revocation list's mark, to the millisecond). */
 void auth_time_ms_rfc3339(int64_t ms, char *out, size_t n)
@@ -168,10 +230,11 @@ int auth_register(http_req *req)
 
     json_check_fields(req->json, allowed, errs);
     if (json_get_str(req->json, "email", 1, AUTH_INPUT_MAX, true, &email_in, errs) == JSON_OK &&
-        auth_email_normalize(email_in, email, norm) != 0)
+        (auth_email_normalize(email_in, email, norm) != 0 || !auth_email_valid(email)))
         json_add_error(errs, "email", "must be an email address (local@domain) of at most 254 characters");
     json_get_str(req->json, "password", AUTH_PASSWORD_MIN, AUTH_PASSWORD_MAX, true, &password, errs);
-    json_get_str(req->json, "name", 0, STORE_NAME_MAX, false, &name, errs);
+    if (!json_null_member(req->json, "name"))     /* null: no name, as absent */
+        json_get_str(req->json, "name", 0, STORE_NAME_MAX, false, &name, errs);
     int rc = auth_check_errors(req, errs);
     if (rc)
         return rc;

@@ -30,6 +30,14 @@ int auth_init(void);
  * Returns 0 or -1. */
 int auth_email_normalize(const char *in, char *email, char *norm);
 
+/* True when a trimmed email (auth_email_normalize's `email`) has an address's
+ * shape, as registration requires: dot-separated atoms before the '@' (no
+ * empty one, none of RFC 5322's specials), a domain of labels of letters,
+ * digits and inner hyphens (non-ASCII allowed), and no Unicode space or
+ * invisible character anywhere.  Login only normalizes: an account keeps
+ * the address it has. */
+int auth_email_valid(const char *email);
+
 /* True when the password has 8-128 Unicode characters (valid UTF-8). */
 int auth_password_ok(const char *pw);
 

@@ -510,16 +510,16 @@ int order_create(http_req *req)
 {
     items_line lines[ORDER_MAX_LINES];
     size_t n = 0;
+    const char *key = http_header(req, "Idempotency-Key");
+    if (key && !order_idem_key_valid(key))
+        return problem_send(req, 400, "bad_request",
+                            "Idempotency-Key must be 1 to 255 visible ASCII characters");
     json_object *errs = json_object_new_array();
     order_parse_lines(req->json, lines, &n, errs);
     if (json_object_array_length(errs) > 0)
         return problem_invalid(req, errs);
     json_object_put(errs);
 
-    const char *key = http_header(req, "Idempotency-Key");
-    if (key && !order_idem_key_valid(key))
-        return problem_send(req, 400, "bad_request",
-                            "Idempotency-Key must be 1 to 255 visible ASCII characters");
     unsigned char hash[32];
     order_request_hash(lines, n, hash);
 
@@ -562,7 +562,7 @@ int order_list(http_req *req)
     snprintf(filters, sizeof filters, "user=%" PRId64, user_filter);
     http_cursor_prefix(ORDER_CURSOR, filters, prefix);
     int has_cursor = http_query(req, "cursor", buf, sizeof buf);
-    if (has_cursor < 0 || (has_cursor == 1 && buf[0] && !http_cursor_decode(prefix, buf, &before))) {
+    if (has_cursor < 0 || (has_cursor == 1 && !http_cursor_decode(prefix, buf, &before))) {
         json_object_put(errs);
         return problem_send(req, 400, "invalid_cursor", "the cursor is not one this API gave out");
     }

@@ -42,6 +42,16 @@ enum {
 /* ------------------------------------------------------------ pure helpers */
 
 
+/* Where the list goes on after an entity-tag or `*` that ended just before
+ * p: past optional whitespace, at a comma or the end; NULL when something
+ * else follows (a malformed header). */
+static const char *etag_list_next(const char *p)
+{
+    while (*p == ' ' || *p == '\t')
+        p++;
+    return *p == ',' || *p == '\0' ? p : NULL;
+}
+
 bool product_etag_matches(const char *h, int64_t version, bool weak)
 {
     char want[24];
@@ -54,7 +64,7 @@ bool product_etag_matches(const char *h, int64_t version, bool weak)
         if (*h == '\0')
             return false;
         if (*h == '*')
-            return true;
+            return etag_list_next(h + 1) != NULL;
         bool is_weak = strncmp(h, "W/", 2) == 0;
         if (is_weak)
             h += 2;
@@ -64,9 +74,12 @@ bool product_etag_matches(const char *h, int64_t version, bool weak)
         if (!close)
             return false;
         size_t len = (size_t)(close - h - 1);
+        const char *next = etag_list_next(close + 1);
+        if (!next)
+            return false;                       /* "3"x: malformed, matches nothing */
         if ((weak || !is_weak) && len == (size_t)wl && memcmp(h + 1, want, len) == 0)
             return true;
-        h = close + 1;
+        h = next;
     }
 }
 
@@ -271,7 +284,8 @@ int product_list(http_req *req)
 
     char text[4 * PRODUCT_NAME_MAX + 1];
     rc = http_query(req, "q", text, sizeof text);
-    if (rc < 0 || (rc > 0 && json_utf8_len(text, strlen(text)) < 0))
+    if (rc < 0 || (rc > 0 && (json_utf8_len(text, strlen(text)) < 0 ||
+                              json_utf8_len(text, strlen(text)) > PRODUCT_NAME_MAX)))
         json_add_error(errs, "q", "must be valid UTF-8 of at most 200 characters");
     else if (rc > 0 && text[0] && store_search_query(text, NULL, 0) == 0)
         json_add_error(errs, "q", "must contain a word of at least 3 letters or digits");
@@ -393,27 +407,18 @@ int product_create(http_req *req)
     return reply_product(req, 201, &p);
 }
 
-/* True when member key is present with the value null (merge patch: reset). */
-static bool is_null_member(json_object *body, const char *key)
-{
-    json_object *v = NULL;
-    return json_object_object_get_ex(body, key, &v) && v == NULL;
-}
-
-/* Validates a PUT (replace) or PATCH (merge patch) body into *e. */
+/* Validates a PUT (replace) or PATCH (merge patch) body into *e.  Null is
+ * no value of any field (422), except a PATCH's description: removal. */
 static void parse_edit(json_object *body, bool put, product_edit *e, json_object *errs)
 {
     static const char *const allowed[] = {"name", "description", "price_cents", "currency",
                                           "status", NULL};
-    static const char *const required[] = {"name", "price_cents", "currency", "status", NULL};
     json_check_fields(body, allowed, errs);
-    if (!put)
-        for (size_t i = 0; required[i]; i++)
-            if (is_null_member(body, required[i]))
-                json_add_error(errs, required[i], "cannot be null");
     json_get_str(body, "name", 1, PRODUCT_NAME_MAX, put, &e->name, errs);
-    json_get_str(body, "description", 0, PRODUCT_DESC_MAX, false, &e->description, errs);
-    if (!e->description && (put || is_null_member(body, "description")))
+    if (!put && json_null_member(body, "description"))
+        e->description = "";
+    else if (json_get_str(body, "description", 0, PRODUCT_DESC_MAX, false, &e->description,
+                          errs) == JSON_ABSENT && put)
         e->description = "";
     e->has_price = json_get_int(body, "price_cents", 0, PRICE_MAX, put, &e->price_cents,
                                 errs) == JSON_OK;

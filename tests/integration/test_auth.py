@@ -162,6 +162,8 @@ def test_auth_register_validation():
     assert fields(call("POST", "/auth/register", {})) == ["email", "password"]
     for bad in ("", "plain", "a@", "@b.test", "a@@b.test", "a@b@c.test", "a b@c.test",
                 "a@b .test", "a\u0000@b.test", 1, None, True, ["a@b.test"],
+                ".a@b.test", "a..b@c.test", "a@b..test", "a@-b.test", "a@b.test.", "a<b>@c.test",
+                "\u00a0a@b.test", "a\u3000@b.test", "a@b\u200b.test",
                 "x" * 248 + "@b.test"):           # 255 characters: too long
         body = {"email": bad, "password": PASSWORD}
         assert fields(call("POST", "/auth/register", body)) == ["email"], bad
@@ -194,8 +196,15 @@ def test_auth_register_http_errors():
     big = json.dumps({"email": unique_email(), "password": PASSWORD, "name": "n" * (70 * 1024)}).encode()
     r = call("POST", "/auth/register", raw=big, headers={"Content-Type": "application/json"})
     assert_problem(r, 413, "payload_too_large")
-    r = call("POST", "/auth/register", raw=b'["a"]', headers={"Content-Type": "application/json"})
-    assert_problem(r, 422, "validation_failed")
+    # Any JSON value is well-formed, but only an object is a body: 422.
+    for raw in (b'["a"]', b'1', b' true ', b'-1.5e3', b'"x"', b'null'):
+        r = call("POST", "/auth/register", raw=raw, headers={"Content-Type": "application/json"})
+        assert_problem(r, 422, "validation_failed")
+    # Half a surrogate pair is no character: not JSON text (RFC 8259 8.2).
+    for raw in (b'{"email": "a@b.test", "password": "pass\\ud800word"}',
+                b'{"email": "a@b.test", "password": "pass\\udc00word"}', b'1 2'):
+        r = call("POST", "/auth/register", raw=raw, headers={"Content-Type": "application/json"})
+        assert_problem(r, 400, "malformed_json")
     r = call("POST", "/auth/register", raw=json.dumps({"email": unique_email(), "password": PASSWORD}).encode(),
              headers={"Content-Type": "application/json; charset=utf-8"})
     assert r.status == 201, r

@@ -436,6 +436,10 @@ def test_oversized_and_malformed_requests_are_problem_json():
     r = _raw(_req("OPTIONS", "/products"))
     _assert_edge_problem(r, 405, "method_not_allowed")
     assert "GET" in r.header("allow"), r
+    # A GET that carries a body: refused as such, not read as a write.
+    r = _raw(_req("GET", "/products/health", [("Content-Type", "application/json"),
+                                              ("Content-Length", "2")], b"{}"))
+    _assert_edge_problem(r, 400, "bad_request")
     # A URL with characters RFC 3986 does not allow.
     for target in ("/products#frag", '/products/"1"', "/products/{1}", "/products/\xe9"):
         r = _raw(_req("GET", target))

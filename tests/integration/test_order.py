@@ -67,6 +67,9 @@ def test_order_place_read_and_list():
     lst = shop.call("GET", "/orders", token=tok)
     assert lst.status == 200, lst
     assert lst.json["items"][0] == o and "next_cursor" in lst.json
+    # A user's orders are private: no cache may keep them.
+    for resp in (r, g, lst):
+        assert resp.header("cache-control") == "no-store", resp.headers
 
 
 def test_order_health():
@@ -305,6 +308,9 @@ def test_order_idempotency_replay_and_reuse():
     assert _stock(p["id"]) == 8, "a repeated key placed the order twice"
     other = _order(tok, [{"product_id": p["id"], "quantity": 3}], headers={"Idempotency-Key": key})
     shop.assert_problem(other, 422, "idempotency_key_reused")
+    # A malformed key is refused as such, whatever the body holds.
+    bad = _order(tok, [{"product_id": p["id"], "quantity": 0}], headers={"Idempotency-Key": "a b"})
+    shop.assert_problem(bad, 400, "bad_request")
     # Keys are per user: another user's same key is a new order.
     theirs = _order(tok2, items, headers={"Idempotency-Key": key})
     assert theirs.status == 201 and theirs.json["id"] != first.json["id"], theirs

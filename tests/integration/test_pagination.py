@@ -3,8 +3,11 @@ GET /orders (newest first) walked to the end the way a client does: a last
 page that is exactly `limit` long ends the list there (next_cursor null, no
 empty page after it), limit=1 walks one item per page, rows inserted during
 a walk neither repeat nor hide the rows that were there at its start, a
-cursor of one list is refused by the other, and an admin pages through one
-user's orders with user_id."""
+cursor of one list is refused by the other, a cursor edited by hand (or an
+empty one) is refused, and an admin pages through one user's orders with
+user_id."""
+import base64
+
 import shop
 from shop import assert_problem, call
 
@@ -151,6 +154,36 @@ def test_a_cursor_is_taken_back_only_with_its_filters():
     assert call("GET", "/orders?user_id=%d&limit=1&cursor=%s" % (a["id"], cur), token=adm).status == 200
     for other in ("/orders?user_id=%d&cursor=%%s" % b["id"], "/orders?cursor=%s"):
         assert_problem(call("GET", other % cur, token=adm), 400, "invalid_cursor")
+
+
+def _b64(raw):
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _unb64(cur):
+    return base64.urlsafe_b64decode(cur + "=" * (-len(cur) % 4))
+
+
+def test_an_edited_or_empty_cursor_is_refused():
+    tag = shop.unique("edit")
+    _products(tag, 3)
+    cur = call("GET", "/products?limit=1&q=%s" % tag).json["next_cursor"]
+    tok = shop.new_user()[1]
+    _orders(tok, 3)
+    ocur = call("GET", "/orders?limit=1", token=tok).json["next_cursor"]
+    assert cur and ocur
+    for path, c, token in (("/products?limit=1&q=" + tag + "&cursor=", cur, None),
+                           ("/orders?limit=1&cursor=", ocur, tok)):
+        assert call("GET", path + c, token=token).status == 200
+        raw = _unb64(c)
+        digits = [i for i, ch in enumerate(raw) if 0x30 <= ch <= 0x39]
+        edits = [c[:-1], c + "A", c[:-1] + ("A" if c[-1] != "A" else "B"),
+                 _b64(raw[:-1]), _b64(raw + b"0")]
+        for i in digits:                           # every digit changed in turn
+            edits.append(_b64(raw[:i] + (b"1" if raw[i] != 0x31 else b"2") + raw[i + 1:]))
+        for e in edits:
+            assert_problem(call("GET", path + e, token=token), 400, "invalid_cursor")
+        assert_problem(call("GET", path, token=token), 400, "invalid_cursor")   # cursor=
 
 
 def test_admin_pages_through_one_users_orders():

@@ -114,7 +114,8 @@ def test_create_validation_names_every_bad_field():
     for field, bad in (("price_cents", "1"), ("price_cents", True), ("price_cents", 10 ** 11 + 1),
                        ("price_cents", -1), ("stock", 10 ** 9 + 1), ("stock", 2.0),
                        ("sku", "x" * 65), ("sku", ""), ("name", "n" * 201), ("currency", "EURO"),
-                       ("currency", 978), ("currency", "ZZZ"), ("status", "gone")):
+                       ("currency", 978), ("currency", "ZZZ"), ("status", "gone"),
+                       ("stock", None), ("status", None), ("description", None), ("name", None)):
         r = call("POST", "/products", dict(base, **{field: bad}), token=tok)
         assert_problem(r, 422, "validation_failed")
         assert [e["field"] for e in r.json["errors"]] == [field], (field, bad, r)
@@ -159,7 +160,7 @@ def test_get_etag_if_none_match_and_cache_control():
         r = get(pid, customer()[1], headers={"If-None-Match": inm})
         assert r.status == 304 and r.body == b"", (inm, r)
         assert r.header("etag") == '"1"'
-    for inm in ('"2"', 'W/"2", "3"', "1"):
+    for inm in ('"2"', 'W/"2", "3"', "1", '"1"x', '"1";x', "*x"):     # the last three malformed
         r = get(pid, customer()[1], headers={"If-None-Match": inm})
         assert r.status == 200, (inm, r)
     assert_problem(get(999999999999), 404, "not_found")
@@ -317,6 +318,13 @@ def test_q_operators_are_plain_separators():
     assert list_ids(None, q=token + "+mug+cup") == []                   # no OR
     # a word longer than any indexed word (84 characters) cannot match
     assert list_ids(None, q=token + "+" + "m" * 85) == []
+    # q is at most 200 characters (counted as characters, not bytes)
+    e = "%C3%A9"                                   # é, two bytes of UTF-8
+    assert call("GET", "/products?q=" + e * 200).status == 200
+    for q in ("a" * 201, e * 201):
+        r = call("GET", "/products?q=" + q)
+        assert_problem(r, 422, "validation_failed")
+        assert r.json["errors"][0]["field"] == "q", r
     # a q with no word of 3 characters cannot be searched
     for q in ("tv", "a+b", "%25%25%25", "**", "+"):
         r = call("GET", "/products?q=" + q)
@@ -377,6 +385,12 @@ def test_patch_and_put_need_if_match_and_bump_version():
                            "status": "active"}, token=tok, headers={"If-Match": "*"})
     assert r.status == 200 and r.json["description"] == "" and r.json["version"] == 4, r
     assert r.json["stock"] == p["stock"] and r.json["sku"] == p["sku"]
+    # null is no value of a PUT's fields (only a PATCH removes with it)
+    r = call("PUT", path, {"name": "Put", "price_cents": 5, "currency": "USD",
+                           "status": "active", "description": None}, token=tok,
+             headers={"If-Match": "*"})
+    assert_problem(r, 422, "validation_failed")
+    assert [e["field"] for e in r.json["errors"]] == ["description"], r
 
 
 def test_edit_validation():
@@ -467,6 +481,12 @@ def test_stock_moves_and_never_goes_negative():
     assert_problem(r, 422, "validation_failed")
     assert [e["field"] for e in r.json["errors"]] == ["delta"], r
     assert get(p["id"], tok).json["stock"] == 10 ** 9
+    # If-Match is not needed, but one that is sent must match.
+    cur = get(p["id"], tok).json
+    r = call("POST", path, {"delta": -1}, token=tok, headers={"If-Match": '"%d"' % (cur["version"] + 5)})
+    assert_problem(r, 412, "precondition_failed")
+    r = call("POST", path, {"delta": -1}, token=tok, headers={"If-Match": '"%d"' % cur["version"]})
+    assert r.status == 200 and r.json["stock"] == 10 ** 9 - 1, r
     assert_problem(call("POST", "/products/999999999999/stock", {"delta": 1}, token=tok), 404)
 
 
