@@ -60,8 +60,11 @@ CREATE TABLE IF NOT EXISTS shop_auth.outbox (
     payload      TEXT NOT NULL,                     -- the CloudEvent's data (JSON)
     created_at   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
     published_at DATETIME(3) NULL,
+    request_id   VARCHAR(128) NULL,                 -- X-Request-ID of the change's request
     KEY outbox_pending (published_at, id)
 ) ENGINE=InnoDB;
+ALTER TABLE shop_auth.outbox
+    ADD COLUMN IF NOT EXISTS request_id VARCHAR(128) NULL AFTER published_at;
 
 -- ---------------------------------------------------------------- product
 CREATE TABLE IF NOT EXISTS shop_product.products (
@@ -244,7 +247,9 @@ CREATE TABLE IF NOT EXISTS shop_order.idempotency_keys (
 -- change; shop-relay publishes them to the broker and only then sets
 -- published_at (NULL: pending).  subject is the order id as text (every
 -- service's outbox has these columns: lib/outbox.h, docs/EVENTS.md); payload
--- is the CloudEvent's data.
+-- is the CloudEvent's data; request_id the X-Request-ID of the request that
+-- made the change (NULL for the sweep's), which the relay passes on as the
+-- message's correlation-id, so the consumers' log lines carry it too.
 CREATE TABLE IF NOT EXISTS shop_order.outbox (
     id           BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
     event_type   VARCHAR(64) NOT NULL,
@@ -253,8 +258,11 @@ CREATE TABLE IF NOT EXISTS shop_order.outbox (
     payload      TEXT NOT NULL,
     created_at   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
     published_at DATETIME(3) NULL DEFAULT NULL,
+    request_id   VARCHAR(128) NULL,
     KEY outbox_pending (published_at, id)
 ) ENGINE=InnoDB;
+ALTER TABLE shop_order.outbox
+    ADD COLUMN IF NOT EXISTS request_id VARCHAR(128) NULL AFTER published_at;
 -- From the outbox nothing read: rows written before the relay existed count
 -- as published (their orders were settled by the sweep long ago; no
 -- consumer should see them now): the column arrives with a past date in

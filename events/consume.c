@@ -1,6 +1,7 @@
 /* consume.c: see consume.h. */
 #include "consume.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -172,6 +173,28 @@ static long delivery_count(const amqp_basic_properties_t *p)
     return 0;
 }
 
+/* The correlation-id the relay sets (the request id of the change, 1-128
+ * characters of [A-Za-z0-9._-] as the edge makes them) into out[129], else
+ * "": anything else is not ours and is not logged. */
+static void request_id(const amqp_basic_properties_t *p, char out[129])
+{
+    out[0] = '\0';
+    if (!(p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) || p->correlation_id.len == 0 ||
+        p->correlation_id.len > 128)
+        return;
+    const char *s = p->correlation_id.bytes;
+    for (size_t i = 0; i < p->correlation_id.len; i++)
+        if (!isalnum((unsigned char)s[i]) && !strchr("._-", s[i]))
+            return;
+    memcpy(out, s, p->correlation_id.len);
+    out[p->correlation_id.len] = '\0';
+}
+
+void consume_log_event(const event *ev)
+{
+    log_set_request(ev && ev->request_id[0] ? ev->request_id : NULL, NULL, NULL);
+}
+
 /* Retention of the dedupe table, at most once per RETENTION_INTERVAL
  * (default 60 s): ids processed more than PROCESSED_EVENTS_RETENTION
  * (default 7 days) ago go, in batches.  Longer than any redelivery; a
@@ -214,6 +237,7 @@ static long consume_retry_ms = 1000;
  * default 1 s, 2 s, 4 s, at most 8 s), else 0. */
 static int consume_account(const char *queue, const event *ev, long count, int verdict)
 {
+    consume_log_event(ev);
     if (verdict == CONSUME_OK) {
         metrics_inc(METRIC_EVENTS_PROCESSED, 1);
         return 0;
@@ -250,6 +274,7 @@ static int consume_read(const char *queue, amqp_envelope_t *env, event *ev, json
     }
     ev->redelivered = env->redelivered != 0;
     ev->delivery_count = delivery_count(&env->message.properties);
+    request_id(&env->message.properties, ev->request_id);
     if (ev->redelivered)
         metrics_inc(METRIC_EVENTS_REDELIVERED, 1);
     return 0;
@@ -274,8 +299,10 @@ static int consume_one(broker *b, const consume_spec *s, amqp_envelope_t *env)
         rc = amqp_basic_reject(b->conn, BROKER_CHANNEL, env->delivery_tag, 0);
         return consume_acked(s->queue, rc);
     }
+    consume_log_event(&ev);
     int verdict = s->handle(&ev, s->ctx);
     int pause = consume_account(s->queue, &ev, ev.delivery_count, verdict);
+    consume_log_event(NULL);
     if (verdict == CONSUME_OK) {
         rc = amqp_basic_ack(b->conn, BROKER_CHANNEL, env->delivery_tag, 0);
     } else if (verdict == CONSUME_RETRY) {
@@ -324,6 +351,7 @@ static int consume_batch(broker *b, const consume_spec *s, consume_batch_mem *m,
             pause = p;
         json_object_put(m->root[j]);
     }
+    consume_log_event(NULL);
     /* The OK ones that lead the batch in one ack (`multiple`: every
      * delivery up to that tag, all of them this batch's), then the rest one
      * by one; the given-back ones last, after the pause. */

@@ -39,7 +39,14 @@ typedef struct event {
     json_object *data;       /* the "data" member, NULL when absent */
     bool redelivered;        /* the broker delivered it before */
     long delivery_count;     /* returns so far (x-delivery-count), 0 at first */
+    char request_id[129];    /* the X-Request-ID of the change (correlation-id), or "" */
 } event;
+
+/* Makes ev's request id (none: NULL) the one of the log lines that follow,
+ * as a request's is in a service (lib/log.h): a consumer calls it before
+ * it logs about one event of a batch.  consume.c does it around a handler
+ * of one event, and clears it after every delivery or batch. */
+void consume_log_event(const event *ev);
 
 enum {
     CONSUME_OK = 0,          /* done (or already done): ack */

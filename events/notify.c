@@ -56,6 +56,7 @@ static int notify_parse(const event *ev, notify_args *a)
 {
     memset(a, 0, sizeof *a);
     a->ev = ev;
+    consume_log_event(ev);
     if (strcmp(ev->type, "order.confirmed") != 0 && strcmp(ev->type, "order.cancelled") != 0) {
         log_warn("notify: event %s of type %s ignored", ev->id, ev->type);
         return CONSUME_OK;
@@ -74,6 +75,7 @@ static int notify_parse(const event *ev, notify_args *a)
 static int notify_compose(notify_args *a, const db_res *r)
 {
     int row = -1;
+    consume_log_event(a->ev);
     for (int k = 0; k < db_rows(r); k++)
         if (db_int(r, k, 0) == a->user_id)
             row = k;
@@ -109,6 +111,7 @@ static int notify_prepare(const event *evs, int n, notify_args *a, int *verdicts
         }
         a[m++].at = i;
     }
+    consume_log_event(NULL);        /* the recipients' query is the batch's */
     int kept = 0;
     for (int at = 0; at < m; at += DB_IDS_MAX) {
         int c = m - at < DB_IDS_MAX ? m - at : DB_IDS_MAX;
@@ -144,6 +147,7 @@ static int notify_apply(void *arg)
 {
     notify_args *a = arg;
     a->fresh = a->refused = false;
+    consume_log_event(a->ev);       /* mail.c's lines and the database's */
     int64_t added = db_exec("INSERT IGNORE INTO sent_notifications (event_id, event_type, order_id,"
                             " user_id, recipient, created_at, sent_at)"
                             " VALUES (?, ?, ?, ?, ?, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))", "ssiis",
@@ -180,6 +184,7 @@ static int notify_apply(void *arg)
 /* After the commit: the verdict, with its log line. */
 static int notify_report(const notify_args *a)
 {
+    consume_log_event(a->ev);
     if (a->refused) {
         log_warn("notify: event %s: the relay did not take the email; later", a->ev->id);
         return CONSUME_RETRY;
@@ -195,6 +200,7 @@ static int notify_report(const notify_args *a)
 /* One event in a transaction of its own: a verdict. */
 static int notify_one(notify_args *a)
 {
+    consume_log_event(a->ev);
     int rc = db_tx(notify_apply, a);
     if (rc < 0) {
         log_warn("notify: event %s: database (%d)%s; later", a->ev->id, rc,
@@ -222,6 +228,7 @@ void notify_handle_batch(const event *evs, int n, int *verdicts, void *ctx)
         return;
     qsort(a, (size_t)m, sizeof *a, by_event_id);
     int rc = consume_in_one_tx(a, m, sizeof *a, notify_apply);
+    consume_log_event(NULL);        /* the batch's lines carry no request id */
     if (rc >= 0) {
         for (int j = 0; j < m; j++)
             verdicts[a[j].at] = notify_report(&a[j]);

@@ -111,6 +111,10 @@ static int relay_publish(relay *r, const outbox_row *o)
     p.type = amqp_cstring_bytes(o->type);
     p.timestamp = (uint64_t)time(NULL);
     p.app_id = amqp_cstring_bytes(r->source);
+    if (o->request_id[0]) {     /* the request that made the change: consumers log it */
+        p._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
+        p.correlation_id = amqp_cstring_bytes(o->request_id);
+    }
     int rc = amqp_basic_publish(r->b.conn, BROKER_CHANNEL, amqp_cstring_bytes(BROKER_EXCHANGE),
                                 amqp_cstring_bytes(o->type), 1, 0, &p, amqp_cstring_bytes(body));
     free(body);

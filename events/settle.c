@@ -46,6 +46,7 @@ static int settle_prepare(const event *ev, settle_args *a)
 {
     memset(a, 0, sizeof *a);
     a->ev = ev;
+    consume_log_event(ev);
     if (strcmp(ev->type, "order.confirmed") == 0)
         a->confirm = 1;
     else if (strcmp(ev->type, "order.cancelled") == 0)
@@ -68,6 +69,7 @@ static int settle_prepare(const event *ev, settle_args *a)
 static void settle_report(const settle_args *a)
 {
     const event *ev = a->ev;
+    consume_log_event(ev);
     if (!a->fresh) {
         log_info("settle: event %s already processed", ev->id);
         metrics_inc(METRIC_EVENTS_DUPLICATE, 1);
@@ -133,6 +135,7 @@ static int settle_apply_batch(void *arg)
 static int settle_one(settle_args *a)
 {
     settle_batch one = {a, 1};
+    consume_log_event(a->ev);
     int rc = db_tx(settle_apply_batch, &one);
     if (rc == DB_CONFLICT) {
         a->fresh = 0;
@@ -170,6 +173,7 @@ void settle_handle_batch(const event *evs, int n, int *verdicts, void *ctx)
         }
         a[m++].at = i;
     }
+    consume_log_event(NULL);        /* what follows is the batch's */
     if (m == 0)
         return;
     qsort(a, (size_t)m, sizeof *a, by_reservation);

@@ -10,7 +10,8 @@
 
 int outbox_claim(outbox_row *rows, int max)
 {
-    db_res *r = db_query("SELECT id, event_type, subject, payload, created_at FROM outbox"
+    db_res *r = db_query("SELECT id, event_type, subject, payload, created_at,"
+                         " COALESCE(request_id, '') FROM outbox"
                          " WHERE published_at IS NULL ORDER BY id LIMIT ?"
                          " FOR UPDATE SKIP LOCKED", "i", (int64_t)max);
     if (!r)
@@ -24,6 +25,7 @@ int outbox_claim(outbox_row *rows, int max)
         o->id = db_int(r, i, 0);
         db_copy(o->type, sizeof o->type, r, i, 1);
         db_copy(o->subject, sizeof o->subject, r, i, 2);
+        db_copy(o->request_id, sizeof o->request_id, r, i, 5);
         db_time_rfc3339(db_str(r, i, 4), o->time, sizeof o->time);
         const char *p = db_str(r, i, 3);
         o->payload = strdup(p ? p : "null");

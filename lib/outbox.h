@@ -4,7 +4,8 @@
  *   id BIGINT UNSIGNED AUTO_INCREMENT PK, event_type VARCHAR(64),
  *   subject VARCHAR(64) (the entity's id as text), payload TEXT (the
  *   CloudEvent's data, JSON), created_at DATETIME(3), published_at
- *   DATETIME(3) NULL (NULL: not yet confirmed by the broker),
+ *   DATETIME(3) NULL (NULL: not yet confirmed by the broker), request_id
+ *   VARCHAR(128) NULL (the X-Request-ID of the change's request),
  *   KEY outbox_pending (published_at, id).
  * The service writes a row in the transaction of the change it announces;
  * the relay publishes it and only then sets published_at (docs/EVENTS.md). */
@@ -19,6 +20,7 @@ typedef struct outbox_row {
     char type[65];
     char subject[65];
     char time[32];          /* created_at, RFC 3339 UTC */
+    char request_id[129];   /* "" when the change had no request */
     char *payload;          /* malloc'd */
 } outbox_row;
 

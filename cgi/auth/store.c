@@ -37,7 +37,8 @@ static const char SQL_USER_ROLE_FOR_UPDATE[] =
 static const char SQL_USER_SET_PASSWORD[] =
     "UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?";
 static const char SQL_OUTBOX_INSERT[] =
-    "INSERT INTO outbox (event_type, subject, payload, created_at) VALUES (?, ?, ?, UTC_TIMESTAMP(3))";
+    "INSERT INTO outbox (event_type, subject, payload, request_id, created_at)"
+    " VALUES (?, ?, ?, NULLIF(?, ''), UTC_TIMESTAMP(3))";
 static const char SQL_USER_REHASH[] =
     "UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?";
 static const char SQL_REFRESH_INSERT[] =
@@ -123,7 +124,8 @@ static int store_outbox(const char *type, int64_t user_id, const char *data)
 {
     char subject[24];
     snprintf(subject, sizeof subject, "%lld", (long long)user_id);
-    return db_exec(SQL_OUTBOX_INSERT, "sss", type, subject, data) == 1 ? 0 : DB_ERROR;
+    return db_exec(SQL_OUTBOX_INSERT, "ssss", type, subject, data, log_current_request_id()) == 1
+               ? 0 : DB_ERROR;
 }
 
 /* ------------------------------------------------------------ users */

@@ -17,6 +17,7 @@
 #include <json-c/json.h>
 
 #include "db.h"
+#include "log.h"
 
 void store_idem_free(store_idem *k)
 {
@@ -268,9 +269,9 @@ static int store_outbox(const char *type, int64_t order_id, const char *data)
 {
     char subject[24];
     snprintf(subject, sizeof subject, "%" PRId64, order_id);
-    int64_t n = db_exec("INSERT INTO outbox (event_type, subject, order_id, payload, created_at)"
-                        " VALUES (?, ?, ?, ?, UTC_TIMESTAMP(3))", "ssis", type, subject,
-                        order_id, data);
+    int64_t n = db_exec("INSERT INTO outbox (event_type, subject, order_id, payload, request_id,"
+                        " created_at) VALUES (?, ?, ?, ?, NULLIF(?, ''), UTC_TIMESTAMP(3))",
+                        "ssiss", type, subject, order_id, data, log_current_request_id());
     return n < 0 ? (int)n : DB_OK;
 }
 

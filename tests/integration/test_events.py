@@ -155,7 +155,11 @@ def test_confirmed_event_format_and_settlement():
     try:
         _, cust = shop.customers(1)[0]
         p = shop.new_product(shop.seller_token(), stock=5, price_cents=700)
-        o = _order(cust, p["id"], 2)
+        rid = shop.unique("ev")
+        r = shop.call("POST", "/orders", {"items": [{"product_id": p["id"], "quantity": 2}]},
+                      token=cust, headers={"X-Request-ID": rid})
+        assert r.status == 201, r
+        o = r.json
         got = tap.drain(lambda evs: any(e["subject"] == str(o["id"]) for _, _, e in evs), 30)
         mine = [(m, pr, e) for m, pr, e in got if e["subject"] == str(o["id"])]
         assert len(mine) == 1, mine
@@ -164,6 +168,7 @@ def test_confirmed_event_format_and_settlement():
         assert props.delivery_mode == 2, props              # persistent
         assert props.content_type == "application/cloudevents+json", props
         assert props.message_id == ev["id"]
+        assert props.correlation_id == rid, props          # the request that placed it
         assert ev["specversion"] == "1.0"
         assert ev["type"] == "order.confirmed"
         assert ev["source"] == "/shop/order"

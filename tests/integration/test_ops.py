@@ -97,6 +97,9 @@ def test_order_metrics_count_placed_and_rejected():
 
 
 def test_one_request_id_is_logged_by_every_service_it_touched():
+    """An order's X-Request-ID is in the log lines of order and product (the
+    request and its reservation call), and later in those of the consumers
+    that act on its event: settle (product's) and notify."""
     _, seller = shop.new_user("seller")
     _, buyer = shop.new_user()
     p = shop.new_product(seller)
@@ -104,19 +107,28 @@ def test_one_request_id_is_logged_by_every_service_it_touched():
     r = call("POST", "/orders", {"items": [{"product_id": p["id"], "quantity": 1}]},
              token=buyer, headers={"X-Request-ID": rid})
     assert r.status == 201 and r.header("x-request-id") == rid
-    services = set()
-    deadline = time.time() + 5
-    while time.time() < deadline and services != {"order", "product"}:
-        for f in glob.glob(os.path.join(shop.STACK["SHOP_STATE_DIR"], "host*", "workers.log")):
-            with open(f, errors="replace") as fh:
-                for line in fh:
-                    if rid in line:
-                        entry = json.loads(line)       # every line is one JSON object
-                        assert entry["request_id"] == rid
-                        assert entry["level"] and entry["ts"].endswith("Z")
-                        services.add(entry["service"])
-        time.sleep(0.2)
-    assert services == {"order", "product"}, services
+    want = {"workers.log:order", "workers.log:product", "consume-settle.log:product",
+            "consume-notify.log:notify"}
+    seen = set()
+    deadline = time.time() + 30
+    while time.time() < deadline and seen != want:
+        for name in ("workers.log", "consume-settle.log", "consume-notify.log"):
+            for f in glob.glob(os.path.join(shop.STACK["SHOP_STATE_DIR"], "host*", name)):
+                with open(f, errors="replace") as fh:
+                    for line in fh:
+                        if rid in line:
+                            entry = json.loads(line)       # every line is one JSON object
+                            assert entry["request_id"] == rid, entry
+                            assert entry["level"] and entry["ts"].endswith("Z")
+                            seen.add("%s:%s" % (name, entry["service"]))
+        time.sleep(0.5)
+    assert seen == want, seen
+    # The consumers' lines about the order name its event: the id is theirs.
+    event_lines = []
+    for f in glob.glob(os.path.join(shop.STACK["SHOP_STATE_DIR"], "host*", "consume-*.log")):
+        with open(f, errors="replace") as fh:
+            event_lines += [json.loads(l) for l in fh if rid in l]
+    assert any("order %d" % r.json["id"] in e["msg"] for e in event_lines), event_lines
 
 
 def test_outbox_records_confirmed_and_cancelled_orders():
