@@ -695,9 +695,19 @@ static void db_rollback(void)
         db_fail(mysql_errno(db_cur->conn), "rollback", mysql_error(db_cur->conn));
 }
 
+/* Set when a COMMIT of the last db_tx() got no answer and no later attempt
+ * ran its statements again: the transaction may have landed or not. */
+static bool db_tx_unknown;
+
+bool db_tx_outcome_unknown(void)
+{
+    return db_tx_unknown;
+}
+
 int db_tx(db_tx_fn fn, void *arg)
 {
     long start = db_now_ms(), base = 20;
+    db_tx_unknown = false;
     for (int attempt = 0; attempt < DB_TX_ATTEMPTS; attempt++) {
         if (attempt) {
             db_retries++;
@@ -719,13 +729,19 @@ int db_tx(db_tx_fn fn, void *arg)
         }
         db_in_tx = true;
         int rc = fn(arg);
+        if (rc != DB_ERROR)
+            db_tx_unknown = false;      /* this run saw what the last commit did */
         if (rc >= 0) {
             if (db_cur->conn && mysql_commit(db_cur->conn) == 0) {
                 db_in_tx = false;
                 return rc;
             }
-            if (db_cur->conn)
-                db_fail(mysql_errno(db_cur->conn), "commit", mysql_error(db_cur->conn));
+            if (db_cur->conn) {
+                unsigned e = mysql_errno(db_cur->conn);
+                /* The server went away during COMMIT: it may have committed. */
+                db_tx_unknown = db_tx_unknown || e == 2006 || e == 2013;
+                db_fail(e, "commit", mysql_error(db_cur->conn));
+            }
             db_rollback();
             db_in_tx = false;
             if (db_retryable())

@@ -133,6 +133,12 @@ bool db_retryable(void);
 typedef int (*db_tx_fn)(void *arg);
 int db_tx(db_tx_fn fn, void *arg);
 
+/* True when the last db_tx() failed after a COMMIT that got no answer (the
+ * connection lost: errors 2006, 2013) and no later attempt ran its
+ * statements again: its changes may or may not have landed.  A caller whose
+ * transaction can tell (a unique key it writes) runs it again, later. */
+bool db_tx_outcome_unknown(void);
+
 /* Retention: runs `sql`, a DELETE that takes two parameters (the age in
  * seconds past which a row goes, and the batch size: "... < UTC_TIMESTAMP(3)
  * - INTERVAL ? SECOND ORDER BY <indexed column> LIMIT ?"), again and again

@@ -4,10 +4,12 @@
  * transaction retry on deadlock and on a lost connection; db_read's reader:
  * read-only, and the writer whenever the reader is not there; db_purge's
  * bounded batches. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <string.h>
 #include <CUnit/Basic.h>
+#include <mysql.h>
 #include "cunit_main.h"
 #include "db.h"
 #include "test_db_env.h"
@@ -144,6 +146,27 @@ static void test_bad_parameter_count_fails(void)
 
 static int attempts;
 
+/* Kills the DB layer's connection from another one, so that the layer
+ * learns of it only at its next statement (a server gone mid-COMMIT). */
+static void kill_from_outside(void)
+{
+    db_res *r = db_query("SELECT CONNECTION_ID()", NULL);
+    int64_t id = r && db_rows(r) == 1 ? db_int(r, 0, 0) : -1;
+    db_free(r);
+    MYSQL *c = mysql_init(NULL);
+    if (!c || id < 0 ||
+        !mysql_real_connect(c, "localhost", "tester", "tester-pw", NULL, 0,
+                            getenv("SHOP_TEST_DB_SOCKET"), 0)) {
+        CU_FAIL("cannot open a second connection");
+    } else {
+        char sql[64];
+        snprintf(sql, sizeof sql, "KILL CONNECTION %lld", (long long)id);
+        CU_ASSERT_EQUAL(mysql_query(c, sql), 0);
+    }
+    if (c)
+        mysql_close(c);
+}
+
 static int tx_insert_then(void *arg)
 {
     int outcome = *(int *)arg;
@@ -155,6 +178,13 @@ static int tx_insert_then(void *arg)
     if (outcome == 2 && attempts == 1) {
         db_exec("KILL CONNECTION_ID()", NULL); /* the connection dies mid-transaction */
         return DB_ERROR;
+    }
+    if (outcome == 3 && attempts == 1)
+        kill_from_outside();                   /* the COMMIT that follows gets no answer */
+    if (outcome == 4) {
+        kill_from_outside();                   /* every attempt's: the first one's */
+        if (attempts > 1)                      /* statements never run again */
+            return DB_ERROR;
     }
     if (outcome == -10)
         return -10;                            /* a business "no": roll back */
@@ -213,6 +243,30 @@ static void test_tx_retries_after_lost_connection(void)
     CU_ASSERT_EQUAL(db_tx(tx_insert_then, &outcome), 7);
     CU_ASSERT_EQUAL(attempts, 2);
     CU_ASSERT_EQUAL(count_tx_rows(), 1);
+    CU_ASSERT_TRUE(db_ping());
+}
+
+/* A COMMIT without an answer leaves the outcome unknown until a later
+ * attempt runs the statements again (and so sees what landed). */
+static void test_tx_commit_without_answer(void)
+{
+    int outcome = 3;
+    db_exec("DELETE FROM t WHERE id = 100", NULL);
+    attempts = 0;
+    CU_ASSERT_EQUAL(db_tx(tx_insert_then, &outcome), 7);
+    CU_ASSERT_EQUAL(attempts, 2);
+    CU_ASSERT_FALSE(db_tx_outcome_unknown());
+    CU_ASSERT_EQUAL(count_tx_rows(), 1);
+
+    outcome = 4;
+    db_exec("DELETE FROM t WHERE id = 100", NULL);
+    attempts = 0;
+    CU_ASSERT_EQUAL(db_tx(tx_insert_then, &outcome), DB_UNAVAILABLE);
+    CU_ASSERT_TRUE(attempts > 2);
+    CU_ASSERT_TRUE(db_tx_outcome_unknown());
+    outcome = 0;
+    CU_ASSERT_TRUE(db_tx(tx_insert_then, &outcome) == 7 || count_tx_rows() == 1);
+    CU_ASSERT_FALSE(db_tx_outcome_unknown());          /* each db_tx starts clean */
     CU_ASSERT_TRUE(db_ping());
 }
 
@@ -361,6 +415,7 @@ int main(void)
     CU_add_test(s, "tx business outcome rolls back", test_tx_business_outcome_rolls_back);
     CU_add_test(s, "tx retries whole transaction on deadlock", test_tx_retries_whole_transaction_on_deadlock);
     CU_add_test(s, "tx retries after lost connection", test_tx_retries_after_lost_connection);
+    CU_add_test(s, "tx: a COMMIT without an answer", test_tx_commit_without_answer);
     CU_add_test(s, "unreachable is unavailable", test_unreachable_is_unavailable);
     CU_add_test(s, "read goes to a read-only second connection",
                 test_read_goes_to_a_read_only_second_connection);

@@ -317,6 +317,18 @@ static int order_write(placing *p, json_object *reply)
     int64_t order_id = 0;
     char *text = NULL;
     int rc = store_place_order(&o, order_render, &order_id, &text);
+    /* A COMMIT that got no answer may have placed the order.  Writing it
+     * again tells (the reservation id is unique: the order stands, or it is
+     * written now), so keep at it while the database comes back rather
+     * than answer 503 for an order that exists. */
+    long waited = 0, wait_ms = (long)config_int("ORDER_UNKNOWN_COMMIT_WAIT_MS", 10000);
+    while (rc < 0 && rc != DB_CONFLICT && db_tx_outcome_unknown() && waited < wait_ms) {
+        log_warn("reservation %" PRId64 ": the order's commit got no answer; asking again",
+                 p->rid);
+        usleep(500 * 1000);
+        waited += 500;
+        rc = store_place_order(&o, order_render, &order_id, &text);
+    }
     if (rc == STORE_STANDING)
         return order_reply_standing(p, order_id);
     if (rc == STORE_FENCED)
