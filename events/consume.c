@@ -325,6 +325,69 @@ typedef struct consume_batch_mem {
     int final[CONSUME_BATCH_MAX];           /* per env[i] */
 } consume_batch_mem;
 
+static long long now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* While the database is away, a batch consumer (whose handler needs it) does
+ * not give events back: each return counts toward the delivery limit, and
+ * ten of them, about a minute of an outage, would dead-letter events that
+ * only wait for the database.  It holds them unacked instead, reading no
+ * new deliveries (the broker stops at the prefetch anyway) and sending the
+ * broker a heartbeat every 5 s, until the database answers again (or
+ * CONSUME_HOLD_MAX_S, default 3600, has passed, or a stop is asked).
+ * Returns 1 when it held, 0 when the database was there all along. */
+static int consume_hold_for_db(broker *b, const char *queue, int held)
+{
+    if (db_ping())
+        return 0;
+    long long start = now_ms(), beat = start;
+    long long max_ms = (long long)config_int("CONSUME_HOLD_MAX_S", 3600) * 1000;
+    log_warn("consume %s: the database is away: holding %d event(s) until it is back", queue,
+             held);
+    while (!consume_stopping && now_ms() - start < max_ms) {
+        consume_pause(1000);
+        if (now_ms() - beat >= 5000) {
+            amqp_frame_t hb = {.frame_type = AMQP_FRAME_HEARTBEAT, .channel = 0};
+            if (amqp_send_frame(b->conn, &hb) != AMQP_STATUS_OK)
+                break;                  /* the broker is gone too: it gives them back */
+            beat = now_ms();
+        }
+        if (db_ping()) {
+            log_info("consume %s: the database is back after %lld s", queue,
+                     (now_ms() - start) / 1000);
+            return 1;
+        }
+    }
+    return 1;
+}
+
+/* After a batch: while some of its events wait for the database (their
+ * verdict CONSUME_RETRY with the database away), holds them and then runs
+ * the handler again on just those. */
+static void consume_retry_held(broker *b, const consume_spec *s, consume_batch_mem *m, int k)
+{
+    static event again[CONSUME_BATCH_MAX];
+    static int at[CONSUME_BATCH_MAX], verdict[CONSUME_BATCH_MAX];
+    for (;;) {
+        int r = 0;
+        for (int j = 0; j < k; j++)
+            if (m->verdict[j] != CONSUME_OK && m->verdict[j] != CONSUME_DEAD) {
+                again[r] = m->ev[j];
+                at[r] = j;
+                verdict[r++] = CONSUME_RETRY;
+            }
+        if (r == 0 || consume_stopping || !consume_hold_for_db(b, s->queue, r) || !db_ping())
+            return;
+        s->handle_batch(again, r, verdict, s->ctx);
+        for (int i = 0; i < r; i++)
+            m->verdict[at[i]] = verdict[i];
+    }
+}
+
 /* Handles the n deliveries in m->env: one handler call, then the acks.
  * Returns 0, or -1 when the connection failed. */
 static int consume_batch(broker *b, const consume_spec *s, consume_batch_mem *m, int n)
@@ -338,8 +401,10 @@ static int consume_batch(broker *b, const consume_spec *s, consume_batch_mem *m,
             k++;
         }
     }
-    if (k > 0)
+    if (k > 0) {
         s->handle_batch(m->ev, k, m->verdict, s->ctx);
+        consume_retry_held(b, s, m, k);
+    }
     int pause = 0;
     for (int j = 0; j < k; j++) {
         int v = m->verdict[j];
@@ -409,13 +474,6 @@ static void consume_lost(const char *queue, const broker *b, amqp_rpc_reply_t r)
     log_warn("consume %s: connection to %s lost (%s)", queue, b->node,
              r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION
                  ? amqp_error_string2(r.library_error) : "server exception");
-}
-
-static long long now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
 /* Batch mode: m->env[0] arrived; takes more until max_batch or max_wait_ms

@@ -8,7 +8,9 @@ confirmed each reservation, and nothing is left in the outbox:
   2. the whole broker stopped for 30 s: orders are still placed, the outbox
      grows (and its lag gauge), everything goes out once it is back;
   3. every relay SIGKILLed while it publishes a backlog: the rows not yet
-     marked go out again (same event ids) and the consumer dedupes them."""
+     marked go out again (same event ids) and the consumer dedupes them;
+  4. the cluster without quorum for longer than the consumers' ten
+     deliveries take: the events they hold wait for the database."""
 import os
 import signal
 import threading
@@ -172,3 +174,80 @@ def test_relay_killed_mid_batch():
             except ProcessLookupError:
                 pass
         tap.close()
+
+
+def _consumer_pids(names=("settle", "notify")):
+    out = []
+    for n in (1, 2, 3):
+        for name in names:
+            pid = shop.read_pid(os.path.join(shop.STACK["SHOP_STATE_DIR"], "host%d" % n,
+                                              "consume-%s.pid" % name))
+            if pid:
+                out.append(pid)
+    return out
+
+
+def test_events_wait_for_a_database_that_is_away():
+    """Events the consumers take while the cluster has no quorum wait for
+    it: held, not given back until the delivery limit dead-letters them.
+    Here the limit is reached in about 6 s (first pause 100 ms, doubled up
+    to 800 ms, ten returns) and the database stays away 20 s: afterwards
+    every event is settled and emailed, and settle.dead holds none of them
+    (an event notify dead-lettered would miss its email)."""
+    consumers = _consumer_pids()
+    assert len(consumers) == 6, consumers
+    custs = shop.customers(3)
+    p = shop.new_product(shop.seller_token(), stock=100)
+    orders = []
+    stopped = False
+    try:
+        for pid in consumers:                  # the events wait in the queues
+            os.kill(pid, signal.SIGSTOP)
+        for i in range(9):
+            r = shop.call("POST", "/orders", {"items": [{"product_id": p["id"], "quantity": 1}]},
+                          token=custs[i % 3][1])
+            assert r.status == 201, r
+            orders.append(r.json["id"])
+        shop.wait_for("the outbox relayed", lambda: _pending() == 0, 30)
+        ids = ",".join(str(o) for o in orders)
+        event_ids = [r[0] for r in shop.sql("SELECT CONCAT('order-', id) FROM shop_order.outbox"
+                                            " WHERE order_id IN (%s)" % ids)]
+        assert len(event_ids) == len(orders), event_ids
+        shop.stack("kill-db", "2")
+        shop.stack("kill-db", "3")
+        stopped = True
+        shop.wait_for("node1 to leave the Primary component", lambda: shop.stack(
+            "status", check=False).stdout.count("non-Primary") > 0, 15, every=0.5)
+        for pid in consumers:                  # they take the events now, the database away
+            os.kill(pid, signal.SIGCONT)
+        time.sleep(20)
+    finally:
+        for pid in consumers:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        if stopped:
+            ts = [threading.Thread(target=shop.stack, args=("start-db", str(n)),
+                                   kwargs={"check": False}) for n in (2, 3)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+    shop.wait_for("settle to process all %d events" % len(event_ids),
+                  lambda: len(te._processed(event_ids)) == len(event_ids), 120, every=1)
+    shop.wait_for("an email per order", lambda: int(shop.sql(
+        "SELECT COUNT(*) FROM shop_notify.sent_notifications WHERE sent_at IS NOT NULL"
+        " AND event_id IN (%s)" % ",".join("'%s'" % e for e in event_ids))[0][0]) == len(event_ids),
+        120, every=1)
+    conn, ch = te._channel(1)
+    try:
+        dead = te._drain(ch, "settle.dead")
+    finally:
+        conn.close()
+    assert not [b for b in dead if any(('"%s"' % e).encode() in b for e in event_ids)], \
+        "events of the outage were dead-lettered"
+    st = shop.sql("SELECT r.status, COUNT(*) FROM shop_product.reservations r JOIN"
+                  " shop_order.orders o ON o.reservation_id = r.id WHERE o.id IN (%s)"
+                  " GROUP BY r.status" % ",".join(str(o) for o in orders))
+    assert st == [["confirmed", str(len(orders))]], st
