@@ -339,7 +339,8 @@ static long long now_ms(void)
  * new deliveries (the broker stops at the prefetch anyway) and sending the
  * broker a heartbeat every 5 s, until the database answers again (or
  * CONSUME_HOLD_MAX_S, default 3600, has passed, or a stop is asked).
- * Returns 1 when it held, 0 when the database was there all along. */
+ * Returns 1 when the database was away and answers again, else 0 (it was
+ * there all along: the events failed for another reason; or it stayed away). */
 static int consume_hold_for_db(broker *b, const char *queue, int held)
 {
     if (db_ping())
@@ -362,7 +363,7 @@ static int consume_hold_for_db(broker *b, const char *queue, int held)
             return 1;
         }
     }
-    return 1;
+    return 0;
 }
 
 /* After a batch: while some of its events wait for the database (their
@@ -380,7 +381,7 @@ static void consume_retry_held(broker *b, const consume_spec *s, consume_batch_m
                 at[r] = j;
                 verdict[r++] = CONSUME_RETRY;
             }
-        if (r == 0 || consume_stopping || !consume_hold_for_db(b, s->queue, r) || !db_ping())
+        if (r == 0 || consume_stopping || !consume_hold_for_db(b, s->queue, r))
             return;
         s->handle_batch(again, r, verdict, s->ctx);
         for (int i = 0; i < r; i++)

@@ -262,19 +262,26 @@ void http_format_time(time_t t, char *buf, size_t n)
     strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* 8 hex digits of BLAKE2b over "<prefix><id>": a cursor's check, so a cursor
- * edited by hand (an id cut short or changed) is refused. */
-static void http_cursor_check(const char *prefix, int64_t id, char out[9])
+/* The first 4 bytes of BLAKE2b-128 of s, as 8 hex digits: what binds a
+ * cursor to its list's filters and to its id. */
+static void http_hash8(const char *s, char out[9])
 {
-    char text[48];
     unsigned char h[crypto_generichash_BYTES_MIN];
-    int len = snprintf(text, sizeof text, "%s%" PRId64, prefix, id);
-    if (len < 0 || (size_t)len >= sizeof text ||
-        crypto_generichash(h, sizeof h, (const unsigned char *)text, (size_t)len, NULL, 0) != 0) {
+    if (crypto_generichash(h, sizeof h, (const unsigned char *)s, strlen(s), NULL, 0) != 0) {
+        /* Only for a bad size, which this is not. */
         log_error("http: cannot hash a cursor");
         memset(h, 0, sizeof h);
     }
     snprintf(out, 9, "%02x%02x%02x%02x", h[0], h[1], h[2], h[3]);
+}
+
+/* A cursor's check: the hash of "<prefix><id>", so a cursor edited by hand
+ * (an id cut short or changed) is refused. */
+static void http_cursor_check(const char *prefix, int64_t id, char out[9])
+{
+    char text[48];
+    snprintf(text, sizeof text, "%s%" PRId64, prefix, id);   /* prefix < 16, id <= 18 digits */
+    http_hash8(text, out);
 }
 
 void http_cursor_encode(const char *prefix, int64_t id, char *buf, size_t n)
@@ -294,14 +301,9 @@ void http_cursor_encode(const char *prefix, int64_t id, char *buf, size_t n)
 
 void http_cursor_prefix(const char *list, const char *filters, char out[HTTP_CURSOR_PREFIX])
 {
-    unsigned char h[crypto_generichash_BYTES_MIN];
-    if (crypto_generichash(h, sizeof h, (const unsigned char *)filters, strlen(filters), NULL,
-                           0) != 0) {
-        /* Only for a bad size, which this is not; the filters then go unbound. */
-        log_error("http: cannot hash a cursor's filters");
-        memset(h, 0, sizeof h);
-    }
-    snprintf(out, HTTP_CURSOR_PREFIX, "%.4s%02x%02x%02x%02x:", list, h[0], h[1], h[2], h[3]);
+    char h[9];
+    http_hash8(filters, h);
+    snprintf(out, HTTP_CURSOR_PREFIX, "%.4s%s:", list, h);
 }
 
 int http_reply_page(http_req *req, json_object *items, bool more, const char *prefix,

@@ -77,3 +77,8 @@ void items_parse(json_object *obj, size_t max_lines, int64_t max_quantity,
     if (json_object_array_length(errs) == before)
         *n = kept;
 }
+
+void items_mixed_currency(json_object *errs)
+{
+    json_add_error(errs, "items", "all products of an order must have the same currency");
+}

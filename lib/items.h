@@ -23,4 +23,8 @@ typedef struct items_line {
 void items_parse(json_object *obj, size_t max_lines, int64_t max_quantity,
                  items_line *lines, size_t *n, json_object *errs);
 
+/* Appends the error of lines in more than one currency (field "items"):
+ * product refuses such a reservation, order answers it to the client. */
+void items_mixed_currency(json_object *errs);
+
 #endif

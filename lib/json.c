@@ -244,41 +244,49 @@ int json_get_int(json_object *obj, const char *key, int64_t min, int64_t max, bo
     return JSON_OK;
 }
 
+long json_utf8_next(const char **s, const char *end)
+{
+    const unsigned char *p = (const unsigned char *)*s;
+    unsigned c = *p;
+    size_t len;
+    unsigned cp;
+    if (c < 0x80) {
+        len = 1;
+        cp = c;
+    } else if ((c & 0xE0) == 0xC0) {
+        len = 2;
+        cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+        len = 3;
+        cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+        len = 4;
+        cp = c & 0x07;
+    } else {
+        return -1;
+    }
+    if ((size_t)((const unsigned char *)end - p) < len)
+        return -1;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return -1;
+        cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    /* Overlong forms, surrogates and values past U+10FFFF are not UTF-8. */
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return -1;
+    *s = (const char *)p + len;
+    return (long)cp;
+}
+
 long json_utf8_len(const char *s, size_t n)
 {
     long count = 0;
-    const unsigned char *p = (const unsigned char *)s, *end = p + n;
-    while (p < end) {
-        unsigned c = *p;
-        size_t len;
-        unsigned cp;
-        if (c < 0x80) {
-            len = 1;
-            cp = c;
-        } else if ((c & 0xE0) == 0xC0) {
-            len = 2;
-            cp = c & 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            len = 3;
-            cp = c & 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
-            len = 4;
-            cp = c & 0x07;
-        } else {
+    const char *end = s + n;
+    while (s < end) {
+        if (json_utf8_next(&s, end) < 0)
             return -1;
-        }
-        if ((size_t)(end - p) < len)
-            return -1;
-        for (size_t i = 1; i < len; i++) {
-            if ((p[i] & 0xC0) != 0x80)
-                return -1;
-            cp = (cp << 6) | (p[i] & 0x3F);
-        }
-        /* Overlong forms, surrogates and values past U+10FFFF are not UTF-8. */
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-            cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return -1;
-        p += len;
         count++;
     }
     return count;

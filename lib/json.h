@@ -44,6 +44,10 @@ int json_get_str(json_object *obj, const char *key, size_t min, size_t max,
  * removal, or an optional field that allows null). */
 bool json_null_member(json_object *obj, const char *key);
 
+/* The code point of the UTF-8 sequence at *s (before end), advancing *s past
+ * it; -1 when it is no valid UTF-8 (*s unchanged). */
+long json_utf8_next(const char **s, const char *end);
+
 /* Number of Unicode code points in s, or -1 when s is not valid UTF-8. */
 long json_utf8_len(const char *s, size_t n);
 

@@ -80,24 +80,9 @@ int auth_email_normalize(const char *in, char *email, char *norm)
     return 0;
 }
 
-/* The code point of the UTF-8 sequence at *p (valid UTF-8: the caller
- * checked), advancing *p past it. */
-static unsigned long utf8_next(const unsigned char **p)
-{
-    const unsigned char *s = *p;
-    unsigned long c = *s;
-    int more = c < 0x80 ? 0 : c < 0xE0 ? 1 : c < 0xF0 ? 2 : 3;
-    if (more)
-        c &= 0x3Fu >> more;
-    for (int i = 1; i <= more; i++)
-        c = (c << 6) | (s[i] & 0x3Fu);
-    *p = s + 1 + more;
-    return c;
-}
-
 /* Unicode's spaces, line and paragraph separators, C1 controls and the
  * zero-width characters: invisible or blank, never part of an address. */
-static bool email_blank(unsigned long c)
+static bool email_blank(long c)
 {
     return (c >= 0x80 && c <= 0xA0) || c == 0x1680 || (c >= 0x2000 && c <= 0x200F) ||
            (c >= 0x2028 && c <= 0x202F) || (c >= 0x205F && c <= 0x206F) || c == 0x3000 ||
@@ -110,11 +95,13 @@ int auth_email_valid(const char *email)
     if (!at)
         return 0;
     char prev = '.';                    /* so a leading dot counts as doubled */
-    for (const unsigned char *p = (const unsigned char *)email; *p;) {
-        bool domain = (const char *)p > at;
-        unsigned char c = *p;
+    const char *end = email + strlen(email);
+    for (const char *p = email; *p;) {
+        bool domain = p > at;
+        unsigned char c = (unsigned char)*p;
         if (c >= 0x80) {
-            if (email_blank(utf8_next(&p)))
+            long cp = json_utf8_next(&p, end);
+            if (cp < 0 || email_blank(cp))
                 return 0;
             prev = 'x';
             continue;

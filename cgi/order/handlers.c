@@ -269,7 +269,7 @@ static int order_reply_standing(placing *p, int64_t order_id)
 static int order_refuse_mixed(placing *p)
 {
     json_object *extra = json_object_new_object(), *errs = json_object_new_array();
-    json_add_error(errs, "items", "all products of an order must have the same currency");
+    items_mixed_currency(errs);
     json_object_object_add(extra, "errors", errs);
     return order_refuse(p, 422, "validation_failed",
                         "the products are priced in different currencies", extra);

@@ -284,8 +284,8 @@ int product_list(http_req *req)
 
     char text[4 * PRODUCT_NAME_MAX + 1];
     rc = http_query(req, "q", text, sizeof text);
-    if (rc < 0 || (rc > 0 && (json_utf8_len(text, strlen(text)) < 0 ||
-                              json_utf8_len(text, strlen(text)) > PRODUCT_NAME_MAX)))
+    long q_chars = rc > 0 ? json_utf8_len(text, strlen(text)) : 0;
+    if (rc < 0 || q_chars < 0 || q_chars > PRODUCT_NAME_MAX)
         json_add_error(errs, "q", "must be valid UTF-8 of at most 200 characters");
     else if (rc > 0 && text[0] && store_search_query(text, NULL, 0) == 0)
         json_add_error(errs, "q", "must contain a word of at least 3 letters or digits");
@@ -624,7 +624,7 @@ int product_reserve(http_req *req)
         rc = reply_bad_lines(req, rc, lines, n);
     } else if (rc == STORE_MIXED) {
         json_object *errs = json_object_new_array();
-        json_add_error(errs, "items", "all products of an order must have the same currency");
+        items_mixed_currency(errs);
         rc = problem_invalid(req, errs);
     } else if (rc == STORE_INVALID_STATE) {
         rc = problem_send(req, 409, "invalid_state", "Reservation %" PRId64 " was released.", id);
