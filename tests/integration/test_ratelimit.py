@@ -2,7 +2,8 @@
 The edge is restarted with a small limit; requests come from several
 loopback addresses (127.0.0.2, .3, ...: the edge listens on 127.0.0.1, and
 the kernel delivers from any 127/8 source), each a client of its own:
-  - one address over the limit gets 429 + Retry-After, another is untouched;
+  - one address over the limit gets 429 + Retry-After (never more than the
+    limit served, also for a burst in flight), another is untouched;
   - writes count like reads, and a refused write does nothing;
   - a client that waits Retry-After seconds is served again, also after a
     burst well over the limit."""
@@ -37,12 +38,20 @@ def test_rate_limit_is_per_address_counts_writes_and_lifts_after_retry_after():
     try:
         _restart_edge(rate=LIMIT, login_rate=100000)
         # A fires twice its budget at once, as a client with many requests
-        # in flight does: exactly LIMIT are served, the rest refused...
+        # in flight does: never more than LIMIT are served, the rest
+        # refused.  HAProxy counts a request when it arrives and judges it a
+        # moment later, on another thread maybe, so a request within the
+        # budget can see a count that already holds later ones and be
+        # refused: a burst in flight can get one or two fewer (seen: 29 of
+        # 30 in 2 bursts of 100 on this machine).  One more is never served.
         rs = shop.parallel(2 * LIMIT, lambda i: _read(a))
         limited_at = time.monotonic()          # A's last answer
         for r in rs:
             assert not isinstance(r, Exception), r
-        assert sorted(r.status for r in rs) == [200] * LIMIT + [429] * LIMIT, rs
+        statuses = sorted(r.status for r in rs)
+        served = statuses.count(200)
+        assert statuses == [200] * served + [429] * (2 * LIMIT - served), rs
+        assert LIMIT - 2 <= served <= LIMIT, (served, rs)
         retry_after = max(_assert_429(r) for r in rs if r.status == 429)
         # ...which is A's alone: B is served, and A is still refused.
         assert _read(b).status == 200
