@@ -168,8 +168,11 @@ int route_dispatch(const route *table, size_t n, http_req *req)
         if (!route_match(table[i].pattern, req->path, &id))
             continue;
         if (!strstr(allow, table[i].method)) {
+            /* A GET route answers HEAD too (RFC 9110 9.3.2), so Allow says so. */
+            bool get = strcmp(table[i].method, "GET") == 0;
             size_t l = strlen(allow);
-            snprintf(allow + l, sizeof allow - l, "%s%s", l ? ", " : "", table[i].method);
+            snprintf(allow + l, sizeof allow - l, "%s%s%s", l ? ", " : "", table[i].method,
+                     get ? ", HEAD" : "");
         }
         if (!hit && (strcmp(table[i].method, req->method) == 0 ||
                      (head && strcmp(table[i].method, "GET") == 0))) {

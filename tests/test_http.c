@@ -275,7 +275,7 @@ static int dispatch(const char *method, const char *path, char **env, const char
     int status = route_dispatch(table, NROUTES, &r);
     sent_code(&r, code, n);
     if (status == 405)
-        CU_ASSERT_PTR_NOT_NULL(r.headers && strstr(r.headers, "Allow: GET, PATCH, DELETE\r\n"));
+        CU_ASSERT_PTR_NOT_NULL(r.headers && strstr(r.headers, "Allow: GET, HEAD, PATCH, DELETE\r\n"));
     if (status == 401)
         CU_ASSERT_PTR_NOT_NULL(r.headers && strstr(r.headers, "WWW-Authenticate: Bearer"));
     r.body = NULL;

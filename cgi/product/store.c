@@ -355,6 +355,19 @@ struct row_tx {
     product *out;
 };
 
+/* Whether edit e changes anything of row cur: an edit that sets every field
+ * it names to the value it has (an empty PATCH included) is no change, and
+ * keeps the version and with it every client's ETag. */
+static bool edit_changes(const product_edit *e, const product *cur)
+{
+    const char *desc = cur->description ? cur->description : "";
+    return (e->name && strcmp(e->name, cur->name) != 0) ||
+           (e->description && strcmp(e->description, desc) != 0) ||
+           (e->has_price && e->price_cents != cur->price_cents) ||
+           (e->currency && strcmp(e->currency, cur->currency) != 0) ||
+           (e->status && strcmp(e->status, cur->status) != 0);
+}
+
 /* Applies t->op to the locked row cur.  Returns DB_OK, a business code, or a
  * db.h code. */
 static int apply_row_op(struct row_tx *t, product *cur)
@@ -363,6 +376,8 @@ static int apply_row_op(struct row_tx *t, product *cur)
     int64_t n = 0;
     switch (t->op) {
     case OP_UPDATE:
+        if (!edit_changes(e, cur))
+            return DB_OK;
         n = db_exec("UPDATE products SET name = ?, description = ?, price_cents = ?,"
                     " currency = ?, status = ?, version = version + 1,"
                     " updated_at = UTC_TIMESTAMP(3) WHERE id = ?",

@@ -391,6 +391,15 @@ def test_patch_and_put_need_if_match_and_bump_version():
              headers={"If-Match": "*"})
     assert_problem(r, 422, "validation_failed")
     assert [e["field"] for e in r.json["errors"]] == ["description"], r
+    # An edit that changes nothing keeps the version (and every client's
+    # ETag), but still needs a current If-Match.
+    same = {"name": "Put", "price_cents": 5, "currency": "USD", "status": "active"}
+    for method, body in (("PATCH", {}), ("PATCH", {"name": "Put"}), ("PUT", same)):
+        r = call(method, path, body, token=tok, headers={"If-Match": '"3"'})
+        assert_problem(r, 412, "precondition_failed")
+        r = call(method, path, body, token=tok, headers={"If-Match": '"4"'})
+        assert r.status == 200 and r.json["version"] == 4, (method, body, r)
+        assert r.header("etag") == '"4"' and get(p["id"], tok).json == r.json, r
 
 
 def test_edit_validation():
