@@ -222,9 +222,9 @@ int store_idem_lock(int64_t user_id, const char *idem_key)
 {
     char name[64];
     store_idem_lock_name(user_id, idem_key, name);
-    /* A duplicate sent while the first is running waits a moment for it, so
-     * it can usually replay the first's answer instead of a 409. */
-    return db_try_lock(name, 1);
+    /* No wait: a duplicate sent while the first runs is told so at once
+     * (409 idempotency_in_progress, Retry-After: 1), as the contract says. */
+    return db_try_lock(name, 0);
 }
 
 void store_idem_unlock(int64_t user_id, const char *idem_key)

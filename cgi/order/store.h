@@ -58,8 +58,8 @@ void store_idem_free(store_idem *k);
 /* The liveness lock of an Idempotency-Key: a named lock (GET_LOCK) on the
  * writer, held by the request that runs with the key for as long as it runs.
  * The lock lives in that worker's DB session and dies with it, so a retry
- * after a killed worker or a lost connection gets it at once.  Waits up to
- * 1 s; returns 1 held, 0 held by another session, or a DB error.  The lock
+ * after a killed worker or a lost connection gets it at once.  Does not
+ * wait; returns 1 held, 0 held by another session, or a DB error.  The lock
  * is only a hint: the key's primary key and orders.reservation_id decide, so
  * a lock lost in a failover cannot let two orders stand for one key. */
 int store_idem_lock(int64_t user_id, const char *idem_key);

@@ -323,6 +323,8 @@ def assert_problem(r, status, code=None):
         assert k in r.json, (k, r)
     if code:
         assert r.json["code"] == code, "expected code %s, got %r" % (code, r)
+    # No cache keeps an error, whoever answered it (the edge or a service).
+    assert r.header("cache-control") == "no-store", (r.headers, r)
 
 
 def unsettled():

@@ -120,6 +120,8 @@ def _assert_edge_problem(r, status, code=None):
     if code:
         assert r.json["code"] == code, r
     assert r.json["request_id"] and r.json["request_id"] == r.header("x-request-id"), r
+    # An error is never cached, whoever answered it.
+    assert r.header("cache-control") == "no-store", r.headers
 
 
 def _req(method, target, headers=(), body=b""):

@@ -24,6 +24,14 @@ export function onCart(fn) {
   window.addEventListener('storage', (e) => { if (e.key === CART_KEY) fn(cart()); });
 }
 
+// The quantity a box holds: digits only (not "1e2" or "1.0"), 1 to 1000;
+// null otherwise.
+export function quantityOf(text) {
+  const m = /^\s*(\d{1,4})\s*$/.exec(text || '');
+  const q = m ? Number(m[1]) : 0;
+  return q >= 1 && q <= 1000 ? q : null;
+}
+
 export function cartCount() { return cart().reduce((n, l) => n + l.quantity, 0); }
 
 export function addToCart(p, quantity = 1) {
@@ -114,8 +122,8 @@ export function cartPage(main) {
       const qty = h('input', { id: qid, name: 'items[' + i + '].quantity', type: 'number', min: '1', max: '1000',
         inputmode: 'numeric', value: String(l.quantity), class: 'qty' });
       qty.addEventListener('change', () => {
-        const q = Number(qty.value);
-        if (Number.isInteger(q) && q >= 1 && q <= 1000) { lastError = null; setQuantity(l.product_id, q); render(); }
+        const q = quantityOf(qty.value);
+        if (q) { lastError = null; setQuantity(l.product_id, q); render(); }
         else fieldError(qty, 'Enter a whole number from 1 to 1000.');
       });
       const li = h('li', { class: 'line', 'data-product-id': String(l.product_id) },
@@ -156,8 +164,30 @@ export function cartPage(main) {
     return 'No longer available: remove it to check out.';
   }
 
+  // A quantity box must hold what will be ordered: a valid number there is
+  // taken (as its change event would), an invalid one stops the checkout.
+  function quantitiesValid() {
+    let first = null;
+    for (const qty of list.querySelectorAll('input.qty')) {
+      const q = quantityOf(qty.value);
+      const id = Number(qty.closest('li').dataset.productId);
+      if (q) {
+        if (!cart().some((l) => l.product_id === id && l.quantity === q)) setQuantity(id, q);
+      } else {
+        fieldError(qty, 'Enter a whole number from 1 to 1000.');
+        first = first || qty;
+      }
+    }
+    if (first) {
+      box.show('error', h('p', {}, 'Nothing was ordered: correct the quantity marked below.'));
+      first.focus();
+    }
+    return !first;
+  }
+
   checkout.addEventListener('click', async () => {
     if (checkout.disabled) return;
+    if (!quantitiesValid()) return;
     const lines = cart();
     if (!lines.length) return;
     checkout.disabled = true;

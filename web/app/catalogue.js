@@ -1,7 +1,7 @@
 // catalogue.js: the product list (search, "more" by keyset cursor) and the
 // product page.
 import { api, signedIn } from './api.js';
-import { addToCart } from './cart.js';
+import { addToCart, quantityOf } from './cart.js';
 import { h, clear, money, page, messageBox, showProblem, field, busy } from './ui.js';
 
 const PAGE = 12;
@@ -14,8 +14,8 @@ function addButton(p, box, qtyInput) {
   const b = h('button', { type: 'button', class: 'primary', disabled: p.stock <= 0 || p.status !== 'active',
     'aria-label': 'Add to cart: ' + p.name }, 'Add to cart');
   b.addEventListener('click', () => {
-    const q = qtyInput ? Number(qtyInput.value) : 1;
-    if (!Number.isInteger(q) || q < 1 || q > 1000) {
+    const q = qtyInput ? quantityOf(qtyInput.value) : 1;
+    if (!q) {
       box.show('error', h('p', {}, 'Enter a quantity from 1 to 1000.'));
       return;
     }

@@ -157,7 +157,9 @@ export function select(attrs, options, value) {
 export function page(main, title, ...content) {
   clear(main);
   document.title = title + ' · Shop';
-  main.append(h('h1', { tabindex: '-1' }, title), ...content);
+  // Like h(): an absent part (null, undefined, false) shows nothing.
+  main.append(h('h1', { tabindex: '-1' }, title),
+    ...content.flat().filter((c) => c !== undefined && c !== null && c !== false));
 }
 
 // A button that runs an async action once at a time (disabled meanwhile).
