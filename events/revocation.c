@@ -65,7 +65,8 @@ int64_t revocation_time_ms(const char *s)
 int revocation_handle(const event *ev, void *ctx)
 {
     (void)ctx;
-    if (strcmp(ev->type, "user.role_changed") != 0 && strcmp(ev->type, "user.password_changed") != 0) {
+    if (strcmp(ev->type, "user.role_changed") != 0 && strcmp(ev->type, "user.password_changed") != 0 &&
+        strcmp(ev->type, "user.tokens_revoked") != 0) {
         log_warn("revoke: event %s of type %s ignored", ev->id, ev->type);
         return CONSUME_OK;
     }

@@ -1,7 +1,8 @@
 /* revocation.h: `shop-consume revoke [queue]`, one per host: applies
- * user.role_changed and user.password_changed to the host's revocation list
- * (lib/revoke.h, REVOKE_FILE of its config): the user's access tokens
- * issued before data.changed_at are void on this host from then on.
+ * user.role_changed, user.password_changed and user.tokens_revoked to the
+ * host's revocation list (lib/revoke.h, REVOKE_FILE of its config): the
+ * user's access tokens issued before data.changed_at are void on this host
+ * from then on.
  *
  * Each host consumes its own durable quorum queue (revoke.<host>, the
  * queue argument), so every host sees every event, and events published
@@ -19,7 +20,7 @@
 /* Opens the list (REVOKE_FILE) for writing.  0 or -1 (logged). */
 int revocation_init(void);
 
-/* user.role_changed / user.password_changed: CONSUME_OK (applied, or an
+/* user.role_changed / _password_changed / _tokens_revoked: CONSUME_OK (applied, or an
  * event type this consumer does not handle), CONSUME_RETRY (the list could
  * not be written), CONSUME_DEAD (no usable data.user_id / data.changed_at). */
 int revocation_handle(const event *ev, void *ctx);

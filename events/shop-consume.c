@@ -32,7 +32,8 @@ typedef struct consumer {
 } consumer;
 
 static const char *const settle_types[] = {"order.confirmed", "order.cancelled", NULL};
-static const char *const user_types[] = {"user.role_changed", "user.password_changed", NULL};
+static const char *const user_types[] = {"user.role_changed", "user.password_changed",
+                                         "user.tokens_revoked", NULL};
 
 /* revoke runs once per host, each on its own queue (revoke.<host>, the
  * queue argument): every host must see every event. */

@@ -4,7 +4,8 @@
  * issued (its iat_ms) before not_before is void.  Every worker of every
  * service on the host maps it read-only and checks it after verifying a
  * token (lib/route.c); one writer per host (`shop-consume revoke`, fed by the
- * user.role_changed and user.password_changed events) adds entries.
+ * user.role_changed, user.password_changed and user.tokens_revoked events)
+ * adds entries.
  *
  * The file is an open-addressing hash table that never empties a slot: a
  * slot whose not_before is older than the access-token lifetime is expired

@@ -72,6 +72,13 @@ static void test_events_void_earlier_tokens(void)
     CU_ASSERT_TRUE(revoke_is_revoked(8, at + 649));
     CU_ASSERT_FALSE(revoke_is_revoked(8, at + 650));
 
+    /* A reused refresh token voids the user's tokens the same way. */
+    snprintf(data, sizeof data, "{\"user_id\":10,\"changed_at\":\"%s.100Z\","
+             "\"reason\":\"refresh_token_reused\"}", when);
+    CU_ASSERT_EQUAL(handle("user.tokens_revoked", data), CONSUME_OK);
+    CU_ASSERT_TRUE(revoke_is_revoked(10, at - 151));
+    CU_ASSERT_FALSE(revoke_is_revoked(10, at - 150));
+
     /* Unusable events go to the dead-letter queue; others are not ours. */
     CU_ASSERT_EQUAL(handle("user.role_changed", "{\"user_id\":7}"), CONSUME_DEAD);
     CU_ASSERT_EQUAL(handle("user.role_changed", "{\"user_id\":\"7\",\"changed_at\":\"2026-11-28T14:50:01Z\"}"),

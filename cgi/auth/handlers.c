@@ -291,7 +291,9 @@ int auth_refresh(http_req *req)
         return rc;
     char next[STORE_REFRESH_LEN + 1];
     auth_user u;
-    rc = store_refresh_rotate(presented, auth_ttl("REFRESH_TTL", 2592000), next, &u);
+    char now[40];           /* a reuse voids the access tokens issued before it */
+    auth_time_ms_rfc3339(revoke_now_ms(), now, sizeof now);
+    rc = store_refresh_rotate(presented, auth_ttl("REFRESH_TTL", 2592000), now, next, &u);
     if (rc == STORE_REJECTED)
         return problem_send(req, 401, "unauthorized", "The refresh token is invalid, expired or already used.");
     if (rc < 0)

@@ -304,6 +304,7 @@ int store_user_rehash(int64_t id, const char *old_hash, const char *new_hash)
 
 typedef struct refresh_args {
     const unsigned char *hash;   /* presented token's hash (rotate, revoke) */
+    const char *changed_at;      /* rotate: RFC 3339 with ms, for a reuse's event */
     int64_t user_id;
     long ttl;
     char *next;                  /* the token issued */
@@ -327,8 +328,10 @@ int store_refresh_issue(int64_t user_id, long ttl, char token[STORE_REFRESH_LEN 
 enum { ROTATE_OK = 0, ROTATE_REUSED = 1 };
 
 /* Under the row lock: a spent or revoked token is a replay (possibly of a
- * stolen token), so every active token of its family dies with it, and that
- * revocation must commit; the caller still answers 401. */
+ * stolen token), so every active token of its family dies with it, and so do
+ * the user's access tokens issued until now (user.tokens_revoked: every host
+ * refuses them; other sign-ins refresh and carry on).  That revocation must
+ * commit; the caller still answers 401. */
 static int store_refresh_rotate_tx(void *arg)
 {
     refresh_args *a = arg;
@@ -349,7 +352,19 @@ static int store_refresh_rotate_tx(void *arg)
 
     if (!active) {
         log_warn("refresh token reused: revoking its family (user %lld)", (long long)user_id);
-        if (db_exec(SQL_REFRESH_REVOKE_FAMILY, "b", family, (size_t)STORE_FAMILY_LEN) < 0)
+        int64_t n = db_exec(SQL_REFRESH_REVOKE_FAMILY, "b", family, (size_t)STORE_FAMILY_LEN);
+        if (n < 0)
+            return DB_ERROR;
+        /* A family already dead (logged out, password changed, a reuse seen
+         * before) had no live token to steal: its access tokens were dealt
+         * with then, and the user's newer ones are not this token's. */
+        if (n == 0)
+            return ROTATE_REUSED;
+        char data[160];
+        snprintf(data, sizeof data,
+                 "{\"user_id\":%lld,\"changed_at\":\"%s\",\"reason\":\"refresh_token_reused\"}",
+                 (long long)user_id, a->changed_at);
+        if (store_outbox("user.tokens_revoked", user_id, data) != 0)
             return DB_ERROR;
         return ROTATE_REUSED;
     }
@@ -364,13 +379,14 @@ static int store_refresh_rotate_tx(void *arg)
     return rc == STORE_NOT_FOUND ? STORE_REJECTED : rc;
 }
 
-int store_refresh_rotate(const char *presented, long ttl, char next[STORE_REFRESH_LEN + 1],
-                         auth_user *user)
+int store_refresh_rotate(const char *presented, long ttl, const char *changed_at,
+                         char next[STORE_REFRESH_LEN + 1], auth_user *user)
 {
     unsigned char hash[STORE_HASH_LEN];
     if (store_token_hash(presented, hash) != 0)
         return STORE_REJECTED;
-    refresh_args a = {.hash = hash, .ttl = ttl, .next = next, .user = user};
+    refresh_args a = {.hash = hash, .changed_at = changed_at, .ttl = ttl, .next = next,
+                      .user = user};
     int rc = db_tx(store_refresh_rotate_tx, &a);
     return rc == ROTATE_REUSED ? STORE_REJECTED : rc;
 }

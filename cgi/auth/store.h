@@ -75,11 +75,13 @@ int store_refresh_issue(int64_t user_id, long ttl, char token[STORE_REFRESH_LEN 
 /* Spends `presented` and issues its successor (same family, ttl seconds)
  * into next, in one transaction under a row lock, and reads the owner into
  * *user (its current role goes into the new access token).  A spent or
- * revoked token revokes its whole family.  Returns 0, STORE_REJECTED
+ * revoked token revokes its whole family and writes user.tokens_revoked
+ * (changed_at: the user's access tokens issued before it are void) to the
+ * outbox in the same transaction.  Returns 0, STORE_REJECTED
  * (unknown, malformed, expired, spent, revoked: all look the same to the
  * client), or a DB error. */
-int store_refresh_rotate(const char *presented, long ttl, char next[STORE_REFRESH_LEN + 1],
-                         auth_user *user);
+int store_refresh_rotate(const char *presented, long ttl, const char *changed_at,
+                         char next[STORE_REFRESH_LEN + 1], auth_user *user);
 
 /* Revokes the family of `presented` (logout).  Unknown or malformed tokens
  * are a no-op.  Returns 0 or a DB error. */

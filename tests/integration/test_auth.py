@@ -15,6 +15,7 @@ import time
 
 import shop
 from shop import assert_problem, call, register, login, unique_email, PASSWORD
+from test_notify import _revoked_everywhere
 
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
@@ -392,9 +393,15 @@ def test_auth_refresh_rotates_and_reuse_revokes_family():
     assert_unauthorized(refresh(first["refresh_token"]))
     assert_unauthorized(refresh(third["refresh_token"]))
     assert_unauthorized(refresh(second["refresh_token"]))
-    # the other login is untouched
+    # ...and so do the user's access tokens issued until then, on every host
+    # (the thief's among them: 401 token_revoked)...
+    for t in (first, second, third, other):
+        _revoked_everywhere("/auth/me", t["access_token"])
+    # ...while the other login's refresh token is untouched: it refreshes
+    # and its new access token works.
     r = refresh(other["refresh_token"])
     assert r.status == 200, r
+    assert call("GET", "/auth/me", token=r.json["access_token"]).status == 200
     # A client that sends its (here: no longer valid) access token with
     # every request can still refresh, log out and sign in.
     stale = {"Authorization": "Bearer " + first["access_token"][:-4] + "AAAA"}
