@@ -244,6 +244,24 @@ int json_get_int(json_object *obj, const char *key, int64_t min, int64_t max, bo
     return JSON_OK;
 }
 
+bool json_char_blank(long c)
+{
+    return c == ' ' || (c >= 0x09 && c <= 0x0D) || (c >= 0x80 && c <= 0xA0) || c == 0x1680 ||
+           (c >= 0x2000 && c <= 0x200F) || (c >= 0x2028 && c <= 0x202F) ||
+           (c >= 0x205F && c <= 0x206F) || c == 0x3000 || c == 0xFEFF;
+}
+
+bool json_str_blank(const char *s)
+{
+    const char *end = s + strlen(s);
+    while (s < end) {
+        long c = json_utf8_next(&s, end);
+        if (c < 0 || !json_char_blank(c))
+            return false;
+    }
+    return true;
+}
+
 long json_utf8_next(const char **s, const char *end)
 {
     const unsigned char *p = (const unsigned char *)*s;
@@ -312,7 +330,9 @@ int json_get_str(json_object *obj, const char *key, size_t min, size_t max, bool
     }
     if ((size_t)chars < min || (size_t)chars > max) {
         char msg[96];
-        if (min == max)
+        if (chars == 0 && min == 1)
+            snprintf(msg, sizeof msg, "must not be empty");
+        else if (min == max)
             snprintf(msg, sizeof msg, "must be %zu characters", min);
         else
             snprintf(msg, sizeof msg, "must be %zu to %zu characters", min, max);

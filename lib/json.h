@@ -48,6 +48,15 @@ bool json_null_member(json_object *obj, const char *key);
  * it; -1 when it is no valid UTF-8 (*s unchanged). */
 long json_utf8_next(const char **s, const char *end);
 
+/* Whether code point c is blank or invisible: ASCII white space, Unicode's
+ * spaces, line and paragraph separators, C1 controls, zero-width characters
+ * and the BOM. */
+bool json_char_blank(long c);
+
+/* Whether UTF-8 text s holds nothing but blank characters (an empty s
+ * included); invalid UTF-8 is not blank. */
+bool json_str_blank(const char *s);
+
 /* Number of Unicode code points in s, or -1 when s is not valid UTF-8. */
 long json_utf8_len(const char *s, size_t n);
 

@@ -177,6 +177,16 @@ static void test_utf8_len(void)
     CU_ASSERT_EQUAL(json_utf8_len("\xe2\x82", 2), -1);             /* truncated */
 }
 
+static void test_str_blank(void)
+{
+    CU_ASSERT_TRUE(json_str_blank(""));
+    CU_ASSERT_TRUE(json_str_blank(" \t\r\n"));
+    CU_ASSERT_TRUE(json_str_blank("\xc2\xa0\xe3\x80\x80\xe2\x80\x8b"));   /* NBSP, U+3000, ZWSP */
+    CU_ASSERT_FALSE(json_str_blank(" a "));
+    CU_ASSERT_FALSE(json_str_blank(" \xe2\x82\xac"));                      /* a euro sign */
+    CU_ASSERT_FALSE(json_str_blank("\xc0\xaf"));                            /* not UTF-8 */
+}
+
 static void test_check_fields_names_unknown(void)
 {
     static const char *const allowed[] = {"sku", "name", NULL};
@@ -202,6 +212,7 @@ int main(void)
     CU_add_test(s, "get_int absent and null", test_get_int_absent_and_null);
     CU_add_test(s, "get_str counts characters", test_get_str_counts_characters);
     CU_add_test(s, "utf8_len", test_utf8_len);
+    CU_add_test(s, "str_blank", test_str_blank);
     CU_add_test(s, "check_fields names unknown", test_check_fields_names_unknown);
     return cunit_run_all();
 }

@@ -80,15 +80,6 @@ int auth_email_normalize(const char *in, char *email, char *norm)
     return 0;
 }
 
-/* Unicode's spaces, line and paragraph separators, C1 controls and the
- * zero-width characters: invisible or blank, never part of an address. */
-static bool email_blank(long c)
-{
-    return (c >= 0x80 && c <= 0xA0) || c == 0x1680 || (c >= 0x2000 && c <= 0x200F) ||
-           (c >= 0x2028 && c <= 0x202F) || (c >= 0x205F && c <= 0x206F) || c == 0x3000 ||
-           c == 0xFEFF;
-}
-
 int auth_email_valid(const char *email)
 {
     const char *at = strchr(email, '@');
@@ -101,7 +92,7 @@ int auth_email_valid(const char *email)
         unsigned char c = (unsigned char)*p;
         if (c >= 0x80) {
             long cp = json_utf8_next(&p, end);
-            if (cp < 0 || email_blank(cp))
+            if (cp < 0 || json_char_blank(cp))   /* invisible or blank: never in an address */
                 return 0;
             prev = 'x';
             continue;

@@ -364,6 +364,12 @@ static void get_checked_str(json_object *body, const char *key, size_t min, size
         *out = s;
 }
 
+/* A name shows something: not only spaces or invisible characters. */
+static bool name_valid(const char *s)
+{
+    return !json_str_blank(s);
+}
+
 static bool status_new_valid(const char *s)
 {
     return strcmp(s, "active") == 0 || strcmp(s, "draft") == 0;
@@ -383,7 +389,8 @@ int product_create(http_req *req)
     json_check_fields(body, allowed, errs);
     get_checked_str(body, "sku", 1, PRODUCT_SKU_MAX, true, &f.sku, product_sku_valid,
                     "must be 1 to 64 characters of A-Z a-z 0-9 . _ -", errs);
-    json_get_str(body, "name", 1, PRODUCT_NAME_MAX, true, &f.name, errs);
+    get_checked_str(body, "name", 1, PRODUCT_NAME_MAX, true, &f.name, name_valid,
+                    "must not be blank", errs);
     json_get_str(body, "description", 0, PRODUCT_DESC_MAX, false, &f.description, errs);
     json_get_int(body, "price_cents", 0, PRICE_MAX, true, &f.price_cents, errs);
     get_checked_str(body, "currency", 3, 3, true, &f.currency, product_currency_valid,
@@ -414,7 +421,8 @@ static void parse_edit(json_object *body, bool put, product_edit *e, json_object
     static const char *const allowed[] = {"name", "description", "price_cents", "currency",
                                           "status", NULL};
     json_check_fields(body, allowed, errs);
-    json_get_str(body, "name", 1, PRODUCT_NAME_MAX, put, &e->name, errs);
+    get_checked_str(body, "name", 1, PRODUCT_NAME_MAX, put, &e->name, name_valid,
+                    "must not be blank", errs);
     if (!put && json_null_member(body, "description"))
         e->description = "";
     else if (json_get_str(body, "description", 0, PRODUCT_DESC_MAX, false, &e->description,

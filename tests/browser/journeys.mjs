@@ -250,6 +250,15 @@ await journey('customer', async () => {
 
   await page.getByRole('link', { name: 'Cart (2)' }).click();
   await ready(page, 'Your cart');
+  // A quantity the shop refuses stops the checkout where it is shown: the
+  // order is never placed with the quantity the box held before.
+  await page.getByLabel('Quantity').first().fill('5000');
+  await page.getByLabel('Quantity').first().press('Tab');
+  await page.locator('#checkout').click();
+  await page.getByText('Nothing was ordered: correct the quantity').waitFor();
+  check(page.url().endsWith('#/cart'), 'checkout went on with an invalid quantity: ' + page.url());
+  check(await page.getByLabel('Quantity').first().getAttribute('aria-invalid') === 'true',
+    'the invalid quantity is not marked');
   await page.getByLabel('Quantity').first().fill('2');
   await page.getByLabel('Quantity').first().press('Tab');
   await page.getByText('Total:').waitFor();
@@ -275,6 +284,7 @@ await journey('customer', async () => {
   // The product page, read with the customer's token (never cached): stock back.
   await go(page, '#/product/' + P.alpha.id);
   await ready(page, P.alpha.name);
+  check(!/\bnull\b/.test(await page.locator('main').innerText()), 'the product page shows "null"');
   const stock = (await page.locator('#stock').textContent()).trim();
   check(stock === before.a + ' in stock', 'stock shown after cancel: ' + stock + ', want ' + before.a);
   await audit(page, 'product');

@@ -417,6 +417,17 @@ def test_edit_validation():
     r = call("PATCH", path, {"price_cents": 1.5, "currency": "usd", "status": "sold",
                              "name": "x" * 201}, token=tok, headers=hdr)
     assert {e["field"] for e in r.json["errors"]} == {"name", "price_cents", "currency", "status"}
+    # A name must show something: not only spaces or invisible characters.
+    for blank in ("   ", "\t\n", "\u00a0\u3000\u200b"):
+        r = call("PATCH", path, {"name": blank}, token=tok, headers=hdr)
+        assert_problem(r, 422, "validation_failed")
+        assert r.json["errors"] == [{"field": "name", "message": "must not be blank"}], r
+        r = call("POST", "/products", {"sku": shop.unique("blank"), "name": blank,
+                                       "price_cents": 1, "currency": "EUR"}, token=tok)
+        assert_problem(r, 422, "validation_failed")
+        assert [e["field"] for e in r.json["errors"]] == ["name"], r
+    r = call("PATCH", path, {"name": ""}, token=tok, headers=hdr)
+    assert r.json["errors"] == [{"field": "name", "message": "must not be empty"}], r
     assert get(p["id"], tok).json["version"] == p["version"]     # nothing changed
     r = call("PATCH", path, raw=b"[1]", token=tok,
              headers=dict(hdr, **{"Content-Type": "application/json"}))

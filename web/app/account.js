@@ -67,6 +67,9 @@ function orderView(o, box, onChange) {
       const r = await api('POST', '/orders/' + o.id + '/cancel', { auth: 'required' });
       box.show('info', h('p', {}, 'Order #' + o.id + ' is cancelled; its stock went back to the shop.'));
       onChange(r.data);
+      // The button is gone with the change: keyboard focus goes to the news.
+      box.setAttribute('tabindex', '-1');
+      box.focus();
     } catch (e) { showProblem(box, e); }
   }));
   return h('article', { class: 'order', 'data-order-id': String(o.id), 'aria-labelledby': 'order-' + o.id },

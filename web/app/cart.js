@@ -19,6 +19,10 @@ function save(lines) {
   for (const fn of cartListeners) fn(lines);
 }
 
+// Signing out empties the cart: on a shared computer the next person to
+// sign in must not find (and order) the last one's lines.
+export function emptyCart() { save([]); }
+
 export function onCart(fn) {
   cartListeners.add(fn);
   window.addEventListener('storage', (e) => { if (e.key === CART_KEY) fn(cart()); });

@@ -1,7 +1,7 @@
 // main.js: the storefront's entry point.  Routes live in the URL's fragment
 // (#/cart, #/product/12, ...), so the edge only ever serves "/" and /app/.
 import { restore, onSession, currentUser, signOut, hasRole } from './api.js';
-import { onCart, cartCount, forgetAttempt } from './cart.js';
+import { onCart, cartCount, forgetAttempt, emptyCart } from './cart.js';
 import { h, clear, page, messageBox, showProblem } from './ui.js';
 
 const main = document.getElementById('main');
@@ -38,6 +38,7 @@ function renderNav() {
     const out = h('button', { type: 'button', class: 'link' }, 'Sign out');
     out.addEventListener('click', async () => {
       forgetAttempt();
+      emptyCart();
       await signOut();
       location.hash = '#/';
     });

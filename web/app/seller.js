@@ -1,7 +1,8 @@
 // seller.js: a seller's products (drafts and archived included), create,
 // edit with the ETag (If-Match), publish / archive, stock adjustment.
 import { api, currentUser } from './api.js';
-import { h, clear, money, page, messageBox, showProblem, field, select, busy, parseMoney, amountText, fieldError } from './ui.js';
+import { h, clear, money, page, messageBox, showProblem, field, select, busy, parseMoney, amountText, fieldError,
+  clearFieldErrors } from './ui.js';
 
 const FIELDS = { price_cents: 'price' };
 const etagOf = (p) => '"' + p.version + '"';
@@ -84,6 +85,7 @@ export async function sellerPage(main) {
     const stockText = h('span', {}, String(p.stock));
     stockForm.addEventListener('submit', busy(apply, async () => {
       rbox.hide();
+      clearFieldErrors(stockForm);
       const d = Number(delta.value);
       if (!Number.isInteger(d) || d === 0) { fieldError(delta, 'Enter a whole number other than 0.'); return; }
       try {
@@ -141,6 +143,7 @@ export function newProductPage(main) {
   const form = productForm(null, 'Create product');
   form.addEventListener('submit', busy(form.submit, async () => {
     box.hide();
+    clearFieldErrors(form);
     const v = form.values();
     if (!v) return;
     try {
@@ -161,11 +164,20 @@ export async function editProductPage(main, id, params) {
     const r = await api('GET', '/products/' + id, { auth: 'required' });
     etag = r.headers.get('ETag');
     const p = r.data;
+    const me = currentUser();
+    if (!me || (me.role !== 'admin' && p.seller_id !== me.id)) {
+      // Someone else's product: not among yours, before anything is typed.
+      const err = new Error('not yours');
+      err.status = 404;
+      throw err;
+    }
     const form = productForm(p, 'Save changes');
+    const loaded = form.values() || {};     // what the form showed: the base of "typed here"
     const ver = h('p', { class: 'muted', id: 'version' }, 'Version ' + p.version + ' · stock ' + p.stock + ' · ' +
       money(p.price_cents, p.currency));
     form.addEventListener('submit', busy(form.submit, async () => {
       box.hide();
+      clearFieldErrors(form);
       const v = form.values();
       if (!v) return;
       try {
@@ -177,7 +189,7 @@ export async function editProductPage(main, id, params) {
         if (e.status === 412) {
           // Changed elsewhere: show the current version, and what was typed
           // here that it does not have, so nothing is lost silently.
-          const lost = Object.entries(v).filter(([k]) => k !== 'sku' && k !== 'stock');
+          const lost = Object.entries(v).filter(([k, x]) => k !== 'sku' && k !== 'stock' && loaded[k] !== x);
           await loadForm(true);
           const cur = slot.querySelector('form').values() || {};
           const diff = lost.filter(([k, x]) => cur[k] !== x);
