@@ -485,6 +485,8 @@ await journey('admin', async () => {
   // The admin sees every order.
   await go(page, '#/orders');
   await ready(page, 'All orders');
+  // ...and whose each one is: the customer's order names them.
+  await page.locator('article[data-order-id="' + out.customer_order + '"]', { hasText: 'customer #' + me.id }).waitFor();
   await audit(page, 'admin-orders');
   await page.context().close();
 });

@@ -21,6 +21,8 @@ export function signInPage(main, params) {
       location.hash = next(params);
     } catch (e) { showProblem(box, e, form); }
   }));
+  const me = currentUser();
+  if (me) box.show('info', h('p', {}, 'You are signed in as ' + me.email + '; signing in here switches to another account.'));
   page(main, 'Sign in', box, form,
     h('p', {}, 'New here? ', h('a', { href: '#/signup' + (params.get('next') ? '?next=' + encodeURIComponent(params.get('next')) : '') }, 'Create an account'), '.'));
 }
@@ -74,7 +76,10 @@ function orderView(o, box, onChange) {
   }));
   return h('article', { class: 'order', 'data-order-id': String(o.id), 'aria-labelledby': 'order-' + o.id },
     h('h2', { id: 'order-' + o.id }, h('a', { href: '#/orders/' + o.id }, 'Order #' + o.id)),
-    h('p', {}, h('span', { class: 'badge status-' + o.status }, o.status), ' ', when(o.created_at)),
+    h('p', {}, h('span', { class: 'badge status-' + o.status }, o.status), ' ', when(o.created_at),
+      // An admin sees every customer's orders: say whose.
+      currentUser() && currentUser().role === 'admin' && o.user_id !== currentUser().id
+        ? ' · customer #' + o.user_id : null),
     h('ul', { class: 'items' }, o.items.map((it) =>
       h('li', {}, h('a', { href: '#/product/' + it.product_id }, it.name), ' × ' + it.quantity + ' — ' +
         money(it.line_total_cents, o.currency)))),
