@@ -325,13 +325,6 @@ typedef struct consume_batch_mem {
     int final[CONSUME_BATCH_MAX];           /* per env[i] */
 } consume_batch_mem;
 
-static long long now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 /* While the database is away, a batch consumer (whose handler needs it) does
  * not give events back: each return counts toward the delivery limit, and
  * ten of them, about a minute of an outage, would dead-letter events that
@@ -345,21 +338,21 @@ static int consume_hold_for_db(broker *b, const char *queue, int held)
 {
     if (db_ping())
         return 0;
-    long long start = now_ms(), beat = start;
+    long long start = config_now_ms(), beat = start;
     long long max_ms = (long long)config_int("CONSUME_HOLD_MAX_S", 3600) * 1000;
     log_warn("consume %s: the database is away: holding %d event(s) until it is back", queue,
              held);
-    while (!consume_stopping && now_ms() - start < max_ms) {
+    while (!consume_stopping && config_now_ms() - start < max_ms) {
         consume_pause(1000);
-        if (now_ms() - beat >= 5000) {
+        if (config_now_ms() - beat >= 5000) {
             amqp_frame_t hb = {.frame_type = AMQP_FRAME_HEARTBEAT, .channel = 0};
             if (amqp_send_frame(b->conn, &hb) != AMQP_STATUS_OK)
                 break;                  /* the broker is gone too: it gives them back */
-            beat = now_ms();
+            beat = config_now_ms();
         }
         if (db_ping()) {
             log_info("consume %s: the database is back after %lld s", queue,
-                     (now_ms() - start) / 1000);
+                     (config_now_ms() - start) / 1000);
             return 1;
         }
     }
@@ -483,9 +476,9 @@ static void consume_lost(const char *queue, const broker *b, amqp_rpc_reply_t r)
 static int consume_collect(broker *b, const consume_spec *s, consume_batch_mem *m)
 {
     int n = 1;
-    long long deadline = now_ms() + s->max_wait_ms;
+    long long deadline = config_now_ms() + s->max_wait_ms;
     while (n < s->max_batch && !consume_stopping) {
-        long long left = deadline - now_ms();
+        long long left = deadline - config_now_ms();
         if (left <= 0)
             break;
         struct timeval tv = {.tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000};

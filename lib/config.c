@@ -123,6 +123,13 @@ long long config_int(const char *key, long long def)
     return n;
 }
 
+long long config_now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
 bool config_due(const char *key, long long def, struct timespec *next)
 {
     struct timespec now;

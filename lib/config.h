@@ -21,6 +21,10 @@ long long config_int(const char *key, long long def);
  * clock.  *next is the caller's (static, zeroed) memory of when. */
 bool config_due(const char *key, long long def, struct timespec *next);
 
+/* The monotonic clock in milliseconds: for timeouts, budgets and waits
+ * (never a wall-clock time). */
+long long config_now_ms(void);
+
 /* Frees everything (tests, leak checks). */
 void config_free(void);
 

@@ -59,7 +59,7 @@ static db_link *db_cur = &db_writer;
  * after it failed (down, not Synced): until then reads go to the writer
  * without paying a connect attempt each. */
 static bool db_reader_on;
-static long db_reader_retry_ms, db_reader_checked_ms;
+static long long db_reader_retry_ms, db_reader_checked_ms;
 static unsigned db_last_errno;
 static int64_t db_insert_id;
 static bool db_in_tx;
@@ -525,13 +525,6 @@ static db_res *db_fetch_all(MYSQL_STMT *st)
     return r;
 }
 
-static long db_now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1000L + t.tv_nsec / 1000000L;
-}
-
 /* db_query on db_cur, with the parameters as a va_list (left unconsumed). */
 static db_res *db_vquery(const char *sql, const char *types, va_list ap)
 {
@@ -597,7 +590,7 @@ static bool db_reader_synced(void)
  * it is not usable or the query failed there. */
 static db_res *db_reader_query(const char *sql, const char *types, va_list ap)
 {
-    long now = db_now_ms();
+    long long now = config_now_ms();
     if (!db_reader_on || db_in_tx || now < db_reader_retry_ms)
         return NULL;
     db_cur = &db_reader;
@@ -706,14 +699,15 @@ bool db_tx_outcome_unknown(void)
 
 int db_tx(db_tx_fn fn, void *arg)
 {
-    long start = db_now_ms(), base = 20;
+    long long start = config_now_ms();
+    long base = 20;
     db_tx_unknown = false;
     for (int attempt = 0; attempt < DB_TX_ATTEMPTS; attempt++) {
         if (attempt) {
             db_retries++;
             if (db_retry_hook)
                 db_retry_hook();
-            if (db_now_ms() - start > DB_TX_BUDGET_MS)
+            if (config_now_ms() - start > DB_TX_BUDGET_MS)
                 break;
             db_backoff(base);
             base = base * 2 > 1000 ? 1000 : base * 2;
