@@ -10,10 +10,14 @@ A Load runs `threads` threads, each looping over a weighted mix until stop():
   order  POST /orders with a fresh Idempotency-Key, 1-2 lines on the hot
          products, quantity 1-3
 Retry rule (what a careful client may do safely): a GET, a POST carrying an
-Idempotency-Key, or a login that gets no answer, a 5xx or 409
-idempotency_in_progress is sent once more, identical (same key), after
-`pause` seconds, or after the answer's Retry-After when it asks for longer
-(a 503 says when to come back; at most 5 s).  A login is safe to repeat although it is a POST without a
+Idempotency-Key, or a login that gets no answer or a 5xx is sent once more,
+identical (same key), after `pause` seconds, or after the answer's
+Retry-After when it asks for longer (a 503 says when to come back; at most
+5 s).  A 409 idempotency_in_progress says "a request with this key is still
+running, come back after Retry-After": it is sent again, as the storefront
+does, up to IN_PROGRESS_TRIES times.  The client may hear it for a key it
+sent once: HAProxy resends a keyed request whose server dropped it, and the
+dropped attempt may still be running on that server's worker.  A login is safe to repeat although it is a POST without a
 key: it changes nothing a client relies on (a repeat only issues one more
 refresh token).  Nothing else in the mix could be repeated safely.
 The client timeout (35 s) is above HAProxy's `timeout server` (30 s), so a
@@ -37,6 +41,8 @@ import shop
 
 # What counts as the request having done its job (business answers included).
 OK = {"get": (200,), "list": (200,), "login": (200,), "order": (201,)}
+# How often a 409 idempotency_in_progress is asked again (about a second apart).
+IN_PROGRESS_TRIES = 8
 
 
 class Rec:
@@ -65,14 +71,14 @@ class Rec:
 
     @property
     def deferred(self):
-        """An order whose first attempt died or gave up (no answer, 5xx) and
-        whose retry heard 409 idempotency_in_progress: the first attempt's
-        key is still claimed, as the contract says, until the order sweep
-        frees it; the client must come back later.  The failure tests check
-        that this later retry does place the order, once."""
+        """An order still told 409 idempotency_in_progress after the retries:
+        an attempt of it died or was cut off (the client's own, or one HAProxy
+        resent for it), and the key stays claimed, as the contract says,
+        until that attempt ends or the order sweep frees it; the client must
+        come back later.  The failure tests check that this later retry does
+        place the order, once."""
         return (self.kind == "order" and self.status == 409
-                and self.code == "idempotency_in_progress"
-                and (self.first_status == 0 or (self.first_status or 0) >= 500))
+                and self.code == "idempotency_in_progress")
 
     def as_dict(self):
         return {k: getattr(self, k) for k in self.__slots__}
@@ -170,7 +176,9 @@ class Load:
     def _send(self, rec, method, path, body=None, token=None, headers=None):
         """Sends the request (and the one safe retry); fills rec."""
         headers = dict(headers or {})
-        for attempt in (0, 1):
+        retries, in_progress = 1, IN_PROGRESS_TRIES
+        attempt = 0
+        while True:
             rid = "%s-%s" % (self.key_prefix, uuid.uuid4().hex[:16])
             headers["X-Request-ID"] = rid
             status, code, resp = 0, None, None
@@ -191,9 +199,18 @@ class Load:
                 and (resp.header("content-type") or "").startswith("application/problem+json"))))
             if attempt == 0:
                 rec.first_status = status
-            if attempt == 1 or not _worth_retrying(status, code) \
-                    or not _retry_safe(method, path, headers) or self._stop.is_set() and status:
+            attempt += 1
+            if not _worth_retrying(status, code) or not _retry_safe(method, path, headers):
                 break
+            if status == 409:
+                # not cut short by stop(): the answer is near
+                if in_progress == 0:
+                    break
+                in_progress -= 1
+            elif retries == 0 or self._stop.is_set() and status:
+                break
+            else:
+                retries -= 1
             rec.retried = True
             time.sleep(max(self.pause, _retry_after(resp)))
         rec.t_end = time.time()

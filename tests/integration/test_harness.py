@@ -143,3 +143,59 @@ def test_gap_is_the_longest_stretch_without_a_success_counted_from_the_fault():
     ld.fault_at = 105.75            # struck while the load was already quiet
     s = ld.summary()
     assert abs(s["gap"] - 3.25) < 1e-9 and abs(s["gap_at"] - 5.75) < 1e-9, (s["gap"], s["gap_at"])
+
+
+@contextlib.contextmanager
+def _busy_edge(busy):
+    """An HTTP server on 127.0.0.1 answering the first `busy` requests with
+    409 idempotency_in_progress (Retry-After: 0) and every later one with
+    201 and an order; yields its URL and the Idempotency-Keys it was sent."""
+    import http.server
+    import json
+    keys = []
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            keys.append(self.headers.get("Idempotency-Key"))
+            if len(keys) <= busy:
+                status, body = 409, {"code": "idempotency_in_progress", "status": 409}
+            else:
+                status, body = 201, {"id": 7}
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            if status == 409:
+                self.send_header("Retry-After", "0")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield "http://127.0.0.1:%d" % srv.server_address[1], keys
+    finally:
+        srv.shutdown()
+        t.join()
+        srv.server_close()
+
+
+def test_order_told_in_progress_is_asked_again_with_its_key():
+    # A key's first request still running (HAProxy may have resent the
+    # client's only attempt): the client comes back until it is answered.
+    import random
+    for busy, status in ((3, 201), (load.IN_PROGRESS_TRIES + 5, 409)):
+        with _busy_edge(busy) as (url, keys), _edge_at(url):
+            r = _load()._order(random.Random(1))
+        assert r.status == status, (busy, r)
+        assert len(set(keys)) == 1 and keys[0] == r.key, keys
+        if status == 201:
+            assert len(keys) == busy + 1 and r.ok and r.order_id == 7 and not r.deferred, (keys, r)
+        else:
+            # still busy after the retries: deferred (the failure tests
+            # retry it once the stack has settled), not failed
+            assert len(keys) == load.IN_PROGRESS_TRIES + 1 and r.deferred, (keys, r)
