@@ -7,6 +7,8 @@ CC = gcc
 endif
 PREFIX  ?= /usr/local
 DESTDIR ?=
+# Read when this file is parsed: a target that installs the packages first
+# (deps) builds through a second make, which sees them (see up, check).
 PKGS     = libmariadb json-c libjwt libsodium libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -102,7 +104,8 @@ build/shop-consume: $(CONSUME_SRC) $(EVENTS_LIB) $(EVENTS_H) cgi/product/store.h
 build/lib build/asan/lib build/tests build/asan/tests:
 	mkdir -p $@
 
-up: deps all
+up: deps
+	$(MAKE) all
 	scripts/stack up
 
 down:
@@ -116,8 +119,9 @@ status:
 backup: deps
 	scripts/backup take $(BACKUP)
 
-restore: deps all
+restore: deps
 	@[ -n "$(BACKUP)" ] || { echo "usage: make restore BACKUP=<dir of make backup>" >&2; exit 2; }
+	$(MAKE) all
 	scripts/backup restore "$(BACKUP)"
 
 check: deps
@@ -163,7 +167,8 @@ check-stack: $(BINS)
 
 # Not part of check: 10 minutes of mixed load with the edge fuzzer beside it
 # (SHOP_SOAK_SECONDS, SHOP_SOAK_FUZZ), on a stack of its own.
-soak: deps all
+soak: deps
+	$(MAKE) all
 	python3 tests/integration/run.py --soak
 
 # The README's three-host deployment on three namespace hosts (root; CI runs
@@ -180,7 +185,8 @@ fuzz:
 monitor:
 	scripts/monitor start
 
-bench: deps all
+bench: deps
+	$(MAKE) all
 	bench/run
 
 clean:
