@@ -3,6 +3,7 @@
  * adds X-Request-ID, Content-Length and the collected extra headers, so every
  * response carries them. */
 #include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,11 +94,12 @@ int http_query_int(const http_req *req, const char *name, int64_t min, int64_t m
     int rc = http_query(req, name, buf, sizeof buf);
     if (rc == 0)
         return JSON_ABSENT;
-    bool ok = rc > 0 && buf[0] && strlen(buf) <= 18;
+    bool ok = rc > 0 && buf[0] && strlen(buf) <= 19;
     for (const char *p = buf; ok && *p; p++)
         ok = isdigit((unsigned char)*p);
+    errno = 0;
     long long v = ok ? strtoll(buf, NULL, 10) : 0;
-    if (!ok || v < min || v > max) {
+    if (!ok || errno == ERANGE || v < min || v > max) {
         char msg[80];
         if (min == 1 && max == INT64_MAX)
             snprintf(msg, sizeof msg, "must be a positive integer");

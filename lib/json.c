@@ -231,10 +231,13 @@ int json_get_int(json_object *obj, const char *key, int64_t min, int64_t max, bo
         json_add_error(errs, key, "must be an integer");
         return JSON_BAD;
     }
-    /* json-c saturates out-of-range literals at INT64_MIN/MAX; reject those too. */
-    errno = 0;
+    /* json-c saturates out-of-range literals at INT64_MIN/MAX; reject those
+     * too.  Above INT64_MAX it keeps the literal as a uint64, so INT64_MAX
+     * itself is told apart; no range here starts at INT64_MIN. */
     int64_t n = json_object_get_int64(v);
-    if (n < min || n > max || n == INT64_MAX || n == INT64_MIN) {
+    bool saturated = (n == INT64_MAX && json_object_get_uint64(v) != (uint64_t)INT64_MAX) ||
+                     n == INT64_MIN;
+    if (n < min || n > max || saturated) {
         char msg[96];
         snprintf(msg, sizeof msg, "must be between %lld and %lld", (long long)min, (long long)max);
         json_add_error(errs, key, msg);

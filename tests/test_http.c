@@ -71,7 +71,8 @@ static void test_query_int(void)
     http_req r;
     req_init(&r, "GET", "/", NULL);
     r.query = "limit=20&zero=0&big=1000&neg=-1&plus=%2B5&sp=5%20&hex=0x1&long=1234567890123456789"
-              "&empty=&max=999999999999999999";
+              "&empty=&max=999999999999999999&top=9223372036854775807&over=9223372036854775808"
+              "&twenty=12345678901234567890";
     json_object *errs = json_object_new_array();
     int64_t v = 7;
     CU_ASSERT_EQUAL(http_query_int(&r, "limit", 1, 100, &v, errs), JSON_OK);
@@ -80,11 +81,20 @@ static void test_query_int(void)
     CU_ASSERT_EQUAL(v, 20);
     CU_ASSERT_EQUAL(http_query_int(&r, "max", 1, INT64_MAX, &v, errs), JSON_OK);
     CU_ASSERT_EQUAL(v, 999999999999999999LL);
+    /* every positive id, INT64_MAX included; nothing past it */
+    CU_ASSERT_EQUAL(http_query_int(&r, "top", 1, INT64_MAX, &v, errs), JSON_OK);
+    CU_ASSERT_EQUAL(v, INT64_MAX);
     CU_ASSERT_EQUAL(json_object_array_length(errs), 0);
+    CU_ASSERT_EQUAL(http_query_int(&r, "over", 1, INT64_MAX, &v, errs), JSON_BAD);
+    CU_ASSERT_EQUAL(http_query_int(&r, "twenty", 1, INT64_MAX, &v, errs), JSON_BAD);
+    CU_ASSERT_EQUAL(v, INT64_MAX);
+    CU_ASSERT_EQUAL(json_object_array_length(errs), 2);
+    json_object_put(errs);
+    errs = json_object_new_array();
     const char *bad[] = {"zero", "big", "neg", "plus", "sp", "hex", "long", "empty"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         CU_ASSERT_EQUAL(http_query_int(&r, bad[i], 1, 100, &v, errs), JSON_BAD);
-    CU_ASSERT_EQUAL(v, 999999999999999999LL);
+    CU_ASSERT_EQUAL(v, INT64_MAX);
     CU_ASSERT_EQUAL_FATAL(json_object_array_length(errs), 8);
     json_object *f, *m;
     json_object *e = json_object_array_get_idx(errs, 1);

@@ -111,7 +111,8 @@ static void test_parse_limits_depth(void)
 static void test_get_int_is_strict(void)
 {
     json_object *o = parse("{\"i\": 7, \"f\": 1.5, \"one\": 1.0, \"s\": \"1\", \"b\": true, "
-                           "\"big\": 99999999999999999999, \"neg\": -3}");
+                           "\"big\": 99999999999999999999, \"neg\": -3, "
+                           "\"top\": 9223372036854775807, \"over\": 9223372036854775808}");
     json_object *errs = json_object_new_array();
     int64_t v = 0;
     CU_ASSERT_EQUAL(json_get_int(o, "i", 0, 10, true, &v, errs), JSON_OK);
@@ -123,7 +124,12 @@ static void test_get_int_is_strict(void)
     CU_ASSERT_EQUAL(json_get_int(o, "b", 0, 10, true, &v, errs), JSON_BAD);
     CU_ASSERT_EQUAL(json_get_int(o, "big", 0, INT64_MAX - 1, true, &v, errs), JSON_BAD);
     CU_ASSERT_EQUAL(json_get_int(o, "neg", 0, 10, true, &v, errs), JSON_BAD);
-    CU_ASSERT_EQUAL(json_object_array_length(errs), 6);
+    /* INT64_MAX is a value like any other; one past it is out of range */
+    CU_ASSERT_EQUAL(json_get_int(o, "top", 1, INT64_MAX, true, &v, errs), JSON_OK);
+    CU_ASSERT_EQUAL(v, INT64_MAX);
+    CU_ASSERT_EQUAL(json_get_int(o, "over", 1, INT64_MAX, true, &v, errs), JSON_BAD);
+    CU_ASSERT_EQUAL(json_get_int(o, "big", 1, INT64_MAX, true, &v, errs), JSON_BAD);
+    CU_ASSERT_EQUAL(json_object_array_length(errs), 8);
     CU_ASSERT_STRING_EQUAL(first_field(errs), "f");
     json_object_put(errs);
     json_object_put(o);

@@ -397,7 +397,9 @@ static int apply_row_op(struct row_tx *t, product *cur)
     case OP_STOCK:
         if (cur->stock + t->delta < 0)
             return STORE_INSUFFICIENT;
-        if (cur->stock + t->delta > STORE_STOCK_MAX)
+        /* The most a seller may put in; a cancel's returned stock may have
+         * taken it past that, and a decrease is always welcome. */
+        if (t->delta > 0 && cur->stock + t->delta > STORE_STOCK_MAX)
             return STORE_TOO_MUCH;
         n = db_exec("UPDATE products SET stock = stock + ?, version = version + 1,"
                     " updated_at = UTC_TIMESTAMP(3) WHERE id = ?", "ii", t->delta, t->id);

@@ -293,6 +293,27 @@ def test_order_cancel_returns_stock():
     assert _stock(p["id"]) == 10
 
 
+def test_cancel_returns_stock_past_the_maximum_and_the_seller_can_lower_it():
+    # 10^9 bounds what a seller puts in, not what a cancel gives back: the
+    # units come back whole, and the seller may take them down again.
+    _, tok = shop.customers(1)[0]
+    p = _product(stock=10 ** 9)
+    o = _order(tok, [{"product_id": p["id"], "quantity": 5}])
+    assert o.status == 201 and _stock(p["id"]) == 10 ** 9 - 5, o
+    path = "/products/%d/stock" % p["id"]
+    seller_tok = shop.seller_token()
+    r = shop.call("POST", path, {"delta": 5}, token=seller_tok)
+    assert r.status == 200 and r.json["stock"] == 10 ** 9, r
+    c = shop.call("POST", "/orders/%d/cancel" % o.json["id"], token=tok)
+    assert c.status == 200 and c.json["status"] == "cancelled", c
+    assert _stock(p["id"]) == 10 ** 9 + 5
+    r = shop.call("POST", path, {"delta": 1}, token=seller_tok)
+    shop.assert_problem(r, 422, "validation_failed")
+    r = shop.call("POST", path, {"delta": -1}, token=seller_tok)
+    assert r.status == 200 and r.json["stock"] == 10 ** 9 + 4, r
+    assert _stock(p["id"]) == 10 ** 9 + 4
+
+
 # ---------------------------------------------------------------- Idempotency-Key
 
 def test_order_idempotency_replay_and_reuse():
