@@ -249,9 +249,17 @@ int json_get_int(json_object *obj, const char *key, int64_t min, int64_t max, bo
 
 bool json_char_blank(long c)
 {
+    /* White space, then Unicode's Default_Ignorable_Code_Point (soft
+     * hyphen, joiners, fillers, variation selectors, tags: drawn as
+     * nothing), which the ranges from 0x200B on share with it. */
     return c == ' ' || (c >= 0x09 && c <= 0x0D) || (c >= 0x80 && c <= 0xA0) || c == 0x1680 ||
            (c >= 0x2000 && c <= 0x200F) || (c >= 0x2028 && c <= 0x202F) ||
-           (c >= 0x205F && c <= 0x206F) || c == 0x3000 || c == 0xFEFF;
+           (c >= 0x205F && c <= 0x206F) || c == 0x3000 || c == 0xFEFF ||
+           c == 0x00AD || c == 0x034F || c == 0x061C || c == 0x115F || c == 0x1160 ||
+           c == 0x17B4 || c == 0x17B5 || (c >= 0x180B && c <= 0x180F) || c == 0x3164 ||
+           (c >= 0xFE00 && c <= 0xFE0F) || c == 0xFFA0 || (c >= 0xFFF0 && c <= 0xFFF8) ||
+           (c >= 0x1BCA0 && c <= 0x1BCA3) || (c >= 0x1D173 && c <= 0x1D17A) ||
+           (c >= 0xE0000 && c <= 0xE0FFF);
 }
 
 bool json_str_blank(const char *s)

@@ -49,8 +49,9 @@ bool json_null_member(json_object *obj, const char *key);
 long json_utf8_next(const char **s, const char *end);
 
 /* Whether code point c is blank or invisible: ASCII white space, Unicode's
- * spaces, line and paragraph separators, C1 controls, zero-width characters
- * and the BOM. */
+ * spaces, line and paragraph separators, C1 controls, and every default
+ * ignorable code point (zero-width characters, the BOM, the soft hyphen,
+ * fillers, variation selectors, tags). */
 bool json_char_blank(long c);
 
 /* Whether UTF-8 text s holds nothing but blank characters (an empty s

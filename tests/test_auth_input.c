@@ -34,13 +34,26 @@ static void test_email_rejects(void)
 static void test_email_shape(void)
 {
     const char *good[] = {"a@b", "Ada.L@Example.TEST", "o'brien+tag@mail.example-one.org",
-                          "José@bücher.example", "x_y-z!#$%&*/=?^`{|}~@a1.b2", NULL};
+                          "José@bücher.example", "x_y-z!#$%&*/=?^`{|}~@a1.b2",
+                          "user@\xe4\xb8\xad\xe6\x96\x87.example",          /* 中文 */
+                          "user@\xe0\xa4\x95\xe0\xa4\xbf.example",          /* कि */
+                          "\xe2\x98\x83@b.example", NULL};   /* a snowman in the local part */
     for (int i = 0; good[i]; i++)
         CU_ASSERT_TRUE(auth_email_valid(good[i]));
     const char *bad[] = {".a@b.c", "a.@b.c", "a..b@c.d", "a@b..c", "a@.b", "a@b.c.", "a@-b.c",
                          "a@b-.c", "a@b.c-", "a<x>@b.c", "a\\@b.c", "\"a\"@b.c", "a,b@c.d",
                          "a@b_c.d", "a@[1.2.3.4]", "a\xc2\xa0" "@b.c", "\xe2\x80\xa8" "a@b.c",
-                         "a@b\xe3\x80\x80" ".c", "a\xe2\x80\x8b" "@b.c", "a\xc2\x85" "@b.c", "ab", NULL};
+                         "a@b\xe3\x80\x80" ".c", "a\xe2\x80\x8b" "@b.c", "a\xc2\x85" "@b.c", "ab",
+                         /* invisible anywhere: soft hyphen, variation selector, CGJ,
+                          * tag letter, Hangul filler, Mongolian vowel separator */
+                         "a\xc2\xad" "@b.c", "a\xef\xb8\x8f" "@b.c", "a@b\xcd\x8f" ".c",
+                         "a\xf3\xa0\x81\x81" "@b.c", "a\xe3\x85\xa4" "@b.c", "a@b\xe1\xa0\x8e" ".c",
+                         /* a domain label of symbols, private use, a noncharacter,
+                          * a lone combining mark, fractions, punctuation */
+                         "a@x\xe2\x98\x83" "y.c", "a@shop\xe2\x82\xac" ".c",
+                         "a@x\xf0\x9f\x98\x80" "y.c", "a@\xee\x80\x80" ".c", "a@\xef\xbf\xbf" ".c",
+                         "a@b\xcc\x81" ".c", "a@\xc2\xbd" ".c", "a@\xc2\xb2" ".c", "a@b\xc2\xb7" "c.d",
+                         NULL};
     for (int i = 0; bad[i]; i++)
         CU_ASSERT_FALSE(auth_email_valid(bad[i]));
 }

@@ -188,6 +188,9 @@ static void test_str_blank(void)
     CU_ASSERT_TRUE(json_str_blank(""));
     CU_ASSERT_TRUE(json_str_blank(" \t\r\n"));
     CU_ASSERT_TRUE(json_str_blank("\xc2\xa0\xe3\x80\x80\xe2\x80\x8b"));   /* NBSP, U+3000, ZWSP */
+    /* default ignorables: soft hyphen, CGJ, variation selector 16, Hangul
+     * filler, a tag letter */
+    CU_ASSERT_TRUE(json_str_blank("\xc2\xad\xcd\x8f\xef\xb8\x8f\xe3\x85\xa4\xf3\xa0\x81\x81"));
     CU_ASSERT_FALSE(json_str_blank(" a "));
     CU_ASSERT_FALSE(json_str_blank(" \xe2\x82\xac"));                      /* a euro sign */
     CU_ASSERT_FALSE(json_str_blank("\xc0\xaf"));                            /* not UTF-8 */

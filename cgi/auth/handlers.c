@@ -7,10 +7,12 @@
  * same 401 after the same Argon2id work (an unknown email is checked against
  * a dummy hash made at start-up). */
 #include <ctype.h>
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <wctype.h>
 
 #include "config.h"
 #include "db.h"
@@ -80,6 +82,19 @@ int auth_email_normalize(const char *in, char *email, char *norm)
     return 0;
 }
 
+/* Whether non-ASCII code point cp is a letter or digit, by glibc's C.UTF-8
+ * character classes (Unicode's, built into glibc): what a domain label may
+ * hold beyond ASCII.  Without that locale none is. */
+static bool auth_domain_char(long cp)
+{
+    static locale_t utf8;
+    if (!utf8 && !(utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0))) {
+        log_error("locale C.UTF-8 unavailable: non-ASCII domains refused");
+        return false;
+    }
+    return iswalnum_l((wint_t)cp, utf8);
+}
+
 int auth_email_valid(const char *email)
 {
     const char *at = strchr(email, '@');
@@ -93,6 +108,8 @@ int auth_email_valid(const char *email)
         if (c >= 0x80) {
             long cp = json_utf8_next(&p, end);
             if (cp < 0 || json_char_blank(cp))   /* invisible or blank: never in an address */
+                return 0;
+            if (domain && !auth_domain_char(cp))  /* no symbol, mark or private use */
                 return 0;
             prev = 'x';
             continue;

@@ -165,6 +165,8 @@ def test_auth_register_validation():
                 "a@b .test", "a\u0000@b.test", 1, None, True, ["a@b.test"],
                 ".a@b.test", "a..b@c.test", "a@b..test", "a@-b.test", "a@b.test.", "a<b>@c.test",
                 "\u00a0a@b.test", "a\u3000@b.test", "a@b\u200b.test",
+                "a\u00ad@b.test", "a\ufe0f@b.test", "a\U000e0041@b.test", "a@b\u3164.test",
+                "a@x\u2603y.test", "a@shop\u20ac.test", "a@\ue000.test", "a@b\u0301.test",
                 "x" * 248 + "@b.test"):           # 255 characters: too long
         body = {"email": bad, "password": PASSWORD}
         assert fields(call("POST", "/auth/register", body)) == ["email"], bad

@@ -451,6 +451,49 @@ def test_oversized_and_malformed_requests_are_problem_json():
     _assert_edge_problem(r, 400)
 
 
+def test_an_upgrade_is_never_a_tunnel_past_the_edge():
+    """An h2c upgrade (curl --http2 sends one) would make HAProxy relay bytes
+    to one host, past every rule: the request is answered in HTTP/1.1, and
+    the next request on the connection meets the edge's rules again."""
+    up = [("Connection", "Upgrade, HTTP2-Settings"), ("Upgrade", "h2c"),
+          ("HTTP2-Settings", "AAMAAABkAAQCAAAAAAIAAAAA")]
+    r = _raw(_req("GET", "/auth/health", up))
+    assert r is not None and r.status == 200 and r.json == {"status": "ok", "db": "ok"}, r
+    for ws in ([("Connection", "Upgrade"), ("Upgrade", "websocket"),
+                ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+                ("Sec-WebSocket-Version", "13")], up):
+        r = _raw(_req("GET", "/internal/reservations", ws))
+        _assert_edge_problem(r, 404, "not_found")
+    # Two requests on one connection, the first asking to upgrade: both are
+    # HTTP/1.1 answers, and the second is the edge's own 404.
+    s = socket.create_connection(_edge(), timeout=10)
+    try:
+        s.sendall(("GET /auth/health HTTP/1.1\r\nHost: shop.test\r\n%s\r\n"
+                   % "".join("%s: %s\r\n" % kv for kv in up)).encode()
+                  + b"GET /internal/reservations HTTP/1.1\r\nHost: shop.test\r\n"
+                    b"Connection: close\r\n\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        s.close()
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", data)
+    assert statuses == [b"200", b"404"], data[:600]
+
+
+def test_a_transfer_encoding_other_than_chunked_gets_no_html():
+    """HAProxy's HTTP/1 layer refuses it with a fixed HTML page: the edge
+    closes the connection instead (docs/API.md), as for any request it
+    cannot parse."""
+    for te in ("gzip, chunked", "deflate, chunked", "gzip"):
+        r = _raw(_req("POST", "/auth/login", [("Content-Type", "application/json"),
+                                              ("Transfer-Encoding", te)], b"2\r\n{}\r\n0\r\n\r\n"))
+        assert r is None, (te, r)
+
+
 def test_a_small_chunked_body_still_goes_through():
     body = json.dumps({"email": shop.unique_email("chunk"), "password": "long enough pw"}).encode()
     chunked = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 7]), body[i:i + 7])
