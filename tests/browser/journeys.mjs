@@ -77,7 +77,7 @@ const browser = await chromium.launch({
 });
 
 async function newPage() {
-  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-US' });
   ctx.setDefaultTimeout(TIMEOUT);
   const page = await ctx.newPage();
   page.on('console', (m) => {
@@ -136,6 +136,21 @@ async function audit(page, name) {
 
 // Clicks `button` until `done` shows; a "temporarily unavailable" (503) or
 // "too many requests" (429) message is retried as the page tells a person to.
+// "10.10" for 1010 cents: the digits any locale shows for a EUR amount (the
+// setup's products are in EUR).
+function euros(cents) { return (cents / 100).toFixed(2); }
+
+// Sets a product's price as its seller would (PATCH with If-Match); returns the old one.
+async function setPrice(id, cents) {
+  for (let i = 0; ; i++) {
+    const cur = await product(id);
+    const r = await apiCall('PATCH', '/products/' + id, { token: await adminToken(), body: { price_cents: cents },
+      headers: { 'If-Match': '"' + cur.version + '"' } });
+    if (r.status === 200) return cur.price_cents;
+    check((r.status === 412 || r.status === 503) && i < 5, 'PATCH price of ' + id + ': ' + r.status);
+  }
+}
+
 async function submitUntil(page, button, done, tries = 12) {
   const retry = page.getByRole('alert').filter({ hasText: /temporarily unavailable|Too many requests/ });
   for (let i = 1; ; i++) {
@@ -239,6 +254,17 @@ await journey('customer', async () => {
   customer = { email: email('cust'), password: PASSWORD };
   await signUp(page, customer.email, 'Casey Customer');
   await audit(page, 'signed-in-catalogue');
+  // A copied tab (it starts with this tab's sessionStorage, refresh token
+  // included) leaves the sign-in to the original: were both to refresh on
+  // the one single-use token, both would be signed out.
+  const [copy] = await Promise.all([page.context().waitForEvent('page'),
+    page.evaluate(() => { window.open(location.href); })]);
+  await copy.getByText('This tab is a copy of a signed-in tab').waitFor({ timeout: TIMEOUT });
+  check(await copy.locator('.who').count() === 0, 'the copied tab is signed in on the shared refresh token');
+  await copy.close();
+  await page.reload();
+  await ready(page);
+  await page.locator('.who').waitFor({ timeout: TIMEOUT });
   const before = { a: (await product(P.alpha.id)).stock, b: (await product(P.beta.id)).stock };
 
   await page.getByLabel('Search products').fill(S.tag);
@@ -262,12 +288,38 @@ await journey('customer', async () => {
   await page.getByLabel('Quantity').first().fill('2');
   await page.getByLabel('Quantity').first().press('Tab');
   await page.getByText('Total:').waitFor();
-  await audit(page, 'cart');
-  await submitUntil(page, page.locator('#checkout'), page.locator('h1', { hasText: 'Order #' }));
+  check(await page.getByText('Nothing was ordered: correct the quantity').count() === 0,
+    'the quantity message stays after the quantity was corrected');
+  // A price changed since the line was added is what the cart shows (the
+  // change marked), and a change after the cart was shown stops the
+  // checkout until the person has seen it: never charged unseen.
+  const oldPrice = await setPrice(P.beta.id, P.beta.price_cents + 111);
+  try {
+    await page.reload();
+    await ready(page, 'Your cart');
+    const betaLine = page.locator('li.line[data-product-id="' + P.beta.id + '"]');
+    await betaLine.getByText('price changed').waitFor();
+    check((await betaLine.textContent()).includes(euros(P.beta.price_cents + 111)),
+      'the cart does not show the current price: ' + await betaLine.textContent());
+    await audit(page, 'cart');
+    await setPrice(P.beta.id, P.beta.price_cents + 222);
+    await page.locator('#checkout').click();
+    await page.getByRole('alert').filter({ hasText: 'prices changed since you last looked' }).waitFor();
+    check(page.url().endsWith('#/cart'), 'ordered at a price not shown: ' + page.url());
+    check((await betaLine.textContent()).includes(euros(P.beta.price_cents + 222)),
+      'the cart does not show the price that stopped the checkout');
+    await submitUntil(page, page.locator('#checkout'), page.locator('h1', { hasText: 'Order #' }));
+  } finally {
+    await setPrice(P.beta.id, oldPrice);
+  }
   await ready(page, 'Order #');
   const orderId = Number(/#\/orders\/(\d+)/.exec(page.url())[1]);
   out.customer_order = orderId;
   await page.getByText('is confirmed').waitFor();
+  const placed = await apiCall('GET', '/orders/' + orderId, { token: await adminToken() });
+  const betaItem = placed.json.items.find((it) => it.product_id === P.beta.id);
+  check(betaItem && betaItem.unit_price_cents === P.beta.price_cents + 222,
+    'the order holds another price than the cart showed: ' + JSON.stringify(placed.json.items));
   await audit(page, 'order');
   const mid = { a: (await product(P.alpha.id)).stock, b: (await product(P.beta.id)).stock };
   check(mid.a === before.a - 2 && mid.b === before.b - 1, 'stock not taken: ' + JSON.stringify([before, mid]));
@@ -451,7 +503,15 @@ await journey('seller', async () => {
   await a.getByLabel('Name').fill(name + ' A');
   await submitUntil(a, a.getByRole('button', { name: 'Save changes' }), a.getByText('Saved:'));
   check((await product(id, await tokenOf(S.seller.email, S.seller.password))).name === name + ' A', 'second save lost');
-  out.seller_product_name = name + ' A';
+  // Only the stock moved since the form was loaded (a customer's order, a
+  // stock change): nothing the form edits changed, so the save goes through.
+  const r = await apiCall('POST', '/products/' + id + '/stock', { token: await adminToken(), body: { delta: 1 } });
+  check(r.status === 200, 'stock +1: ' + r.status);
+  await a.getByLabel('Name').fill(name + ' C');
+  await submitUntil(a, a.getByRole('button', { name: 'Save changes' }), a.getByText('Saved:'));
+  const saved = await product(id);
+  check(saved.name === name + ' C' && saved.stock === r.json.stock, 'the save after a stock move: ' + JSON.stringify(saved));
+  out.seller_product_name = name + ' C';
   // Archive from the list.
   await go(a, '#/seller');
   await ready(a, 'My products');

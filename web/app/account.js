@@ -1,6 +1,7 @@
 // account.js: sign up, sign in, and "my orders" (with cancel).
 import { api, signIn, register, currentUser } from './api.js';
 import { h, money, page, messageBox, showProblem, field, busy, when } from './ui.js';
+import { emptyCart } from './cart.js';
 
 function next(params) {
   const n = params.get('next') || '/';
@@ -17,7 +18,10 @@ export function signInPage(main, params) {
   form.addEventListener('submit', busy(submit, async () => {
     box.hide();
     try {
-      await signIn(email.value.trim(), password.value);
+      const before = currentUser();
+      const now = await signIn(email.value.trim(), password.value);
+      // Another person now: the last one's cart is not theirs (as at sign-out).
+      if (before && before.id !== now.id) emptyCart();
       location.hash = next(params);
     } catch (e) { showProblem(box, e, form); }
   }));
@@ -124,7 +128,13 @@ export async function orderPage(main, id, params) {
     const put = (x) => slot.replaceChildren(orderView(x, box, put));
     put(r.data);
     page(main, 'Order #' + id, box, slot, h('p', {}, h('a', { href: '#/orders' }, 'All my orders')));
-    if (params.get('placed')) box.show('info', h('p', {}, 'Thank you: order #' + id + ' is confirmed.'));
+    // The thanks belong to the moment of placing: shown while the order
+    // stands confirmed, and taken out of the address so that a reload or
+    // Back does not say it again.
+    if (params.get('placed')) {
+      if (r.data.status === 'confirmed') box.show('info', h('p', {}, 'Thank you: order #' + id + ' is confirmed.'));
+      history.replaceState(history.state, '', '#/orders/' + id);
+    }
   } catch (e) {
     if (e.status === 404) box.show('error', h('p', {}, 'No such order.'));
     else showProblem(box, e);

@@ -48,7 +48,9 @@ export async function adminPage(main, params) {
     await show(id);
   }));
 
-  page(main, 'Users and roles', box, form, result,
+  page(main, 'Users and roles', box, form,
+    h('p', { class: 'hint' }, 'Signed-in users see their account number next to their email at the top of every page: ask for it.'),
+    result,
     h('h2', {}, 'Users with recent orders'), recent);
   try {
     const r = await api('GET', '/orders?limit=50', { auth: 'required' });

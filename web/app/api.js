@@ -101,10 +101,49 @@ export function refresh() {
   return refreshing;
 }
 
+// A copied tab ("Duplicate", or a window.open) starts with a copy of this
+// tab's sessionStorage, refresh token included.  Refresh tokens are single
+// use, and the second use of one revokes the sign-in, so two tabs on one
+// token would both be signed out at the next refresh.  Each tab therefore
+// has an id (sessionStorage) and answers for it on a BroadcastChannel; a tab
+// that finds its id answered by another live tab is the copy: it takes a
+// new id and leaves the session to the original (signed out here, with a
+// word of why).  A reload finds no one answering: the old page is gone.
+const TAB_KEY = 'shop.tab';
+const tabs = 'BroadcastChannel' in window ? new BroadcastChannel('shop.tabs') : null;
+const nonce = Math.random().toString(36).slice(2);
+let tabId = sessionStorage.getItem(TAB_KEY);
+function newTabId() { tabId = nonce + Date.now().toString(36); sessionStorage.setItem(TAB_KEY, tabId); }
+if (tabs) {
+  tabs.onmessage = (m) => {
+    const d = m.data || {};
+    if (d.ask && d.ask === tabId && d.from !== nonce) tabs.postMessage({ have: d.ask, to: d.from });
+  };
+}
+function copiedTab() {
+  if (!tabs || !tabId) { if (!tabId) newTabId(); return Promise.resolve(false); }
+  return new Promise((resolve) => {
+    const seen = (m) => { if (m.data && m.data.to === nonce && m.data.have === tabId) done(true); };
+    const done = (copy) => { tabs.removeEventListener('message', seen); clearTimeout(t); resolve(copy); };
+    tabs.addEventListener('message', seen);
+    const t = setTimeout(() => done(false), 150);
+    tabs.postMessage({ ask: tabId, from: nonce });
+  });
+}
+
 // On page load: a refresh token in sessionStorage means this tab was signed
 // in before the reload.  Network trouble keeps the token for a later try.
+// Returns 'copied' when this tab is a copy of a signed-in one (see above).
 export async function restore() {
-  if (!sessionStorage.getItem(REFRESH_KEY)) return;
+  if (!sessionStorage.getItem(REFRESH_KEY)) {
+    if (!tabId) newTabId();
+    return;
+  }
+  if (await copiedTab()) {
+    newTabId();
+    sessionStorage.removeItem(REFRESH_KEY);
+    return 'copied';
+  }
   try { await refresh(); } catch (e) { /* signed out, or try again on the next call */ }
 }
 

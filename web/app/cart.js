@@ -38,12 +38,50 @@ export function quantityOf(text) {
 
 export function cartCount() { return cart().reduce((n, l) => n + l.quantity, 0); }
 
+// Adds up to `quantity` (a line holds at most 1000); returns how many were
+// added, which the page says.
 export function addToCart(p, quantity = 1) {
   const lines = cart();
   const line = lines.find((l) => l.product_id === p.id);
-  if (line) line.quantity = Math.min(1000, line.quantity + quantity);
-  else lines.push({ product_id: p.id, quantity, name: p.name, price_cents: p.price_cents, currency: p.currency });
+  let added = quantity;
+  if (line) {
+    added = Math.max(0, Math.min(1000, line.quantity + quantity) - line.quantity);
+    line.quantity += added;
+    Object.assign(line, { name: p.name, price_cents: p.price_cents, currency: p.currency });
+  } else lines.push({ product_id: p.id, quantity, name: p.name, price_cents: p.price_cents, currency: p.currency });
   save(lines);
+  return added;
+}
+
+// The cart's lines as the shop has them now: each product read again, its
+// name, price and currency taken, a change of price noted on the line
+// (was_cents) until the next checkout, a product gone (404) or not for sale
+// marked unavailable.  Returns whether any price or availability changed.
+// Network trouble leaves the lines as they were.
+export async function refreshCart() {
+  const lines = cart();
+  const reads = await Promise.all(lines.map((l) =>
+    api('GET', '/products/' + l.product_id, { auth: signedIn() ? 'optional' : 'none' })
+      .then((r) => r.data, (e) => (e.status === 404 ? null : undefined))));
+  let changed = false;
+  const now = cart();
+  for (const l of now) {
+    const i = lines.findIndex((x) => x.product_id === l.product_id);
+    const p = i < 0 ? undefined : reads[i];
+    if (p === undefined) continue;
+    const unavailable = !p || p.status !== 'active';
+    if (unavailable !== !!l.unavailable) changed = true;
+    l.unavailable = unavailable;
+    if (!p) continue;
+    if (p.price_cents !== l.price_cents || p.currency !== l.currency) {
+      if (l.was_cents === undefined) { l.was_cents = l.price_cents; l.was_currency = l.currency; }
+      changed = true;
+    }
+    Object.assign(l, { name: p.name, price_cents: p.price_cents, currency: p.currency });
+    if (l.was_cents === l.price_cents && l.was_currency === l.currency) { delete l.was_cents; delete l.was_currency; }
+  }
+  if (changed || JSON.stringify(now) !== JSON.stringify(cart())) save(now);
+  return changed;
 }
 
 function setQuantity(id, q) {
@@ -109,7 +147,7 @@ export function cartPage(main) {
   const box = messageBox();
   const list = h('ul', { class: 'lines', 'aria-label': 'Cart lines' });
   const total = h('p', { class: 'total' });
-  const note = h('p', { class: 'hint' }, 'Prices as you last saw them; the order uses the current prices.');
+  const note = h('p', { class: 'hint' }, 'The order is placed at the prices shown here; a change since is marked on its line.');
   const checkout = h('button', { type: 'button', class: 'primary', id: 'checkout' }, 'Place order');
   const signin = h('p', {}, h('a', { href: '#/signin?next=' + encodeURIComponent('/cart') }, 'Sign in'),
     ' or ', h('a', { href: '#/signup?next=' + encodeURIComponent('/cart') }, 'create an account'), ' to check out.');
@@ -127,12 +165,18 @@ export function cartPage(main) {
         inputmode: 'numeric', value: String(l.quantity), class: 'qty' });
       qty.addEventListener('change', () => {
         const q = quantityOf(qty.value);
-        if (q) { lastError = null; setQuantity(l.product_id, q); render(); }
-        else fieldError(qty, 'Enter a whole number from 1 to 1000.');
+        if (q) {
+          lastError = null;
+          setQuantity(l.product_id, q);
+          if (box.dataset.about === 'quantity') box.hide();
+          render();
+        } else fieldError(qty, 'Enter a whole number from 1 to 1000.');
       });
       const li = h('li', { class: 'line', 'data-product-id': String(l.product_id) },
         h('div', { class: 'line-name' }, h('a', { href: '#/product/' + l.product_id }, l.name),
-          h('span', { class: 'muted' }, ' ', money(l.price_cents, l.currency), ' each')),
+          h('span', { class: 'muted' }, ' ', money(l.price_cents, l.currency), ' each'),
+          l.was_cents !== undefined ? h('span', { class: 'price-changed' }, ' (price changed: was ',
+            money(l.was_cents, l.was_currency), ')') : null),
         h('div', { class: 'line-qty' }, h('label', { for: qid }, 'Quantity'), qty),
         h('div', { class: 'line-total' }, money(l.price_cents * l.quantity, l.currency)),
         h('button', { type: 'button', class: 'link', 'aria-label': 'Remove: ' + l.name,
@@ -158,6 +202,7 @@ export function cartPage(main) {
   }
 
   function lineProblem(l) {
+    if (l.unavailable) return 'No longer available: remove it to check out.';
     if (!lastError || !lastError.items) return null;
     const it = lastError.items.find((x) => x.product_id === l.product_id);
     if (!it) return null;
@@ -184,21 +229,54 @@ export function cartPage(main) {
     }
     if (first) {
       box.show('error', h('p', {}, 'Nothing was ordered: correct the quantity marked below.'));
+      box.dataset.about = 'quantity';
       first.focus();
     }
     return !first;
   }
 
+  // What the shop would refuse, said in the cart's words before asking it.
+  function linesValid(lines) {
+    const bad = lines.filter((l) => l.unavailable);
+    if (bad.length) {
+      box.show('error', h('p', {}, 'Nothing was ordered: ' + bad.map((l) => l.name).join(', ') +
+        (bad.length === 1 ? ' is' : ' are') + ' no longer for sale. Remove the lines marked below.'));
+      list.querySelector('.line-bad input, .line-bad button')?.focus();
+      return false;
+    }
+    const currencies = [...new Set(lines.map((l) => l.currency))];
+    if (currencies.length > 1) {
+      box.show('error', h('p', {}, 'Nothing was ordered: one order holds products of one currency, and this cart holds ' +
+        currencies.join(' and ') + '. Remove the lines of all but one currency, order them, then order the others.'));
+      checkout.focus();
+      return false;
+    }
+    return true;
+  }
+
   checkout.addEventListener('click', async () => {
     if (checkout.disabled) return;
     if (!quantitiesValid()) return;
-    const lines = cart();
-    if (!lines.length) return;
+    if (!cart().length) return;
     checkout.disabled = true;
     checkout.setAttribute('aria-busy', 'true');
     clearFieldErrors(list);
     box.show('info', h('p', {}, 'Placing your order…'));
+    delete box.dataset.about;
     try {
+      // The prices shown are the prices ordered: read them again first, and
+      // stop for the person to see any that changed.
+      const seen = JSON.stringify(cart().map((l) => [l.product_id, l.price_cents, l.currency]));
+      await refreshCart();
+      render();
+      const lines = cart();
+      if (JSON.stringify(lines.map((l) => [l.product_id, l.price_cents, l.currency])) !== seen) {
+        box.show('error', h('p', {}, 'Nothing was ordered: prices changed since you last looked (marked below). ' +
+          'Check the total, then press "Place order" again.'));
+        checkout.focus();
+        return;
+      }
+      if (!linesValid(lines)) return;
       const order = await placeOrder({ items: lines.map((l) => ({ product_id: l.product_id, quantity: l.quantity })) });
       save([]);
       location.hash = '#/orders/' + order.id + '?placed=1';
@@ -222,4 +300,9 @@ export function cartPage(main) {
 
   page(main, 'Your cart', box, list, total, note, h('div', { class: 'actions' }, checkout), signin);
   render();
+  refreshCart().then((changed) => {
+    if (!list.isConnected) return;
+    render();
+    if (changed) box.show('info', h('p', {}, 'Some lines changed since you added them (marked below): the cart shows the current prices.'));
+  });
 }

@@ -19,8 +19,11 @@ function addButton(p, box, qtyInput) {
       box.show('error', h('p', {}, 'Enter a quantity from 1 to 1000.'));
       return;
     }
-    addToCart(p, q);
-    box.show('info', h('p', {}, 'Added ' + (q > 1 ? q + ' × ' : '') + p.name + ' to your cart. ', h('a', { href: '#/cart' }, 'View cart'), '.'));
+    const added = addToCart(p, q);
+    const view = [' ', h('a', { href: '#/cart' }, 'View cart'), '.'];
+    if (added === q) box.show('info', h('p', {}, 'Added ' + (q > 1 ? q + ' × ' : '') + p.name + ' to your cart.', ...view));
+    else if (added === 0) box.show('error', h('p', {}, 'Nothing added: your cart already holds 1000 × ' + p.name + ', the most one order takes.', ...view));
+    else box.show('info', h('p', {}, 'Added ' + added + ' × ' + p.name + ' (not ' + q + '): your cart now holds 1000, the most one order takes.', ...view));
   });
   return b;
 }
@@ -92,13 +95,15 @@ export async function productPage(main, id) {
   }
   const qty = h('input', { name: 'quantity', type: 'number', min: '1', max: '1000', value: '1', inputmode: 'numeric', class: 'qty' });
   const abox = messageBox();
+  const add = addButton(p, abox, qty);
+  qty.addEventListener('keydown', (ev) => { if (ev.key === 'Enter' && !add.disabled) { ev.preventDefault(); add.click(); } });
   page(main, p.name,
-    p.status !== 'active' ? h('p', { class: 'badge' }, 'Status: ' + p.status + ' (only you and admins see it)') : null,
+    p.status !== 'active' ? h('p', { class: 'badge' }, 'Status: ' + p.status + ' (only its seller and admins see it)') : null,
     h('p', { class: 'price big' }, money(p.price_cents, p.currency)),
     h('p', { class: p.stock > 0 ? 'stock' : 'stock out', id: 'stock' }, stockText(p)),
     p.description ? h('p', { class: 'desc' }, p.description) : null,
     h('p', { class: 'muted' }, 'SKU ' + p.sku),
-    h('div', { class: 'buy' }, field('Quantity', {}, qty), addButton(p, abox, qty)),
+    h('div', { class: 'buy' }, field('Quantity', {}, qty), add),
     abox,
     h('p', {}, h('a', { href: '#/' }, 'Back to the catalogue')));
   clear(box);

@@ -32,7 +32,7 @@ function renderNav() {
     link('#/cart', n ? 'Cart (' + n + ')' : 'Cart'),
   ];
   if (u) items.push(link('#/orders', u.role === 'admin' ? 'Orders' : 'My orders'));
-  if (u && (u.role === 'seller' || u.role === 'admin')) items.push(link('#/seller', 'My products'));
+  if (u && (u.role === 'seller' || u.role === 'admin')) items.push(link('#/seller', u.role === 'admin' ? 'All products' : 'My products'));
   if (u && u.role === 'admin') items.push(link('#/admin', 'Users'));
   if (u) {
     const out = h('button', { type: 'button', class: 'link' }, 'Sign out');
@@ -42,7 +42,8 @@ function renderNav() {
       await signOut();
       location.hash = '#/';
     });
-    items.push(h('span', { class: 'who' }, u.email), out);
+    // The account number is what an admin needs to make someone a seller.
+    items.push(h('span', { class: 'who' }, u.email + ' (account #' + u.id + ')'), out);
   } else {
     items.push(link('#/signin', 'Sign in'), link('#/signup', 'Sign up'));
   }
@@ -103,6 +104,12 @@ onCart(() => renderNav());
 window.addEventListener('hashchange', navigated);
 
 (async () => {
-  await restore();
+  if (await restore() === 'copied') {
+    // A copy of a signed-in tab: the original keeps the sign-in (api.js).
+    const note = h('div', { class: 'msg msg-info', role: 'status' }, h('p', {},
+      'This tab is a copy of a signed-in tab, which stays signed in. Sign in here too to use this tab on its own.'));
+    main.before(note);
+    onSession((u) => { if (u) note.remove(); });
+  }
   navigated();
 })();

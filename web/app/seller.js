@@ -2,7 +2,9 @@
 // edit with the ETag (If-Match), publish / archive, stock adjustment.
 import { api, currentUser } from './api.js';
 import { h, clear, money, page, messageBox, showProblem, field, select, busy, parseMoney, amountText, fieldError,
-  clearFieldErrors } from './ui.js';
+  clearFieldErrors, amountExample } from './ui.js';
+
+const PRICE_MAX = 1e11;     // minor units, as the API bounds price_cents
 
 const FIELDS = { price_cents: 'price' };
 const etagOf = (p) => '"' + p.version + '"';
@@ -20,23 +22,39 @@ function productForm(p, submitText) {
       autocapitalize: 'characters', class: 'short' }),
     stock: h('input', { name: 'stock', type: 'number', min: '0', max: '1000000000', value: '0', inputmode: 'numeric' }),
     status: select({ name: 'status' }, p
-      ? [['draft', 'Draft (only you see it)'], ['active', 'Active (public)'], ['archived', 'Archived']]
-      : [['draft', 'Draft (only you see it)'], ['active', 'Active (public)']], p ? p.status : 'draft'),
+      ? [['draft', 'Draft (only its seller and admins see it)'], ['active', 'Active (public)'], ['archived', 'Archived']]
+      : [['draft', 'Draft (only you and admins see it)'], ['active', 'Active (public)']], p ? p.status : 'draft'),
   };
   const submit = h('button', { type: 'submit', class: 'primary' }, submitText);
   const form = h('form', { class: 'narrow', novalidate: true },
     field('SKU', {}, f.sku), h('p', { class: 'hint', id: 'sku-hint' }, p ? 'The SKU cannot change.' : 'Letters, digits, ".", "_" and "-"; unique in the shop.'),
     field('Name', {}, f.name), field('Description', {}, f.description),
     h('div', { class: 'row' }, field('Price', {}, f.price), field('Currency', {}, f.currency)),
-    h('p', { class: 'hint', id: 'price-hint' }, 'For example 12.50'),
+    h('p', { class: 'hint', id: 'price-hint' }),
     p ? null : field('Initial stock', {}, f.stock),
     field('Status', {}, f.status),
     h('div', { class: 'actions' }, submit));
-  form.values = () => {
+  const hint = form.querySelector('#price-hint');
+  const setHint = () => {
+    const c = f.currency.value.trim().toUpperCase();
+    hint.textContent = /^[A-Z]{3}$/.test(c) ? 'In ' + c + ', for example ' + amountExample(c) + '.' : 'For example 12.50.';
+  };
+  f.currency.addEventListener('input', setHint);
+  setHint();
+  // The values to send, or null with the bad fields marked (and the first
+  // focused, the reason said in `box` when given).
+  form.values = (box) => {
     const currency = f.currency.value.trim().toUpperCase();
     const price = parseMoney(f.price.value, currency);
-    if (price === null) {
-      fieldError(f.price, 'Enter an amount such as 12.50 (at most the currency\'s decimals).');
+    const bad = price === null ? 'Enter an amount such as ' + amountExample(currency) + ' (' + currency + ' has ' +
+      amountExample(currency).replace(/^\d+\.?/, '').length + ' decimals at most).'
+      : price > PRICE_MAX ? 'At most ' + money(PRICE_MAX, currency) + '.' : null;
+    if (bad) {
+      fieldError(f.price, bad);
+      if (box) {
+        box.show('error', h('p', {}, 'Please correct the fields marked below.'));
+        f.price.focus();
+      }
       return null;
     }
     const v = { name: f.name.value, description: f.description.value, price_cents: price, currency, status: f.status.value };
@@ -57,16 +75,20 @@ export async function sellerPage(main) {
   let cursor = null;
   const me = currentUser();
 
+  // An admin sees every seller's products here (the API shows them all to
+  // admins); a seller their own.
+  const all = me.role === 'admin';
   async function load(reset) {
     if (reset) { cursor = null; clear(list); }
-    const qs = new URLSearchParams({ seller_id: String(me.id), limit: '20' });
+    const qs = new URLSearchParams({ limit: '20' });
+    if (!all) qs.set('seller_id', String(me.id));
     if (cursor) qs.set('cursor', cursor);
     try {
       const r = await api('GET', '/products?' + qs, { auth: 'required' });
       for (const p of r.data.items) list.append(row(p));
       cursor = r.data.next_cursor;
       more.hidden = !cursor;
-      status.textContent = list.children.length ? '' : 'You have no products yet.';
+      status.textContent = list.children.length ? '' : all ? 'No products yet.' : 'You have no products yet.';
       lbox.hide();
     } catch (e) {
       showProblem(lbox, e);
@@ -87,7 +109,12 @@ export async function sellerPage(main) {
       rbox.hide();
       clearFieldErrors(stockForm);
       const d = Number(delta.value);
-      if (!Number.isInteger(d) || d === 0) { fieldError(delta, 'Enter a whole number other than 0.'); return; }
+      if (!/^\s*[-+]?\d+\s*$/.test(delta.value) || !Number.isInteger(d) || d === 0) {
+        fieldError(delta, 'Enter a whole number other than 0.');
+        rbox.show('error', h('p', {}, 'Enter the change of stock as a whole number other than 0, such as +5 or -2.'));
+        delta.focus();
+        return;
+      }
       try {
         const r = await api('POST', '/products/' + p.id + '/stock', { body: { delta: d }, auth: 'required' });
         p.stock = r.data.stock; p.version = r.data.version;
@@ -102,26 +129,43 @@ export async function sellerPage(main) {
       }
     }));
     const acts = [];
+    // fn(etag) publishes or archives.  A 412 because only the stock moved
+    // (an order, say) is no conflict: asked again with the new ETag while
+    // the status is still the one shown.
     const change = async (label, fn) => {
       rbox.hide();
-      try { await fn(); box.show('info', h('p', {}, label)); await load(true); } catch (e) {
-        if (e.status === 412) {
-          box.show('error', h('p', {}, p.name + ' was changed elsewhere since this list was loaded; nothing was changed. The list now shows its current state: check it and try again.'));
-          await load(true);
-        } else showProblem(rbox, e);
+      let etag = etagOf(p);
+      for (let tries = 0; ; tries++) {
+        try {
+          await fn(etag);
+          box.show('info', h('p', {}, label));
+          break;
+        } catch (e) {
+          if (e.status === 412 && tries < 3) {
+            const cur = await api('GET', '/products/' + p.id, { auth: 'required' }).catch(() => null);
+            if (cur && cur.data.status === p.status) { etag = etagOf(cur.data); continue; }
+            box.show('error', h('p', {}, p.name + ' was changed elsewhere since this list was loaded; nothing was changed. The list now shows its current state: check it and try again.'));
+            break;
+          }
+          showProblem(rbox, e);
+          return;
+        }
       }
+      await load(true);
+      box.setAttribute('tabindex', '-1');
+      box.focus();
     };
     if (p.status === 'draft') {
       const b = h('button', { type: 'button', class: 'primary' }, 'Publish');
-      b.addEventListener('click', busy(b, () => change(p.name + ' is published.', () =>
+      b.addEventListener('click', busy(b, () => change(p.name + ' is published.', (etag) =>
         api('PATCH', '/products/' + p.id, { body: { status: 'active' }, contentType: 'application/merge-patch+json',
-          headers: { 'If-Match': etagOf(p) }, auth: 'required' }))));
+          headers: { 'If-Match': etag }, auth: 'required' }))));
       acts.push(b);
     }
     if (p.status !== 'archived') {
       const b = h('button', { type: 'button', class: 'danger' }, 'Archive');
-      b.addEventListener('click', busy(b, () => change(p.name + ' is archived.', () =>
-        api('DELETE', '/products/' + p.id, { headers: { 'If-Match': etagOf(p) }, auth: 'required' }))));
+      b.addEventListener('click', busy(b, () => change(p.name + ' is archived.', (etag) =>
+        api('DELETE', '/products/' + p.id, { headers: { 'If-Match': etag }, auth: 'required' }))));
       acts.push(b);
     }
     acts.unshift(h('a', { class: 'button', href: '#/seller/edit/' + p.id, 'aria-label': 'Edit ' + p.name }, 'Edit'));
@@ -133,7 +177,7 @@ export async function sellerPage(main) {
   }
 
   more.addEventListener('click', busy(more, () => load(false)));
-  page(main, 'My products', h('p', {}, h('a', { class: 'button primary', href: '#/seller/new' }, 'New product')),
+  page(main, all ? 'All products' : 'My products', h('p', {}, h('a', { class: 'button primary', href: '#/seller/new' }, 'New product')),
     box, lbox, status, list, h('div', { class: 'actions' }, more));
   await load(true);
 }
@@ -144,20 +188,20 @@ export function newProductPage(main) {
   form.addEventListener('submit', busy(form.submit, async () => {
     box.hide();
     clearFieldErrors(form);
-    const v = form.values();
+    const v = form.values(box);
     if (!v) return;
     try {
       const r = await api('POST', '/products', { body: v, auth: 'required' });
       location.hash = '#/seller/edit/' + r.data.id + '?created=1';
     } catch (e) { showProblem(box, e, form, FIELDS); }
   }));
-  page(main, 'New product', box, form, h('p', {}, h('a', { href: '#/seller' }, 'Back to my products')));
+  page(main, 'New product', box, form, h('p', {}, h('a', { href: '#/seller' }, 'Back to the product list')));
 }
 
 export async function editProductPage(main, id, params) {
   const box = messageBox();
   const slot = h('div', {});
-  page(main, 'Edit product', box, slot, h('p', {}, h('a', { href: '#/seller' }, 'Back to my products')));
+  page(main, 'Edit product', box, slot, h('p', {}, h('a', { href: '#/seller' }, 'Back to the product list')));
   let etag = null;
 
   async function loadForm(keep) {
@@ -172,16 +216,35 @@ export async function editProductPage(main, id, params) {
       throw err;
     }
     const form = productForm(p, 'Save changes');
-    const loaded = form.values() || {};     // what the form showed: the base of "typed here"
+    // The product's editable fields as last read or saved: the base of
+    // "typed here" (and of "nothing the form edits changed elsewhere").
+    const loaded = form.values() || {};
+    // PUT with the ETag.  A 412 because only the stock moved (an order, a
+    // stock change) is no conflict with what the form edits: asked again
+    // with the new ETag while every field the form shows is as loaded.
+    const put = async (v) => {
+      for (let tries = 0; ; tries++) {
+        try {
+          return await api('PUT', '/products/' + id, { body: v, headers: { 'If-Match': etag }, auth: 'required' });
+        } catch (e) {
+          if (e.status !== 412 || tries >= 3) throw e;
+          const cur = await api('GET', '/products/' + id, { auth: 'required' }).catch(() => null);
+          const same = cur && Object.keys(loaded).every((k) => cur.data[k] === loaded[k]);
+          if (!same) throw e;
+          etag = cur.headers.get('ETag');
+        }
+      }
+    };
     const ver = h('p', { class: 'muted', id: 'version' }, 'Version ' + p.version + ' · stock ' + p.stock + ' · ' +
       money(p.price_cents, p.currency));
     form.addEventListener('submit', busy(form.submit, async () => {
       box.hide();
       clearFieldErrors(form);
-      const v = form.values();
+      const v = form.values(box);
       if (!v) return;
       try {
-        const r2 = await api('PUT', '/products/' + id, { body: v, headers: { 'If-Match': etag }, auth: 'required' });
+        const r2 = await put(v);
+        for (const k of Object.keys(loaded)) loaded[k] = r2.data[k];
         etag = r2.headers.get('ETag');
         ver.textContent = 'Version ' + r2.data.version + ' · stock ' + r2.data.stock + ' · ' + money(r2.data.price_cents, r2.data.currency);
         box.show('info', h('p', {}, 'Saved: ' + r2.data.name + ' is now version ' + r2.data.version + '.'));
@@ -205,7 +268,10 @@ export async function editProductPage(main, id, params) {
       }
     }));
     slot.replaceChildren(ver, form);
-    if (!keep && params.get('created')) box.show('info', h('p', {}, 'Created ' + p.name + ' (' + p.status + ').'));
+    if (!keep && params.get('created')) {
+      box.show('info', h('p', {}, 'Created ' + p.name + ' (' + p.status + ').'));
+      history.replaceState(history.state, '', '#/seller/edit/' + id);   // said once, not at every reload
+    }
   }
   try { await loadForm(false); } catch (e) {
     if (e.status === 404) box.show('error', h('p', {}, 'No such product among yours.'));

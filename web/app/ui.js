@@ -23,19 +23,32 @@ export function clear(el) { while (el.firstChild) el.removeChild(el.firstChild);
 
 export function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
 
-// Minor units per currency, from Intl (JPY 0, EUR 2, ...); 2 if unknown.
+// Minor units per currency as ISO 4217 has them (the API's price_cents
+// count them): the codes whose exponent is not 2.  Not from Intl, whose
+// CLDR digits differ for some (HUF 0, IQD 0, where ISO says 2 and 3).
+const ISO_DIGITS = {
+  BIF: 0, CLP: 0, DJF: 0, GNF: 0, ISK: 0, JPY: 0, KMF: 0, KRW: 0, PYG: 0, RWF: 0, UGX: 0, UYI: 0,
+  VND: 0, VUV: 0, XAF: 0, XOF: 0, XPF: 0,
+  BHD: 3, IQD: 3, JOD: 3, KWD: 3, LYD: 3, OMR: 3, TND: 3,
+  CLF: 4, UYW: 4,
+};
 export function minorDigits(currency) {
-  try {
-    return new Intl.NumberFormat('en', { style: 'currency', currency }).resolvedOptions().maximumFractionDigits;
-  } catch (e) { return 2; }
+  return Object.prototype.hasOwnProperty.call(ISO_DIGITS, currency) ? ISO_DIGITS[currency] : 2;
 }
 
 export function money(cents, currency) {
   const d = minorDigits(currency);
   const v = Number(cents) / 10 ** d;
   try {
-    return new Intl.NumberFormat(undefined, { style: 'currency', currency }).format(v);
+    return new Intl.NumberFormat(undefined, { style: 'currency', currency,
+      minimumFractionDigits: d, maximumFractionDigits: d }).format(v);
   } catch (e) { return v.toFixed(d) + ' ' + currency; }
+}
+
+// An amount as a person types it in this currency: "12.50", "1500", "12.500".
+export function amountExample(currency) {
+  const d = minorDigits(currency);
+  return d === 0 ? '1500' : '12.' + '50'.padEnd(d, '0').slice(0, d);
 }
 
 // "12.5" -> 1250 (EUR), exactly: parsed as a string, never through a float.
@@ -172,6 +185,10 @@ export function busy(button, fn) {
     try { await fn(ev); } finally {
       button.disabled = false;
       button.removeAttribute('aria-busy');
+      // A disabled button drops the focus to the page: give it back, unless
+      // the action moved it somewhere on purpose.
+      const a = document.activeElement;
+      if (button.isConnected && (!a || a === document.body)) button.focus();
     }
   };
 }
