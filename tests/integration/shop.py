@@ -6,6 +6,7 @@ import email.policy
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -106,6 +107,22 @@ def call(method, path, body=None, token=None, headers=None, raw=None,
             method, path, resp.status, bad, resp)
         resp.headers.pop("sl-violations", None)
     return resp
+
+
+def raw_exchange(data, timeout=10):
+    """Sends bytes to the edge on one connection; returns every byte it
+    answers until it closes the connection (the request should say
+    Connection: close)."""
+    import urllib.parse
+    url = urllib.parse.urlsplit(STACK["SHOP_URL"])
+    out = b""
+    with socket.create_connection((url.hostname, url.port), timeout=timeout) as s:
+        s.sendall(data)
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return out
+            out += chunk
 
 
 def read_pid(path):

@@ -96,22 +96,12 @@ def test_responses_never_leak_internals():
 def test_bodiless_post_without_content_length_is_not_refused():
     """curl -X POST sends no Content-Length for an empty body; the edge must
     not let lighttpd answer that with an HTML 411."""
-    import socket
-    import urllib.parse
-    url = urllib.parse.urlsplit(shop.STACK["SHOP_URL"])
     # The token first: the edge closes a connection whose request has not
     # arrived within its `timeout http-request`, and a login can be slow.
     token = shop.admin_token()
-    with socket.create_connection((url.hostname, url.port), timeout=10) as s:
-        s.sendall(b"POST /orders/999999999/cancel HTTP/1.1\r\nHost: x\r\n"
-                  b"Authorization: Bearer " + token.encode() +
-                  b"\r\nConnection: close\r\n\r\n")
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+    data = shop.raw_exchange(b"POST /orders/999999999/cancel HTTP/1.1\r\nHost: x\r\n"
+                             b"Authorization: Bearer " + token.encode() +
+                             b"\r\nConnection: close\r\n\r\n")
     head, _, body = data.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 404"), head
     assert b"application/problem+json" in head.lower(), head

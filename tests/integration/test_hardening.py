@@ -466,20 +466,10 @@ def test_an_upgrade_is_never_a_tunnel_past_the_edge():
         _assert_edge_problem(r, 404, "not_found")
     # Two requests on one connection, the first asking to upgrade: both are
     # HTTP/1.1 answers, and the second is the edge's own 404.
-    s = socket.create_connection(_edge(), timeout=10)
-    try:
-        s.sendall(("GET /auth/health HTTP/1.1\r\nHost: shop.test\r\n%s\r\n"
-                   % "".join("%s: %s\r\n" % kv for kv in up)).encode()
-                  + b"GET /internal/reservations HTTP/1.1\r\nHost: shop.test\r\n"
-                    b"Connection: close\r\n\r\n")
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        s.close()
+    data = shop.raw_exchange(("GET /auth/health HTTP/1.1\r\nHost: shop.test\r\n%s\r\n"
+                              % "".join("%s: %s\r\n" % kv for kv in up)).encode()
+                             + b"GET /internal/reservations HTTP/1.1\r\nHost: shop.test\r\n"
+                               b"Connection: close\r\n\r\n")
     statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", data)
     assert statuses == [b"200", b"404"], data[:600]
 
