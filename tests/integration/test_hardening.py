@@ -442,10 +442,14 @@ def test_oversized_and_malformed_requests_are_problem_json():
     r = _raw(_req("GET", "/products/health", [("Content-Type", "application/json"),
                                               ("Content-Length", "2")], b"{}"))
     _assert_edge_problem(r, 400, "bad_request")
-    # A URL with characters RFC 3986 does not allow.
-    for target in ("/products#frag", '/products/"1"', "/products/{1}", "/products/\xe9"):
+    # A URL with characters RFC 3986 does not allow, or a '%' that starts
+    # no escape (two hex digits), in the query too.
+    for target in ("/products#frag", '/products/"1"', "/products/{1}", "/products/\xe9",
+                   "/products?q=abc%ZZ", "/products?q=%", "/products?q=mug%4", "/products?cursor=%g1"):
         r = _raw(_req("GET", target))
         _assert_edge_problem(r, 400, "bad_request")
+    r = _raw(_req("GET", "/products?q=%6Dug&limit=1"))    # an escape that is one: "mug"
+    assert r is not None and r.status == 200, r
     # A Host lighttpd refuses (its HTML 400): a problem too.
     r = _raw(b"GET /products HTTP/1.1\r\nHost: a..b\r\nConnection: close\r\n\r\n")
     _assert_edge_problem(r, 400)
