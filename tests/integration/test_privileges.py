@@ -36,8 +36,13 @@ def _ids(pid):
 
 
 def _comm(pid):
-    with open("/proc/%d/comm" % pid) as f:
-        return f.read().strip()
+    """A process's name, or None once it is gone (a child listed a moment
+    ago may have exited and been reaped since: the killed worker here)."""
+    try:
+        with open("/proc/%d/comm" % pid) as f:
+            return f.read().strip()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
 
 
 def _processes():
