@@ -190,3 +190,20 @@ def test_readme_curl_walkthrough_runs_as_written():
         == [(product, 2, 1100)], o.json
     assert re.search(r'"status":\s*"confirmed"', r.stdout), \
         ("the order list did not show the order confirmed", r.stdout)
+
+
+def test_make_targets_that_install_packages_build_in_a_second_make():
+    """The README's `make up` on a fresh machine: the Makefile reads
+    pkg-config when it is parsed, before `deps` has installed the headers,
+    so a target that installs them must build through a second $(MAKE)
+    (which parses again), never list a build target beside `deps`."""
+    text = open(os.path.join(REPO, "Makefile")).read()
+    bad = []
+    for target, prereqs in re.findall(r"^([A-Za-z][\w-]*):([^=\n]*)$", text, re.M):
+        words = prereqs.split()
+        if "deps" in words and [w for w in words if w != "deps"]:
+            bad.append("%s: %s" % (target, prereqs.strip()))
+    assert not bad, bad
+    rules = dict(re.findall(r"^([A-Za-z][\w-]*):[^=\n]*\n((?:\t.*\n)+)", text, re.M))
+    for target in ("up", "check", "bench"):
+        assert "$(MAKE)" in rules[target], (target, rules[target])
