@@ -6,6 +6,23 @@ import { h, clear, money, page, messageBox, showProblem, field, select, busy, pa
 
 const PRICE_MAX = 1e11;     // minor units, as the API bounds price_cents
 
+// Runs write(etag) with If-Match.  Every order bumps a product's version,
+// so a 412 is no conflict while unchanged(current product) holds (nothing
+// the caller edits moved): asked again, at most three times, with the new
+// ETag.  Otherwise the 412 is thrown.
+async function writeUnlessChanged(id, etag, write, unchanged) {
+  for (let tries = 0; ; tries++) {
+    try {
+      return await write(etag);
+    } catch (e) {
+      if (e.status !== 412 || tries >= 3) throw e;
+      const cur = await api('GET', '/products/' + id, { auth: 'required' }).catch(() => null);
+      if (!cur || !unchanged(cur.data)) throw e;
+      etag = cur.headers.get('ETag');
+    }
+  }
+}
+
 const FIELDS = { price_cents: 'price' };
 const etagOf = (p) => '"' + p.version + '"';
 
@@ -134,22 +151,12 @@ export async function sellerPage(main) {
     // the status is still the one shown.
     const change = async (label, fn) => {
       rbox.hide();
-      let etag = etagOf(p);
-      for (let tries = 0; ; tries++) {
-        try {
-          await fn(etag);
-          box.show('info', h('p', {}, label));
-          break;
-        } catch (e) {
-          if (e.status === 412 && tries < 3) {
-            const cur = await api('GET', '/products/' + p.id, { auth: 'required' }).catch(() => null);
-            if (cur && cur.data.status === p.status) { etag = etagOf(cur.data); continue; }
-            box.show('error', h('p', {}, p.name + ' was changed elsewhere since this list was loaded; nothing was changed. The list now shows its current state: check it and try again.'));
-            break;
-          }
-          showProblem(rbox, e);
-          return;
-        }
+      try {
+        await writeUnlessChanged(p.id, etagOf(p), fn, (cur) => cur.status === p.status);
+        box.show('info', h('p', {}, label));
+      } catch (e) {
+        if (e.status !== 412) { showProblem(rbox, e); return; }
+        box.show('error', h('p', {}, p.name + ' was changed elsewhere since this list was loaded; nothing was changed. The list now shows its current state: check it and try again.'));
       }
       await load(true);
       box.setAttribute('tabindex', '-1');
@@ -222,19 +229,9 @@ export async function editProductPage(main, id, params) {
     // PUT with the ETag.  A 412 because only the stock moved (an order, a
     // stock change) is no conflict with what the form edits: asked again
     // with the new ETag while every field the form shows is as loaded.
-    const put = async (v) => {
-      for (let tries = 0; ; tries++) {
-        try {
-          return await api('PUT', '/products/' + id, { body: v, headers: { 'If-Match': etag }, auth: 'required' });
-        } catch (e) {
-          if (e.status !== 412 || tries >= 3) throw e;
-          const cur = await api('GET', '/products/' + id, { auth: 'required' }).catch(() => null);
-          const same = cur && Object.keys(loaded).every((k) => cur.data[k] === loaded[k]);
-          if (!same) throw e;
-          etag = cur.headers.get('ETag');
-        }
-      }
-    };
+    const put = (v) => writeUnlessChanged(id, etag,
+      (tag) => api('PUT', '/products/' + id, { body: v, headers: { 'If-Match': tag }, auth: 'required' }),
+      (cur) => Object.keys(loaded).every((k) => cur[k] === loaded[k]));
     const ver = h('p', { class: 'muted', id: 'version' }, 'Version ' + p.version + ' · stock ' + p.stock + ' · ' +
       money(p.price_cents, p.currency));
     form.addEventListener('submit', busy(form.submit, async () => {
