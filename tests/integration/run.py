@@ -3,7 +3,8 @@
 nodes, 3 lighttpd hosts, HAProxy) on free ports in a temporary state
 directory, runs every test_* function of tests/integration/test_*.py (or
 ha_*.py with --ha, soak_*.py with --soak), always stops the stack, and
-prints "N passed, N failed".
+prints "N passed, N failed".  After a failure test (ha_*) fails, the stack is
+made whole again before the next one.
 
   run.py [--ha | --soak] [--keep] [--prism] [-k SUBSTRING]...
 
@@ -153,6 +154,8 @@ def main():
                     failed += 1
                     print("FAIL  %s" % full, flush=True)
                     traceback.print_exc()
+                    if m.startswith("ha_"):
+                        heal()
     finally:
         if args.keep and prism is not None:
             print("prism proxy left running, pid %d" % prism.pid)
@@ -167,6 +170,20 @@ def main():
             lock.close()
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed or not passed else 0
+
+
+def heal():
+    """After a failure test failed: the stack made whole again (scripts/stack
+    up starts whatever is down), so that one broken case does not fail every
+    case after it."""
+    import ha_failover
+    up = shop.stack("up", check=False)
+    print("heal: scripts/stack up exited %d%s" % (up.returncode, "" if up.returncode == 0
+                                                  else "\n" + up.stdout + up.stderr), flush=True)
+    try:
+        ha_failover._wait_whole(180)
+    except AssertionError as e:
+        print("heal: %s" % e, flush=True)
 
 
 def _modules(prefix):
