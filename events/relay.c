@@ -132,12 +132,10 @@ static int relay_wait_confirms(relay *r, uint64_t first, int n)
 {
     memset(r->acked, 0, (size_t)n);
     int left = n;
-    struct timespec start, now;
-    clock_gettime(CLOCK_MONOTONIC, &start);
+    long long start = config_now_ms();
     int nacked = 0;
     while (left > 0) {
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        long spent = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+        long long spent = config_now_ms() - start;
         if (spent >= r->confirm_ms) {
             log_warn("relay: %d of %d publishes unconfirmed by %s after %d ms", left, n,
                      r->b.node, r->confirm_ms);

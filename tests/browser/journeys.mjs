@@ -512,6 +512,17 @@ await journey('seller', async () => {
   const saved = await product(id);
   check(saved.name === name + ' C' && saved.stock === r.json.stock, 'the save after a stock move: ' + JSON.stringify(saved));
   out.seller_product_name = name + ' C';
+  // Another seller who opens this product's edit page gets no form for it.
+  const otherEmail = email('other-seller');
+  const reg = await apiCall('POST', '/auth/register', { body: { email: otherEmail, password: PASSWORD, name: 'Other Seller' } });
+  check(reg.status === 201, 'register the other seller: ' + reg.status);
+  const role = await apiCall('PATCH', '/auth/users/' + reg.json.id, { token: await adminToken(), body: { role: 'seller' } });
+  check(role.status === 200, 'make them a seller: ' + role.status);
+  await signIn(b, otherEmail, PASSWORD);
+  await go(b, '#/seller/edit/' + id);
+  await ready(b, 'Edit product');
+  await b.getByText('No such product among yours.').waitFor();
+  check(await b.getByRole('button', { name: 'Save changes' }).count() === 0, "another seller's edit page shows a form");
   // Archive from the list.
   await go(a, '#/seller');
   await ready(a, 'My products');

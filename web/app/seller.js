@@ -218,9 +218,8 @@ export async function editProductPage(main, id, params) {
     const me = currentUser();
     if (!me || (me.role !== 'admin' && p.seller_id !== me.id)) {
       // Someone else's product: not among yours, before anything is typed.
-      const err = new Error('not yours');
-      err.status = 404;
-      throw err;
+      notYours();
+      return;
     }
     const form = productForm(p, 'Save changes');
     // The product's editable fields as last read or saved: the base of
@@ -270,8 +269,12 @@ export async function editProductPage(main, id, params) {
       history.replaceState(history.state, '', '#/seller/edit/' + id);   // said once, not at every reload
     }
   }
+  function notYours() {
+    slot.replaceChildren();
+    box.show('error', h('p', {}, 'No such product among yours.'));
+  }
   try { await loadForm(false); } catch (e) {
-    if (e.status === 404) box.show('error', h('p', {}, 'No such product among yours.'));
+    if (e.status === 404) notYours();
     else showProblem(box, e);
   }
 }
