@@ -430,14 +430,17 @@ def test_oversized_and_malformed_requests_are_problem_json():
     r = _raw(_req("POST", "/auth/register", [("Content-Type", "application/json"),
                                              ("Transfer-Encoding", "chunked")], chunked))
     _assert_edge_problem(r, 413, "payload_too_large")
-    # A method nothing knows: the client's mistake (lighttpd would say 501),
-    # and a known one the path does not take: the service's 405 with Allow.
-    for method in ("BREW", "get", "PROPFIND", "TRACE"):
+    # A method HTTP does not define: the client's mistake (lighttpd would
+    # say 501); CONNECT with a path is malformed.  A standard one the path
+    # does not take: the service's 405 with Allow.
+    for method in ("BREW", "get", "PROPFIND", "CONNECT"):
         r = _raw(_req(method, "/products"))
         _assert_edge_problem(r, 400, "bad_request")
-    r = _raw(_req("OPTIONS", "/products"))
-    _assert_edge_problem(r, 405, "method_not_allowed")
-    assert "GET" in r.header("allow"), r
+    for method, path in (("OPTIONS", "/products"), ("TRACE", "/products/1"), ("TRACE", "/auth/login")):
+        r = _raw(_req(method, path))
+        _assert_edge_problem(r, 405, "method_not_allowed")
+        assert "GET" in r.header("allow") or "POST" in r.header("allow"), r
+        assert "TRACE" not in r.header("allow") and "TRACE" not in r.body.decode(), r
     # A GET that carries a body: refused as such, not read as a write.
     r = _raw(_req("GET", "/products/health", [("Content-Type", "application/json"),
                                               ("Content-Length", "2")], b"{}"))
