@@ -134,8 +134,9 @@ int broker_open(broker *b, const char *who)
     char nodes[8][128];
     int n = broker_nodes(nodes, 8);
     memset(b, 0, sizeof *b);
+    unsigned first = broker_next;      /* moves on as nodes fail, below */
     for (int i = 0; i < n; i++) {
-        unsigned k = (broker_next + (unsigned)i) % (unsigned)n;
+        unsigned k = (first + (unsigned)i) % (unsigned)n;
         if (broker_try(b, nodes[k], who) == 0) {
             log_info("broker: %s connected to %s", who, nodes[k]);
             return 0;

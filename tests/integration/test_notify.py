@@ -260,7 +260,9 @@ def test_notify_alert_reaches_a_person():
             return None
         m = shop.wait_for("the DeadLetters alert's email", alert_mail, timeout=120, every=1)
         assert m["To"].addresses[0].addr_spec == "ops@shop.local", m["To"]
-        assert "notify.dead" in m.get_body(preferencelist=("plain", "html")).get_content()
+        body = m.get_body(preferencelist=("plain", "html")).get_content()
+        assert "notify.dead" in body, body
+        assert "Replaying dead letters" in body, body       # the runbook case
     finally:
         shop.script("monitor", "stop", check=False)
 
