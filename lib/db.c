@@ -697,6 +697,15 @@ bool db_tx_outcome_unknown(void)
     return db_tx_unknown;
 }
 
+/* Tests only (X-Fault-Inject: commit-lost): the next COMMIT succeeds, and
+ * db_tx then acts as if its answer was lost with the connection (2013). */
+static bool db_fault_commit_lost;
+
+void db_fault_lose_next_commit(bool on)
+{
+    db_fault_commit_lost = on;
+}
+
 int db_tx(db_tx_fn fn, void *arg)
 {
     long long start = config_now_ms();
@@ -728,7 +737,12 @@ int db_tx(db_tx_fn fn, void *arg)
         if (rc >= 0) {
             if (db_cur->conn && mysql_commit(db_cur->conn) == 0) {
                 db_in_tx = false;
-                return rc;
+                if (!db_fault_commit_lost)
+                    return rc;
+                db_fault_commit_lost = false;
+                db_tx_unknown = true;
+                db_fail(2013, "commit", "(fault injection: the COMMIT's answer is dropped)");
+                continue;
             }
             if (db_cur->conn) {
                 unsigned e = mysql_errno(db_cur->conn);

@@ -38,6 +38,7 @@ enum {
     STORE_FENCED = -17,         /* order: the reservation was given up (expired) */
     STORE_TOO_MUCH = -18,       /* product: stock would go above STORE_STOCK_MAX */
     STORE_MIXED = -19,          /* product reservation: lines in more than one currency */
+    STORE_UNKNOWN = -20,        /* product: a COMMIT got no answer; the write may stand */
     STORE_GUARD_MIN = -100,
 };
 
@@ -138,6 +139,12 @@ int db_tx(db_tx_fn fn, void *arg);
  * statements again: its changes may or may not have landed.  A caller whose
  * transaction can tell (a unique key it writes) runs it again, later. */
 bool db_tx_outcome_unknown(void);
+
+/* Tests only: makes the next db_tx() COMMIT succeed and then look lost with
+ * its connection (2013), so db_tx() runs the transaction again with
+ * db_tx_outcome_unknown() true.  lib/server.c sets it for a request with
+ * `X-Fault-Inject: commit-lost` when ALLOW_FAULT_INJECTION=1. */
+void db_fault_lose_next_commit(bool on);
 
 /* Retention: runs `sql`, a DELETE that takes two parameters (the age in
  * seconds past which a row goes, and the batch size: "... < UTC_TIMESTAMP(3)

@@ -125,7 +125,11 @@ static void server_handle(const route *table, size_t n, FCGX_Request *f)
         req.route_index = n;
         server_metrics(&req);
     } else {
+        const char *fault = http_header(&req, "X-Fault-Inject");
+        db_fault_lose_next_commit(fault && strcmp(fault, "commit-lost") == 0 &&
+                                  config_int("ALLOW_FAULT_INJECTION", 0) == 1);
         route_dispatch(table, n, &req);
+        db_fault_lose_next_commit(false);
     }
     if (!req.status)
         problem_internal(&req, "handler returned without a reply");

@@ -206,6 +206,8 @@ write_service_config() {
         fi
         echo "JWT_PUBLIC_DIR=$sec/jwt/public"
         echo "LOG_LEVEL=${SHOP_LOG_LEVEL:-info}"
+        # Tests only: X-Fault-Inject honoured (lib/server.c, cgi/order/handlers.c).
+        if [ "${SHOP_FAULT_INJECTION:-0}" = 1 ]; then echo "ALLOW_FAULT_INJECTION=1"; fi
         if [ -n "${CONF_AMQP_HOSTS:-}" ]; then
             echo "# The broker (docs/EVENTS.md): the relay and the consumers."
             echo "AMQP_HOSTS=$CONF_AMQP_HOSTS"
@@ -237,7 +239,7 @@ write_service_config() {
                 echo "RETENTION_INTERVAL=${SHOP_RETENTION_INTERVAL:-60}"
                 echo "IDEMPOTENCY_RETENTION=${SHOP_IDEMPOTENCY_RETENTION:-86400}"
                 echo "FAILED_ORDER_RETENTION=${SHOP_FAILED_ORDER_RETENTION:-604800}"
-                if [ "${SHOP_FAULT_INJECTION:-0}" = 1 ]; then echo "ALLOW_FAULT_INJECTION=1"; fi ;;
+                ;;
             notify)
                 echo "SMTP_URL=${CONF_SMTP_URL:?}"
                 echo "MAIL_FROM=${CONF_MAIL_FROM:-shop@shop.local}" ;;

@@ -143,6 +143,15 @@ static int store_user_create_tx(void *arg)
     user_args *a = arg;
     int64_t rc = db_exec(SQL_USER_INSERT, "sssss", a->email, a->email_norm, a->name,
                          token_role_name(USER_CUSTOMER), a->hash);
+    if (rc == DB_CONFLICT && db_tx_outcome_unknown()) {
+        /* The last attempt's COMMIT got no answer: the user in the way may
+         * be its own, told by the Argon2id hash (salted at random, this
+         * request's alone). */
+        rc = store_user_fetch(SQL_USER_BY_EMAIL, 0, a->email_norm, a->out);
+        if (rc == 0 && strcmp(a->out->password_hash, a->hash) == 0)
+            return DB_OK;
+        return rc == 0 || rc == STORE_NOT_FOUND ? DB_CONFLICT : (int)rc;
+    }
     if (rc < 0)
         return (int)rc;          /* DB_CONFLICT rolls back and comes out as is */
     int64_t id = db_last_id();
@@ -350,6 +359,25 @@ static int store_refresh_rotate_tx(void *arg)
     bool expired = db_int(r, 0, 4) != 0;
     db_free(r);
 
+    if (!active && db_tx_outcome_unknown()) {
+        /* The last attempt's COMMIT got no answer: if the token it issued
+         * (still in a->next) stands in this family, that attempt spent the
+         * presented one, and this is no reuse. */
+        unsigned char mine[STORE_HASH_LEN];
+        if (store_token_hash(a->next, mine) == 0) {
+            db_res *m = db_query(SQL_REFRESH_LOCK, "b", mine, (size_t)STORE_HASH_LEN);
+            if (!m)
+                return DB_ERROR;
+            bool landed = db_rows(m) == 1 && db_len(m, 0, 1) == STORE_FAMILY_LEN &&
+                          memcmp(db_str(m, 0, 1), family, STORE_FAMILY_LEN) == 0 &&
+                          strcmp(db_str(m, 0, 3) ? db_str(m, 0, 3) : "", "active") == 0;
+            db_free(m);
+            if (landed) {
+                int rc = store_user_fetch(SQL_USER_BY_ID, user_id, NULL, a->user);
+                return rc == STORE_NOT_FOUND ? STORE_REJECTED : rc;
+            }
+        }
+    }
     if (!active) {
         log_warn("refresh token reused: revoking its family (user %lld)", (long long)user_id);
         int64_t n = db_exec(SQL_REFRESH_REVOKE_FAMILY, "b", family, (size_t)STORE_FAMILY_LEN);
@@ -387,6 +415,7 @@ int store_refresh_rotate(const char *presented, long ttl, const char *changed_at
         return STORE_REJECTED;
     refresh_args a = {.hash = hash, .changed_at = changed_at, .ttl = ttl, .next = next,
                       .user = user};
+    next[0] = '\0';             /* no token issued yet (read after a lost COMMIT) */
     int rc = db_tx(store_refresh_rotate_tx, &a);
     return rc == ROTATE_REUSED ? STORE_REJECTED : rc;
 }

@@ -203,6 +203,11 @@ static int reply_write_error(http_req *req, int rc)
     case GUARD_PRECONDITION_FAILED:
         return problem_send(req, 412, "precondition_failed",
                             "The product has changed; fetch it again for its current ETag.");
+    case STORE_UNKNOWN:
+        log_warn("stock change: the commit got no answer; not applied again");
+        return problem_unavailable(req, "The database connection was lost while the change was "
+                                        "saved: it may have been made. Read the product (its stock "
+                                        "and version) before you send it again.");
     default:
         return problem_db(req, rc);
     }

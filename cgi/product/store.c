@@ -408,15 +408,37 @@ static int apply_row_op(struct row_tx *t, product *cur)
     return n < 0 ? (int)n : DB_OK;
 }
 
+/* Whether the row already is what t would make it: an edit or archive that
+ * needs no change.  (A stock delta always changes the row.) */
+static bool row_holds(const struct row_tx *t, const product *cur)
+{
+    switch (t->op) {
+    case OP_UPDATE:
+        return !edit_changes(t->edit, cur);
+    case OP_ARCHIVE:
+        return strcmp(cur->status, "archived") == 0;
+    default:
+        return false;
+    }
+}
+
+/* When db_tx runs this again after a COMMIT that got no answer (the
+ * connection lost at that moment), the first run's write may stand.  A stock
+ * delta cannot tell whether it does and must not be applied twice:
+ * STORE_UNKNOWN.  An edit or archive that the row already holds is answered
+ * as done, even though its If-Match named the version before it. */
 static int row_fn(void *arg)
 {
     struct row_tx *t = arg;
+    bool again = db_tx_outcome_unknown();
     product_clear(t->out);
     int rc = fetch_product(SQL_PRODUCT_LOCK, t->id, t->out);
     if (rc <= 0)
         return rc == 0 ? STORE_NOT_FOUND : rc;
+    if (again && t->op == OP_STOCK)
+        return STORE_UNKNOWN;
     if (t->guard && (rc = t->guard(t->out, t->ctx)) != 0)
-        return rc;
+        return again && row_holds(t, t->out) ? DB_OK : rc;
     rc = apply_row_op(t, t->out);
     if (rc != DB_OK)
         return rc;     /* STORE_INSUFFICIENT, _TOO_MUCH leave the unchanged row in out */

@@ -132,7 +132,8 @@ int store_product_archive(int64_t id, store_guard guard, void *ctx, product *out
 
 /* Adds delta to the stock under the row lock and bumps version.  Returns DB_OK,
  * STORE_INSUFFICIENT or STORE_TOO_MUCH (below zero or above STORE_STOCK_MAX;
- * with *out the unchanged row), STORE_NOT_FOUND, a guard code, or a db.h code. */
+ * with *out the unchanged row), STORE_NOT_FOUND, a guard code, STORE_UNKNOWN
+ * (the COMMIT got no answer: the delta may have been applied), or a db.h code. */
 int store_product_add_stock(int64_t id, int64_t delta, store_guard guard,
                             void *ctx, product *out);
 
