@@ -501,7 +501,15 @@ int product_stock(http_req *req)
         char detail[160];
         snprintf(detail, sizeof detail, "Stock is %" PRId64 "; a delta of %" PRId64
                  " would make it negative.", p.stock, delta);
+        /* items, as an order's 409 has them; and the two numbers on top. */
         json_object *extra = json_object_new_object();
+        json_object *items = json_object_new_array();
+        json_object *it = json_object_new_object();
+        json_set_int(it, "product_id", p.id);
+        json_set_int(it, "requested", -delta);
+        json_set_int(it, "available", p.stock);
+        json_object_array_add(items, it);
+        json_object_object_add(extra, "items", items);
         json_set_int(extra, "available", p.stock);
         json_set_int(extra, "requested", -delta);
         product_clear(&p);

@@ -319,6 +319,30 @@ struct create_tx {
     product *out;
 };
 
+/* The last attempt's COMMIT got no answer and the SKU is now taken: the
+ * product in the way is that attempt's own when it holds every field the
+ * create wrote, at version 1 (then DB_OK with it in *out); else DB_CONFLICT. */
+static int create_landed(const product_fields *f, product *out)
+{
+    db_res *r = db_query("SELECT id FROM products WHERE sku = ?", "s", f->sku);
+    if (!r)
+        return DB_ERROR;
+    int64_t id = db_rows(r) ? db_int(r, 0, 0) : 0;
+    db_free(r);
+    int rc = id ? fetch_product(SQL_PRODUCT_GET, id, out) : 0;
+    if (rc < 0)
+        return rc;
+    const char *desc = f->description ? f->description : "";
+    if (rc == 1 && out->version == 1 && out->seller_id == f->seller_id &&
+        out->price_cents == f->price_cents && out->stock == f->stock &&
+        strcmp(out->name, f->name) == 0 && strcmp(out->currency, f->currency) == 0 &&
+        strcmp(out->status, f->status) == 0 &&
+        strcmp(out->description ? out->description : "", desc) == 0)
+        return DB_OK;
+    product_clear(out);
+    return DB_CONFLICT;
+}
+
 static int create_fn(void *arg)
 {
     struct create_tx *t = arg;
@@ -330,6 +354,8 @@ static int create_fn(void *arg)
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
         "sssisisi", f->sku, f->name, f->description, f->price_cents, f->currency,
         f->stock, f->status, f->seller_id);
+    if (n == DB_CONFLICT && db_tx_outcome_unknown())
+        return create_landed(f, t->out);
     if (n < 0)
         return (int)n;
     int rc = fetch_product(SQL_PRODUCT_GET, db_last_id(), t->out);

@@ -30,6 +30,20 @@ def test_a_stock_change_whose_commit_was_lost_is_applied_once_and_said_unknown()
     assert (now.json["stock"], now.json["version"]) == (17, p["version"] + 1), now.json
 
 
+def test_a_create_whose_commit_was_lost_is_201_not_sku_taken():
+    seller = shop.seller_token()
+    sku = shop.unique("lost")
+    body = {"sku": sku, "name": "Created once", "price_cents": 900, "currency": "EUR",
+            "stock": 4, "status": "active"}
+    r = call("POST", "/products", body, token=seller, base=_host(), headers=FAULT)
+    assert r.status == 201, r
+    assert r.json["sku"] == sku and r.json["version"] == 1, r.json
+    assert r.header("location") == "/products/%d" % r.json["id"], r.headers
+    # The SKU is still taken for anyone else.
+    shop.assert_problem(call("POST", "/products", dict(body, name="Another"), token=seller),
+                        409, "sku_taken")
+
+
 def test_an_edit_whose_commit_was_lost_is_answered_as_saved():
     seller = shop.seller_token()
     p = shop.new_product(seller)

@@ -486,6 +486,8 @@ def test_stock_moves_and_never_goes_negative():
     r = call("POST", path, {"delta": -9}, token=tok)
     assert_problem(r, 409, "insufficient_stock")
     assert "8" in r.json["detail"]
+    assert r.json["items"] == [{"product_id": p["id"], "requested": 9, "available": 8}], r.json
+    assert (r.json["requested"], r.json["available"]) == (9, 8), r.json
     r = call("POST", path, {"delta": -8}, token=tok)
     assert r.status == 200 and r.json["stock"] == 0, r
     for bad in ({"delta": 0}, {"delta": 1.5}, {"delta": "1"}, {"delta": True},
