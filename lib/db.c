@@ -211,6 +211,12 @@ static bool db_ensure(void)
     db_link *l = db_cur;
     if (l->conn)
         return true;
+    /* The transaction's connection is gone: a new one would run the rest of
+     * it outside the transaction, each statement committed on its own. */
+    if (db_in_tx) {
+        db_last_errno = 2006;
+        return false;
+    }
     MYSQL *c = mysql_init(NULL);
     if (!c) {
         db_last_errno = 2008;

@@ -186,6 +186,11 @@ static int tx_insert_then(void *arg)
         if (attempts > 1)                      /* statements never run again */
             return DB_ERROR;
     }
+    if (outcome == 5) {
+        db_exec("KILL CONNECTION_ID()", NULL); /* the connection dies; the error */
+        db_exec("INSERT INTO t (id, name) VALUES (?, ?)", "is", (int64_t)101, "tx2");
+        return -10;                            /* ignored, the next statement runs */
+    }
     if (outcome == -10)
         return -10;                            /* a business "no": roll back */
     return 7;
@@ -233,6 +238,19 @@ static void test_tx_retries_whole_transaction_on_deadlock(void)
     CU_ASSERT_EQUAL(db_retry_count(), before + 1);
     CU_ASSERT_EQUAL(hooked, 1);
     CU_ASSERT_EQUAL(count_tx_rows(), 1);       /* exactly once, not twice */
+}
+
+/* A statement after the transaction's connection died fails: it does not
+ * reconnect and run outside the transaction, committed on its own. */
+static void test_tx_never_reconnects_in_the_middle(void)
+{
+    int outcome = 5;
+    db_exec("DELETE FROM t WHERE id IN (100, 101)", NULL);
+    attempts = 0;
+    CU_ASSERT_EQUAL(db_tx(tx_insert_then, &outcome), -10);
+    CU_ASSERT_EQUAL(attempts, 1);
+    CU_ASSERT_EQUAL(test_db_count("SELECT COUNT(*) FROM t WHERE id IN (100, 101)"), 0);
+    CU_ASSERT_TRUE(db_ping());
 }
 
 static void test_tx_retries_after_lost_connection(void)
@@ -415,6 +433,7 @@ int main(void)
     CU_add_test(s, "tx business outcome rolls back", test_tx_business_outcome_rolls_back);
     CU_add_test(s, "tx retries whole transaction on deadlock", test_tx_retries_whole_transaction_on_deadlock);
     CU_add_test(s, "tx retries after lost connection", test_tx_retries_after_lost_connection);
+    CU_add_test(s, "tx never reconnects in the middle", test_tx_never_reconnects_in_the_middle);
     CU_add_test(s, "tx: a COMMIT without an answer", test_tx_commit_without_answer);
     CU_add_test(s, "unreachable is unavailable", test_unreachable_is_unavailable);
     CU_add_test(s, "read goes to a read-only second connection",
