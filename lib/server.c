@@ -95,6 +95,9 @@ static void server_metrics(http_req *req)
     free(text);
 }
 
+/* ALLOW_FAULT_INJECTION=1 (tests only), read once at start. */
+static bool server_faults;
+
 static void server_handle(const route *table, size_t n, FCGX_Request *f)
 {
     http_req req;
@@ -125,9 +128,8 @@ static void server_handle(const route *table, size_t n, FCGX_Request *f)
         req.route_index = n;
         server_metrics(&req);
     } else {
-        const char *fault = http_header(&req, "X-Fault-Inject");
-        db_fault_lose_next_commit(fault && strcmp(fault, "commit-lost") == 0 &&
-                                  config_int("ALLOW_FAULT_INJECTION", 0) == 1);
+        const char *fault = server_faults ? http_header(&req, "X-Fault-Inject") : NULL;
+        db_fault_lose_next_commit(fault && strcmp(fault, "commit-lost") == 0);
         route_dispatch(table, n, &req);
         db_fault_lose_next_commit(false);
     }
@@ -191,6 +193,7 @@ int server_run(const char *service, const route *table, size_t n, int (*init)(vo
     if (server_setup(service) != 0)
         return 1;
     server_service = service;
+    server_faults = config_int("ALLOW_FAULT_INJECTION", 0) == 1;
     snprintf(server_metrics_path, sizeof server_metrics_path, "/%s/metrics",
              strcmp(service, "auth") == 0 ? "auth" : strcmp(service, "product") == 0 ? "products" : "orders");
     metrics_init(service, n);
