@@ -109,7 +109,7 @@ int consume_parse(const char *body, size_t len, event *ev, json_object **root, c
                   size_t n)
 {
     memset(ev, 0, sizeof *ev);
-    *root = json_parse_strict(body, len);
+    *root = json_parse_strict(body, len, NULL);
     if (!*root || !json_object_is_type(*root, json_type_object)) {
         snprintf(why, n, "not a JSON object");
         goto bad;

@@ -74,8 +74,10 @@ static void settle_report(const settle_args *a)
         log_info("settle: event %s already processed", ev->id);
         metrics_inc(METRIC_EVENTS_DUPLICATE, 1);
     } else if (a->confirm && strcmp(a->status, "confirmed") != 0) {
-        log_error("settle: event %s: reservation %" PRId64 " of a confirmed order is %s", ev->id,
-                  a->rid, a->status);
+        /* Usually the order was cancelled (its stock given back) before its
+         * confirmation got here: the release stands, as it should. */
+        log_warn("settle: event %s: reservation %" PRId64 " of a confirmed order is already %s"
+                 " (cancelled before this confirmation arrived?)", ev->id, a->rid, a->status);
     } else {
         log_info("settle: event %s: reservation %" PRId64 " %s", ev->id, a->rid,
                  a->confirm ? "confirmed" : "released");

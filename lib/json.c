@@ -65,11 +65,16 @@ static long json_u_escape(const char *s, size_t n, size_t i)
     return v;
 }
 
-static bool json_lexically_valid(const char *s, size_t n)
+/* Also finds the first member name holding \u0000: json-c keeps names as C
+ * strings, so "name\u0000x" would read as "name", a known field.  Its text
+ * as written goes to *nul_name / *nul_len (left alone when there is none). */
+static bool json_lexically_valid(const char *s, size_t n, const char **nul_name, size_t *nul_len)
 {
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         if (c == '"') {
+            size_t start = i + 1;
+            bool nul = false;
             for (i++; i < n && s[i] != '"'; i++) {
                 if ((unsigned char)s[i] < 0x20)
                     return false;
@@ -79,6 +84,7 @@ static bool json_lexically_valid(const char *s, size_t n)
                  * one: a lone half is no character (json-c would make it
                  * U+FFFD, so two different texts would read the same). */
                 long u = json_u_escape(s, n, i);
+                nul = nul || u == 0;
                 if (u >= 0xDC00 && u <= 0xDFFF)
                     return false;
                 if (u >= 0xD800 && u <= 0xDBFF) {
@@ -89,6 +95,13 @@ static bool json_lexically_valid(const char *s, size_t n)
                 } else {
                     i++;
                 }
+            }
+            size_t k = i + 1;
+            while (k < n && strchr(" \t\r\n", s[k]) && s[k])
+                k++;
+            if (nul && k < n && s[k] == ':' && !*nul_name) {
+                *nul_name = s + start;
+                *nul_len = i - start;
             }
             continue;
         }
@@ -116,14 +129,21 @@ static bool json_lexically_valid(const char *s, size_t n)
     return true;
 }
 
-json_object *json_parse_strict(const char *text, size_t len)
+json_object *json_parse_strict(const char *text, size_t len, json_refusal *why)
 {
+    json_refusal spare;
+    if (!why)
+        why = &spare;
+    why->kind = JSON_MALFORMED;
+    why->name[0] = '\0';
     /* RFC 8259: JSON text is UTF-8.  json-c takes any bytes in strings, and a
      * member name that is not UTF-8 would be echoed into a 422's "field". */
-    if (!text || len == 0 || len > (size_t)INT32_MAX || !json_lexically_valid(text, len) ||
-        json_utf8_len(text, len) < 0)
+    const char *nul_name = NULL;
+    size_t nul_len = 0;
+    if (!text || len == 0 || len > (size_t)INT32_MAX ||
+        !json_lexically_valid(text, len, &nul_name, &nul_len) || json_utf8_len(text, len) < 0)
         return NULL;
-    struct json_tokener *tok = json_tokener_new_ex(32);
+    struct json_tokener *tok = json_tokener_new_ex(JSON_MAX_DEPTH);
     if (!tok)
         return NULL;
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
@@ -138,6 +158,8 @@ json_object *json_parse_strict(const char *text, size_t len)
     }
     json_tokener_free(tok);
     if (err != json_tokener_success) {
+        if (err == json_tokener_error_depth)
+            why->kind = JSON_TOO_DEEP;
         json_object_put(o);
         return NULL;
     }
@@ -147,6 +169,17 @@ json_object *json_parse_strict(const char *text, size_t len)
             json_object_put(o);
             return NULL;
         }
+    if (nul_name) {
+        /* Well-formed, but a name json-c cannot hold: refused whole. */
+        why->kind = JSON_NUL_NAME;
+        size_t keep = nul_len < sizeof why->name - 1 ? nul_len : sizeof why->name - 1;
+        while (keep > 0 && keep < nul_len && ((unsigned char)nul_name[keep] & 0xC0) == 0x80)
+            keep--;     /* not in the middle of a UTF-8 sequence */
+        memcpy(why->name, nul_name, keep);
+        why->name[keep] = '\0';
+        json_object_put(o);
+        return NULL;
+    }
     /* A bare literal "null" parses to NULL with success (json_is_null). */
     return o;
 }

@@ -11,10 +11,24 @@
 #include <stdint.h>
 #include <json-c/json.h>
 
-/* Parses a complete JSON text (no trailing garbage, strict mode, depth <= 32,
- * RFC 8259's numbers and strings).  Returns NULL when malformed, and also for
- * the well-formed text "null" (json_is_null tells the two apart). */
-json_object *json_parse_strict(const char *text, size_t len);
+#define JSON_MAX_DEPTH 32
+
+/* Why json_parse_strict gave NULL. */
+typedef struct json_refusal {
+    enum {
+        JSON_MALFORMED = 1,     /* not JSON (RFC 8259) */
+        JSON_TOO_DEEP,          /* arrays and objects nested over JSON_MAX_DEPTH */
+        JSON_NUL_NAME           /* well-formed, but a member name holds \u0000 */
+    } kind;
+    char name[136];             /* JSON_NUL_NAME: that name as written (truncated) */
+} json_refusal;
+
+/* Parses a complete JSON text (no trailing garbage, strict mode, depth <=
+ * JSON_MAX_DEPTH, RFC 8259's numbers and strings, no U+0000 in a member
+ * name).  Returns NULL when it refuses the text, saying why in *why (may be
+ * NULL), and also for the well-formed text "null" (json_is_null tells the
+ * two apart). */
+json_object *json_parse_strict(const char *text, size_t len, json_refusal *why);
 
 /* True when the text is the literal null, with whitespace around it. */
 bool json_is_null(const char *text, size_t len);

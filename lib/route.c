@@ -99,7 +99,7 @@ static bool route_json_type(const char *ct, const char *method)
     if (!ct)
         return false;
     size_t n = strcspn(ct, ";");
-    while (n && ct[n - 1] == ' ')
+    while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))     /* OWS, RFC 9110 5.6.3 */
         n--;
     bool ok = (n == 16 && strncasecmp(ct, "application/json", 16) == 0) ||
               (strcmp(method, "PATCH") == 0 && n == 28 &&
@@ -107,21 +107,21 @@ static bool route_json_type(const char *ct, const char *method)
     if (!ok)
         return false;
     const char *p = ct + strcspn(ct, ";");
-    while (*p == ';' || *p == ' ')
+    while (*p == ';' || *p == ' ' || *p == '\t')
         p++;
     if (!*p)
         return true;
     if (strncasecmp(p, "charset=", 8) != 0)
         return false;
     p += 8;
-    if (*p == '"')
-        p++;
+    bool quoted = *p == '"';
+    p += quoted;
     if (strncasecmp(p, "utf-8", 5) != 0)
         return false;
     p += 5;
-    if (*p == '"')
-        p++;
-    while (*p == ' ')
+    if (quoted && *p++ != '"')
+        return false;
+    while (*p == ' ' || *p == '\t')
         p++;
     return *p == '\0';
 }
@@ -144,7 +144,17 @@ static int route_read_json(http_req *req)
         return problem_send(req, 400, "malformed_json", "A JSON body is required.");
     if (!route_json_type(http_header(req, "Content-Type"), req->method))
         return route_refuse_type(req);
-    req->json = json_parse_strict(req->body, req->body_len);
+    json_refusal why;
+    req->json = json_parse_strict(req->body, req->body_len, &why);
+    if (!req->json && why.kind == JSON_NUL_NAME) {
+        json_object *errs = json_object_new_array();
+        json_add_error(errs, why.name, "unknown field (a member name cannot hold U+0000)");
+        return problem_invalid(req, errs);
+    }
+    if (!req->json && why.kind == JSON_TOO_DEEP)
+        return problem_send(req, 400, "malformed_json",
+                            "The body nests arrays and objects more than %d levels deep.",
+                            JSON_MAX_DEPTH);
     if (!req->json && !json_is_null(req->body, req->body_len))
         return problem_send(req, 400, "malformed_json", "The body is not well-formed JSON.");
     if (!json_object_is_type(req->json, json_type_object)) {

@@ -258,7 +258,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     memcpy(s, data, size);
     s[size] = '\0';
 
-    json_object *o = json_parse_strict(s, size);
+    json_object *o = json_parse_strict(s, size, NULL);
     if (o && json_object_is_type(o, json_type_object)) {
         static const char *const allowed[] = {"sku", "name", "price_cents", NULL};
         json_object *errs = json_object_new_array();

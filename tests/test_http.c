@@ -12,7 +12,7 @@
 
 static json_object *sent_json(const http_req *r)
 {
-    return r->sent ? json_parse_strict(r->sent, strlen(r->sent)) : NULL;
+    return r->sent ? json_parse_strict(r->sent, strlen(r->sent), NULL) : NULL;
 }
 
 static const char *sent_code(const http_req *r, char *buf, size_t n)
@@ -239,7 +239,7 @@ static void test_reply_page(void)
     json_object_array_add(items, json_object_new_int(1));
     req_init(&r, "GET", "/things", NULL);
     CU_ASSERT_EQUAL(http_reply_page(&r, items, true, "t:", 77), 200);
-    json_object *o = json_parse_strict(r.sent, strlen(r.sent)), *v;
+    json_object *o = json_parse_strict(r.sent, strlen(r.sent), NULL), *v;
     CU_ASSERT_PTR_NOT_NULL_FATAL(o);
     CU_ASSERT_TRUE(json_object_object_get_ex(o, "items", &v) && json_object_array_length(v) == 1);
     CU_ASSERT_TRUE(json_object_object_get_ex(o, "next_cursor", &v) &&
@@ -329,6 +329,23 @@ static void test_route_walk(void)
     CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", NULL, "{\"a\":1}", code, sizeof code), 415);
     CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", json_env, "{\"a\":", code, sizeof code), 400);
     CU_ASSERT_STRING_EQUAL(code, "malformed_json");
+    /* Optional whitespace around ';' may be tabs (RFC 9110 5.6.3); a quoted
+     * charset needs both quotes. */
+    char *tab_env[] = {"CONTENT_TYPE=application/json\t;\tcharset=utf-8\t", NULL};
+    CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", tab_env, "{\"a\":1}", code, sizeof code), 200);
+    char *quoted_env[] = {"CONTENT_TYPE=application/json; charset=\"utf-8\"", NULL};
+    CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", quoted_env, "{\"a\":1}", code, sizeof code), 200);
+    char *half_quoted_env[] = {"CONTENT_TYPE=application/json; charset=\"utf-8", NULL};
+    CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", half_quoted_env, "{\"a\":1}", code, sizeof code), 415);
+    /* Nested too deep: malformed to this parser; a name holding \u0000: 422. */
+    char deep[80];
+    memset(deep, '[', 40);
+    memset(deep + 40, ']', 39);
+    deep[79] = '\0';
+    CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", json_env, deep, code, sizeof code), 400);
+    CU_ASSERT_STRING_EQUAL(code, "malformed_json");
+    CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", json_env, "{\"a\\u0000b\":1}", code, sizeof code), 422);
+    CU_ASSERT_STRING_EQUAL(code, "validation_failed");
     CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", json_env, "", code, sizeof code), 400);
     CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", json_env, "[1,2]", code, sizeof code), 422);
     CU_ASSERT_STRING_EQUAL(code, "validation_failed");
@@ -350,7 +367,7 @@ static void test_route_walk(void)
     CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", json_env, big, code, sizeof code), 413);
     CU_ASSERT_STRING_EQUAL(code, "payload_too_large");
     free(big);
-    CU_ASSERT_EQUAL(handled, 5);
+    CU_ASSERT_EQUAL(handled, 7);
 }
 
 static void test_problem_body(void)

@@ -7,7 +7,7 @@
 
 static json_object *parse(const char *s)
 {
-    return json_parse_strict(s, strlen(s));
+    return json_parse_strict(s, strlen(s), NULL);
 }
 
 static const char *first_field(json_object *errs)
@@ -105,7 +105,37 @@ static void test_parse_limits_depth(void)
     char deep[200];
     memset(deep, '[', 100);
     memset(deep + 100, ']', 100);
-    CU_ASSERT_PTR_NULL(json_parse_strict(deep, sizeof deep));
+    json_refusal why;
+    CU_ASSERT_PTR_NULL(json_parse_strict(deep, sizeof deep, &why));
+    CU_ASSERT_EQUAL(why.kind, JSON_TOO_DEEP);
+    /* 32 levels are fine; a text broken before the limit is malformed. */
+    json_object *o = json_parse_strict(deep + 100 - JSON_MAX_DEPTH, 2 * JSON_MAX_DEPTH, &why);
+    CU_ASSERT_PTR_NOT_NULL(o);
+    json_object_put(o);
+    CU_ASSERT_PTR_NULL(json_parse_strict("[[}", 3, &why));
+    CU_ASSERT_EQUAL(why.kind, JSON_MALFORMED);
+}
+
+/* json-c keeps member names as C strings: "name\u0000x" would read as
+ * "name".  Such a name is refused with its text; in a value it is kept for
+ * the getters to refuse. */
+static void test_parse_refuses_nul_in_a_member_name(void)
+{
+    json_refusal why;
+    const char *t = "{\"sku\": \"a\", \"name\\u0000evil\": \"x\"}";
+    CU_ASSERT_PTR_NULL(json_parse_strict(t, strlen(t), &why));
+    CU_ASSERT_EQUAL(why.kind, JSON_NUL_NAME);
+    CU_ASSERT_STRING_EQUAL(why.name, "name\\u0000evil");
+    t = "{\"items\": [{\"product_id\\u0000\": 1}]}";
+    CU_ASSERT_PTR_NULL(json_parse_strict(t, strlen(t), &why));
+    CU_ASSERT_EQUAL(why.kind, JSON_NUL_NAME);
+    CU_ASSERT_STRING_EQUAL(why.name, "product_id\\u0000");
+    /* In a value, or an escaped backslash before "u0000": parsed. */
+    t = "{\"name\": \"a\\u0000b\", \"x\\\\u0000\": 1}";
+    json_object *o = json_parse_strict(t, strlen(t), &why);
+    CU_ASSERT_PTR_NOT_NULL(o);
+    CU_ASSERT_TRUE(json_object_object_get_ex(o, "x\\u0000", NULL));
+    json_object_put(o);
 }
 
 static void test_get_int_is_strict(void)
@@ -216,6 +246,7 @@ int main(void)
     CU_add_test(s, "parse accepts valid, rejects malformed", test_parse_accepts_valid_and_rejects_malformed);
     CU_add_test(s, "parse rejects bytes that are not UTF-8", test_parse_rejects_bytes_that_are_not_utf8);
     CU_add_test(s, "parse limits depth", test_parse_limits_depth);
+    CU_add_test(s, "parse refuses NUL in a member name", test_parse_refuses_nul_in_a_member_name);
     CU_add_test(s, "get_int is strict", test_get_int_is_strict);
     CU_add_test(s, "lone surrogates", test_parse_rejects_lone_surrogates);
     CU_add_test(s, "get_int absent and null", test_get_int_absent_and_null);

@@ -41,7 +41,7 @@ static void test_line_is_json_with_request_id(void)
     log_init("order", LOG_INFO);
     capture(log_with_request, buf, sizeof buf);
     CU_ASSERT_PTR_NOT_NULL_FATAL(strchr(buf, '\n'));
-    json_object *o = json_parse_strict(buf, strlen(buf)), *v;
+    json_object *o = json_parse_strict(buf, strlen(buf), NULL), *v;
     CU_ASSERT_PTR_NOT_NULL_FATAL(o);
     CU_ASSERT_TRUE(json_object_object_get_ex(o, "request_id", &v) &&
                    strcmp(json_object_get_string(v), "rid-123") == 0);

@@ -13,7 +13,7 @@
 static const char *parse_errors(const char *body, size_t *n, items_line *lines)
 {
     static char out[512];
-    json_object *j = json_parse_strict(body, strlen(body));
+    json_object *j = json_parse_strict(body, strlen(body), NULL);
     json_object *errs = json_object_new_array();
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     order_parse_lines(j, lines, n, errs);
@@ -150,7 +150,7 @@ static void req_init(http_req *r, const char *method, const char *query, const c
     r->auth.role = role;
     r->auth.user_id = 7;
     if (body)
-        r->json = json_parse_strict(body, strlen(body));
+        r->json = json_parse_strict(body, strlen(body), NULL);
 }
 
 /* Frees r; returns the "code" of the problem sent, or "" (static). */
@@ -158,7 +158,7 @@ static const char *req_done(http_req *r)
 {
     static char code[64];
     code[0] = '\0';
-    json_object *o = r->sent ? json_parse_strict(r->sent, strlen(r->sent)) : NULL, *c;
+    json_object *o = r->sent ? json_parse_strict(r->sent, strlen(r->sent), NULL) : NULL, *c;
     if (o && json_object_object_get_ex(o, "code", &c))
         snprintf(code, sizeof code, "%s", json_object_get_string(c));
     json_object_put(o);

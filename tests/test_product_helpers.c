@@ -182,13 +182,13 @@ static void req_init(http_req *r, const char *method, const char *query, const c
     r->auth.role = USER_SELLER;
     r->auth.user_id = 7;
     if (body)
-        r->json = json_parse_strict(body, strlen(body));
+        r->json = json_parse_strict(body, strlen(body), NULL);
 }
 
 /* Frees r and returns the sent body parsed (caller puts it). */
 static json_object *req_done(http_req *r)
 {
-    json_object *o = r->sent ? json_parse_strict(r->sent, strlen(r->sent)) : NULL;
+    json_object *o = r->sent ? json_parse_strict(r->sent, strlen(r->sent), NULL) : NULL;
     free(r->path);
     free(r->headers);
     free(r->sent);

@@ -368,7 +368,12 @@ int auth_user_patch(http_req *req)
     user_role old = USER_ANON;
     char changed_at[40];
     auth_time_ms_rfc3339(revoke_now_ms(), changed_at, sizeof changed_at);
-    rc = store_user_set_role(req->id, role, changed_at, &u, &old);
+    rc = store_user_set_role(req->id, req->auth.user_id, role, changed_at, &u, &old);
+    if (rc == STORE_REJECTED) {
+        log_warn("user %lld, no longer an admin, tried to set user %lld's role with an older token",
+                 (long long)req->auth.user_id, (long long)req->id);
+        return problem_send(req, 403, "forbidden", "Only an admin changes roles.");
+    }
     if (rc == STORE_NOT_FOUND)
         return problem_send(req, 404, "not_found", "No such user.");
     if (rc == STORE_INVALID_STATE)

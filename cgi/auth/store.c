@@ -32,8 +32,10 @@ static const char SQL_USER_RESET[] =
     "UPDATE users SET role = ?, password_hash = ?, name = COALESCE(?, name) WHERE id = ?";
 static const char SQL_USER_SET_ROLE[] =
     "UPDATE users SET role = ? WHERE id = ?";
-static const char SQL_USER_ROLE_FOR_UPDATE[] =
-    "SELECT role FROM users WHERE id = ? FOR UPDATE";
+/* The user whose role changes and the admin changing it, locked in id order
+ * (two admins demoting each other lock the same two rows the same way). */
+static const char SQL_USER_ROLES_FOR_UPDATE[] =
+    "SELECT id, role FROM users WHERE id IN (?, ?) ORDER BY id FOR UPDATE";
 static const char SQL_USER_SET_PASSWORD[] =
     "UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?";
 static const char SQL_OUTBOX_INSERT[] =
@@ -134,7 +136,7 @@ typedef struct user_args {
     const char *email, *email_norm, *name, *hash, *old_hash;
     const char *changed_at;          /* RFC 3339 with ms, for the event */
     user_role role, old_role;
-    int64_t id;
+    int64_t id, actor;
     auth_user *out;
 } user_args;
 
@@ -232,15 +234,27 @@ static const char SQL_OTHER_ADMIN_FOR_UPDATE[] =
 static int store_user_set_role_tx(void *arg)
 {
     user_args *a = arg;
-    db_res *r = db_query(SQL_USER_ROLE_FOR_UPDATE, "i", a->id);
+    db_res *r = db_query(SQL_USER_ROLES_FOR_UPDATE, "ii", a->id, a->actor);
     if (!r)
         return DB_ERROR;
-    if (db_rows(r) == 0) {
-        db_free(r);
-        return STORE_NOT_FOUND;
+    /* The token says the actor is an admin; the row says whether that is
+     * still so.  A demoted admin's token lives on for a moment (until every
+     * host has the revocation), but must not make an admin in that moment. */
+    bool found = false, actor_admin = false;
+    for (int k = 0; k < db_rows(r); k++) {
+        user_role role = token_role_parse(db_str(r, k, 1));
+        if (db_int(r, k, 0) == a->actor && role == USER_ADMIN)
+            actor_admin = true;
+        if (db_int(r, k, 0) == a->id) {
+            found = true;
+            a->old_role = role;
+        }
     }
-    a->old_role = token_role_parse(db_str(r, 0, 0));
     db_free(r);
+    if (!actor_admin)
+        return STORE_REJECTED;
+    if (!found)
+        return STORE_NOT_FOUND;
     if (a->old_role == USER_ADMIN && a->role != USER_ADMIN) {
         r = db_query(SQL_OTHER_ADMIN_FOR_UPDATE, "i", a->id);
         if (!r)
@@ -264,10 +278,10 @@ static int store_user_set_role_tx(void *arg)
     return store_user_fetch(SQL_USER_BY_ID, a->id, NULL, a->out);
 }
 
-int store_user_set_role(int64_t id, user_role role, const char *changed_at, auth_user *out,
-                        user_role *old_role)
+int store_user_set_role(int64_t id, int64_t actor, user_role role, const char *changed_at,
+                        auth_user *out, user_role *old_role)
 {
-    user_args a = {.id = id, .role = role, .changed_at = changed_at, .out = out};
+    user_args a = {.id = id, .actor = actor, .role = role, .changed_at = changed_at, .out = out};
     int rc = db_tx(store_user_set_role_tx, &a);
     if (rc == 0 && old_role)
         *old_role = a.old_role;

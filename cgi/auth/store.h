@@ -48,13 +48,15 @@ int64_t store_user_upsert(const char *email, const char *email_norm, const char 
 int store_user_by_email(const char *email_norm, auth_user *out);
 int store_user_by_id(int64_t id, auth_user *out);
 
-/* Sets a user's role.  When it changes, writes user.role_changed (with
- * changed_at, RFC 3339 with milliseconds) to the outbox in the same
- * transaction.  Returns 0 and fills *out (and *old_role when not NULL),
+/* Sets a user's role on behalf of user `actor`, who must be an admin in the
+ * database at that moment (not only in their token).  When it changes,
+ * writes user.role_changed (with changed_at, RFC 3339 with milliseconds) to
+ * the outbox in the same transaction.  Returns 0 and fills *out (and
+ * *old_role when not NULL), STORE_REJECTED (the actor is no admin),
  * STORE_NOT_FOUND, STORE_INVALID_STATE (it would leave no admin: the shop
  * keeps at least one), or a DB error. */
-int store_user_set_role(int64_t id, user_role role, const char *changed_at, auth_user *out,
-                        user_role *old_role);
+int store_user_set_role(int64_t id, int64_t actor, user_role role, const char *changed_at,
+                        auth_user *out, user_role *old_role);
 
 /* Replaces the password hash if it is still old_hash, revokes every refresh
  * token of the user and writes user.password_changed (changed_at) to the

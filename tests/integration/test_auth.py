@@ -548,6 +548,24 @@ def test_auth_role_change_by_admin_only():
     assert call("GET", path, token=admin).json["role"] == "customer"
 
 
+def test_auth_demoted_admin_cannot_change_roles_with_their_older_token():
+    # An admin's token outlives a demotion by up to the revocation's spread
+    # (about 2 s); in that moment it must not make or unmake an admin.
+    x, _ = shop.new_user()
+    victim, _ = shop.new_user()
+    admin = shop.admin_token()
+    r = call("PATCH", "/auth/users/%d" % x["id"], {"role": "admin"}, token=admin)
+    assert r.status == 200, r
+    xt = login(x["email"])["access_token"]
+    assert jwt_parts(xt)[1]["role"] == "admin"
+    r = call("PATCH", "/auth/users/%d" % x["id"], {"role": "customer"}, token=admin)
+    assert r.status == 200 and r.json["role"] == "customer", r
+    r = call("PATCH", "/auth/users/%d" % victim["id"], {"role": "admin"}, token=xt)
+    assert r.status in (401, 403), r
+    assert_problem(r, r.status, "forbidden" if r.status == 403 else "token_revoked")
+    assert call("GET", "/auth/users/%d" % victim["id"], token=admin).json["role"] == "customer"
+
+
 def test_auth_admin_from_stack():
     t = login(shop.STACK["SHOP_ADMIN_EMAIL"], shop.STACK["SHOP_ADMIN_PASSWORD"])
     assert t["user"]["role"] == "admin", t

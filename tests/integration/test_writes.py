@@ -8,6 +8,7 @@ import shop
 from shop import assert_problem, call
 
 _cache = {}
+JSON = {"Content-Type": "application/json"}
 
 
 def _seller():
@@ -116,3 +117,49 @@ def test_body_that_is_not_utf8_is_malformed_and_creates_nothing():
     r3 = call("POST", "/auth/register", raw=raw, headers={"Content-Type": "application/json"})
     assert_problem(r3, 400, "malformed_json")
     assert _get(r.json["id"])["stock"] == 0
+
+
+def test_member_name_holding_nul_is_an_unknown_field_and_changes_nothing():
+    # "name\u0000x" is not "name": JSON keeps the whole name, so a parser that
+    # stopped at the NUL would take an unknown member for a known one.
+    seller = _seller()
+    sku = shop.unique("nul")
+    raw = ('{"sku":"%s","name\\u0000evil":"Smuggled","price_cents":1,"currency":"EUR"}'
+           % sku).encode()
+    r = call("POST", "/products", raw=raw, token=seller, headers=JSON)
+    assert_problem(r, 422, "validation_failed")
+    assert _fields(r) == ["name\\u0000evil"], r
+    # Nothing was created: the SKU is still free.
+    r = call("POST", "/products", {"sku": sku, "name": "Real", "price_cents": 1, "currency": "EUR"},
+             token=seller)
+    assert r.status == 201 and r.json["name"] == "Real", r
+    p = r.json
+
+    # The same on every write: stock, edits, orders, registration.
+    r = call("POST", "/products/%d/stock" % p["id"], raw=b'{"delta\\u0000":5}', token=seller,
+             headers=JSON)
+    assert_problem(r, 422, "validation_failed")
+    r = call("PATCH", "/products/%d" % p["id"], raw=b'{"name\\u0000":"Patched"}', token=seller,
+             headers={"If-Match": '"1"', "Content-Type": "application/merge-patch+json"})
+    assert_problem(r, 422, "validation_failed")
+    assert _get(p["id"])["stock"] == 0 and _get(p["id"])["name"] == "Real"
+    _, buyer = shop.new_user()
+    r = call("POST", "/orders", raw=('{"items":[{"product_id\\u0000x":%d,"quantity":1}]}'
+                                     % p["id"]).encode(), token=buyer, headers=JSON)
+    assert_problem(r, 422, "validation_failed")
+    assert _fields(r) == ["product_id\\u0000x"], r
+    email = shop.unique("nul") + "@example.test"
+    r = call("POST", "/auth/register", headers=JSON,
+             raw=('{"email":"%s","password\\u0000":"%s"}' % (email, shop.PASSWORD)).encode())
+    assert_problem(r, 422, "validation_failed")
+    r = call("POST", "/auth/register", {"email": email, "password": shop.PASSWORD})
+    assert r.status == 201, r
+
+
+def test_deeply_nested_body_is_refused_as_malformed_and_saying_so():
+    _, buyer = shop.new_user()
+    deep = '{"items":[{"product_id":1,"quantity":1}],"x":' + "[" * 40 + "]" * 40 + "}"
+    r = call("POST", "/orders", raw=deep.encode(), token=buyer, headers=JSON)
+    assert_problem(r, 400, "malformed_json")
+    assert "32 levels" in r.json["detail"], r
+    assert call("GET", "/orders", token=buyer).json["items"] == []
