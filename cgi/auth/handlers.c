@@ -137,20 +137,6 @@ int auth_email_valid(const char *email)
     return prev != '.' && prev != '-';  /* nor does the domain end in either */
 }
 
-/* Epoch milliseconds as RFC 3339 UTC with milliseconds (the events'
- * changed_at: the revocation list's mark, to the millisecond). */
-void auth_time_ms_rfc3339(int64_t ms, char *out, size_t n)
-{
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    char sec[32];
-    if (!gmtime_r(&s, &tm) || strftime(sec, sizeof sec, "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
-        snprintf(out, n, "1970-01-01T00:00:00.000Z");
-        return;
-    }
-    snprintf(out, n, "%s.%03dZ", sec, (int)(ms % 1000));
-}
-
 static long auth_ttl(const char *key, long def)
 {
     long long v = config_int(key, def);
@@ -175,11 +161,13 @@ static int auth_reply_user(http_req *req, int status, const auth_user *u)
     return http_reply_json(req, status, auth_user_json(u));
 }
 
-/* 200 with a fresh access token for u and the given refresh token. */
-static int auth_reply_tokens(http_req *req, const auth_user *u, const char *refresh)
+/* 200 with a fresh access token for u, issued at iat_ms, and the given
+ * refresh token. */
+static int auth_reply_tokens(http_req *req, const auth_user *u, int64_t iat_ms,
+                             const char *refresh)
 {
     long ttl = auth_ttl("ACCESS_TTL", 900);
-    char *access = token_sign_ms(u->id, u->role, revoke_now_ms(), ttl);
+    char *access = token_sign_ms(u->id, u->role, iat_ms, ttl);
     if (!access)
         return problem_internal(req, "token_sign failed (signing key loaded?)");
     json_object *o = json_object_new_object();
@@ -286,7 +274,7 @@ int auth_login(http_req *req)
     rc = store_refresh_issue(u.id, auth_ttl("REFRESH_TTL", 2592000), refresh);
     if (rc < 0)
         return problem_db(req, rc);
-    return auth_reply_tokens(req, &u, refresh);
+    return auth_reply_tokens(req, &u, revoke_now_ms(), refresh);
 }
 
 /* POST /auth/refresh {refresh_token} -> 200 tokens (the presented one is
@@ -299,14 +287,13 @@ int auth_refresh(http_req *req)
         return rc;
     char next[STORE_REFRESH_LEN + 1];
     auth_user u;
-    char now[40];           /* a reuse voids the access tokens issued before it */
-    auth_time_ms_rfc3339(revoke_now_ms(), now, sizeof now);
-    rc = store_refresh_rotate(presented, auth_ttl("REFRESH_TTL", 2592000), now, next, &u);
+    int64_t at_ms = 0;      /* taken under the token's row lock (store.h) */
+    rc = store_refresh_rotate(presented, auth_ttl("REFRESH_TTL", 2592000), next, &u, &at_ms);
     if (rc == STORE_REJECTED)
         return problem_send(req, 401, "unauthorized", "The refresh token is invalid, expired or already used.");
     if (rc < 0)
         return problem_db(req, rc);
-    return auth_reply_tokens(req, &u, next);
+    return auth_reply_tokens(req, &u, at_ms, next);
 }
 
 /* POST /auth/logout {refresh_token} -> 204, whether or not the token was

@@ -44,7 +44,4 @@ int auth_password_ok(const char *pw);
 /* Argon2id hash of pw at the service's cost into out.  Returns 0 or -1. */
 int auth_password_hash(const char *pw, char out[crypto_pwhash_STRBYTES]);
 
-/* Epoch milliseconds as RFC 3339 UTC with milliseconds into out (n >= 25). */
-void auth_time_ms_rfc3339(int64_t ms, char *out, size_t n);
-
 #endif

@@ -6,10 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sodium.h>
 
 #include "db.h"
 #include "log.h"
+#include "revoke.h"
 #include "store.h"
 #include "token.h"
 
@@ -327,7 +329,7 @@ int store_user_rehash(int64_t id, const char *old_hash, const char *new_hash)
 
 typedef struct refresh_args {
     const unsigned char *hash;   /* presented token's hash (rotate, revoke) */
-    const char *changed_at;      /* rotate: RFC 3339 with ms, for a reuse's event */
+    int64_t at_ms;               /* rotate: when the row lock was held */
     int64_t user_id;
     long ttl;
     char *next;                  /* the token issued */
@@ -365,6 +367,7 @@ static int store_refresh_rotate_tx(void *arg)
         db_free(r);
         return STORE_REJECTED;
     }
+    a->at_ms = revoke_now_ms();  /* after the lock: see store.h */
     int64_t id = db_int(r, 0, 0);
     unsigned char family[STORE_FAMILY_LEN];
     memcpy(family, db_str(r, 0, 1), STORE_FAMILY_LEN);
@@ -402,10 +405,14 @@ static int store_refresh_rotate_tx(void *arg)
          * with then, and the user's newer ones are not this token's. */
         if (n == 0)
             return ROTATE_REUSED;
-        char data[160];
+        char data[160], changed_at[40];
+        /* + 1: the revocation list voids tokens issued strictly before its
+         * mark, and the rotation that spent this token may have stamped its
+         * access token in this very millisecond. */
+        auth_time_ms_rfc3339(a->at_ms + 1, changed_at, sizeof changed_at);
         snprintf(data, sizeof data,
                  "{\"user_id\":%lld,\"changed_at\":\"%s\",\"reason\":\"refresh_token_reused\"}",
-                 (long long)user_id, a->changed_at);
+                 (long long)user_id, changed_at);
         if (store_outbox("user.tokens_revoked", user_id, data) != 0)
             return DB_ERROR;
         return ROTATE_REUSED;
@@ -421,17 +428,29 @@ static int store_refresh_rotate_tx(void *arg)
     return rc == STORE_NOT_FOUND ? STORE_REJECTED : rc;
 }
 
-int store_refresh_rotate(const char *presented, long ttl, const char *changed_at,
-                         char next[STORE_REFRESH_LEN + 1], auth_user *user)
+int store_refresh_rotate(const char *presented, long ttl, char next[STORE_REFRESH_LEN + 1],
+                         auth_user *user, int64_t *at_ms)
 {
     unsigned char hash[STORE_HASH_LEN];
     if (store_token_hash(presented, hash) != 0)
         return STORE_REJECTED;
-    refresh_args a = {.hash = hash, .changed_at = changed_at, .ttl = ttl, .next = next,
-                      .user = user};
+    refresh_args a = {.hash = hash, .ttl = ttl, .next = next, .user = user};
     next[0] = '\0';             /* no token issued yet (read after a lost COMMIT) */
     int rc = db_tx(store_refresh_rotate_tx, &a);
+    *at_ms = a.at_ms;
     return rc == ROTATE_REUSED ? STORE_REJECTED : rc;
+}
+
+void auth_time_ms_rfc3339(int64_t ms, char *out, size_t n)
+{
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    char sec[32];
+    if (!gmtime_r(&s, &tm) || strftime(sec, sizeof sec, "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
+        snprintf(out, n, "1970-01-01T00:00:00.000Z");
+        return;
+    }
+    snprintf(out, n, "%s.%03dZ", sec, (int)(ms % 1000));
 }
 
 static int store_refresh_revoke_tx(void *arg)

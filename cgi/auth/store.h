@@ -79,11 +79,19 @@ int store_refresh_issue(int64_t user_id, long ttl, char token[STORE_REFRESH_LEN 
  * *user (its current role goes into the new access token).  A spent or
  * revoked token revokes its whole family and writes user.tokens_revoked
  * (changed_at: the user's access tokens issued before it are void) to the
- * outbox in the same transaction.  Returns 0, STORE_REJECTED
+ * outbox in the same transaction.  *at_ms is the moment the row lock was
+ * held: the new access token's issue time.  A reuse takes its changed_at
+ * the same way, so when the reuse waited on the lock of the rotation that
+ * spent the token, that rotation's access token is older than the
+ * revocation and void with the rest.  Returns 0, STORE_REJECTED
  * (unknown, malformed, expired, spent, revoked: all look the same to the
  * client), or a DB error. */
-int store_refresh_rotate(const char *presented, long ttl, const char *changed_at,
-                         char next[STORE_REFRESH_LEN + 1], auth_user *user);
+int store_refresh_rotate(const char *presented, long ttl, char next[STORE_REFRESH_LEN + 1],
+                         auth_user *user, int64_t *at_ms);
+
+/* Epoch milliseconds as RFC 3339 UTC with milliseconds into out (n >= 25):
+ * the events' changed_at, the revocation list's mark. */
+void auth_time_ms_rfc3339(int64_t ms, char *out, size_t n);
 
 /* Revokes the family of `presented` (logout).  Unknown or malformed tokens
  * are a no-op.  Returns 0 or a DB error. */

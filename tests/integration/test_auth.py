@@ -418,15 +418,18 @@ def test_auth_refresh_rotates_and_reuse_revokes_family():
 
 def test_auth_refresh_concurrent_same_token():
     t = login(register()["email"])
-    rs = shop.parallel(4, lambda i: refresh(t["refresh_token"]))
+    rs = shop.parallel(8, lambda i: refresh(t["refresh_token"]))
     ok = [r for r in rs if r.status == 200]
     assert len(ok) == 1, rs                         # exactly one winner
     for r in rs:
         if r.status != 200:
             assert_unauthorized(r)
-    # the losers replayed a spent token: the winner's successor is revoked too
+    # the losers replayed a spent token: the winner's successor is revoked too,
+    # and so is the winner's access token, issued as the losers waited on the
+    # token's lock ("every token descended from that login").
     for r in ok:
         assert_unauthorized(refresh(r.json["refresh_token"]))
+        _revoked_everywhere("/auth/me", r.json["access_token"])
 
 
 def test_auth_refresh_rejects_bad_tokens():
