@@ -583,3 +583,46 @@ def test_5_two_db_nodes_down_then_back():
     refused = sum(1 for r in s["all"] if r.status == 503)
     assert refused, "no request was refused while the cluster had no Primary component"
 
+
+
+def test_6_keyed_order_on_hung_workers_is_504_and_its_retry_places_it_once():
+    """Every order worker of every host SIGSTOPped: a keyed order reaches a
+    worker's queue and gets no answer.  After the edge's 30 s the client must
+    learn that the order may have been placed (504), not that nothing was
+    changed (503), nor be left with a closed connection; once the workers
+    run again, the order stands and a retry with the key answers it."""
+    _, buyer = shop.new_user()
+    seller = shop.new_user("seller")[1]
+    p = shop.new_product(seller, stock=5)
+    frozen = [pid for n in (1, 2, 3) for pid, comm in _host_workers(n)[1]
+              if comm.startswith("order")]
+    assert len(frozen) >= 3, frozen
+    key = "hung-" + shop.unique("k")
+    body = {"items": [{"product_id": p["id"], "quantity": 2}]}
+    try:
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        t0 = time.time()
+        r = shop.call("POST", "/orders", body, token=buyer, headers={"Idempotency-Key": key},
+                 timeout=90)
+        took = time.time() - t0
+    finally:
+        for pid in frozen:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+    shop.assert_problem(r, 504, "unavailable")
+    assert r.header("retry-after"), r.headers
+    assert 25 < took < 60, took
+    _wait("order health 200 again", lambda: shop.call("GET", "/orders/health").status == 200, 30)
+    deadline = time.time() + 30
+    while True:
+        r = shop.call("POST", "/orders", body, token=buyer, headers={"Idempotency-Key": key})
+        if r.status == 201 or time.time() > deadline:
+            break
+        time.sleep(0.5)
+    assert r.status == 201, r
+    orders = shop.call("GET", "/orders?limit=100", token=buyer).json["items"]
+    assert [o["id"] for o in orders] == [r.json["id"]], orders
+    assert shop.call("GET", "/products/%d" % p["id"], token=seller).json["stock"] == 3
