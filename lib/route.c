@@ -92,6 +92,11 @@ static int route_authenticate(const route *r, http_req *req)
     return 0;
 }
 
+static bool is_ows(char c)          /* OWS, RFC 9110 5.6.3 */
+{
+    return c == ' ' || c == '\t';
+}
+
 /* True when Content-Type is JSON (or merge-patch JSON for PATCH), with at
  * most a charset=utf-8 parameter. */
 static bool route_json_type(const char *ct, const char *method)
@@ -99,15 +104,16 @@ static bool route_json_type(const char *ct, const char *method)
     if (!ct)
         return false;
     size_t n = strcspn(ct, ";");
-    while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))     /* OWS, RFC 9110 5.6.3 */
+    while (n && is_ows(ct[n - 1]))
         n--;
     bool ok = (n == 16 && strncasecmp(ct, "application/json", 16) == 0) ||
               (strcmp(method, "PATCH") == 0 && n == 28 &&
                strncasecmp(ct, "application/merge-patch+json", 28) == 0);
     if (!ok)
         return false;
+    /* parameters = *( OWS ";" OWS [ parameter ] ): empty ones are allowed */
     const char *p = ct + strcspn(ct, ";");
-    while (*p == ';' || *p == ' ' || *p == '\t')
+    while (*p == ';' || is_ows(*p))
         p++;
     if (!*p)
         return true;
@@ -121,7 +127,7 @@ static bool route_json_type(const char *ct, const char *method)
     p += 5;
     if (quoted && *p++ != '"')
         return false;
-    while (*p == ' ' || *p == '\t')
+    while (*p == ';' || is_ows(*p))
         p++;
     return *p == '\0';
 }

@@ -337,6 +337,11 @@ static void test_route_walk(void)
     CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", quoted_env, "{\"a\":1}", code, sizeof code), 200);
     char *half_quoted_env[] = {"CONTENT_TYPE=application/json; charset=\"utf-8", NULL};
     CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", half_quoted_env, "{\"a\":1}", code, sizeof code), 415);
+    /* Empty parameters are allowed (RFC 9110 8.3.1), a second charset is not. */
+    char *empty_params_env[] = {"CONTENT_TYPE=application/json;; charset=utf-8;", NULL};
+    CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", empty_params_env, "{\"a\":1}", code, sizeof code), 200);
+    char *two_charsets_env[] = {"CONTENT_TYPE=application/json; charset=utf-8; charset=latin1", NULL};
+    CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", two_charsets_env, "{\"a\":1}", code, sizeof code), 415);
     /* Nested too deep: malformed to this parser; a name holding \u0000: 422. */
     char deep[80];
     memset(deep, '[', 40);
@@ -367,7 +372,7 @@ static void test_route_walk(void)
     CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", json_env, big, code, sizeof code), 413);
     CU_ASSERT_STRING_EQUAL(code, "payload_too_large");
     free(big);
-    CU_ASSERT_EQUAL(handled, 7);
+    CU_ASSERT_EQUAL(handled, 8);
 }
 
 static void test_problem_body(void)
