@@ -33,11 +33,36 @@ static void put_text(text_buf *b, const char *s)
     }
 }
 
-/* cents as "12.50" (negative amounts never occur; printed all the same). */
+/* ISO 4217's minor units for the codes whose exponent is not 2 (the API's
+ * *_cents count them): JPY 1500 is 1500 JPY, KWD 1500 is 1.500 KWD. */
+static int minor_digits(const char *currency)
+{
+    static const struct { const char *code; int digits; } odd[] = {
+        {"BIF", 0}, {"CLP", 0}, {"DJF", 0}, {"GNF", 0}, {"ISK", 0}, {"JPY", 0}, {"KMF", 0},
+        {"KRW", 0}, {"PYG", 0}, {"RWF", 0}, {"UGX", 0}, {"UYI", 0}, {"VND", 0}, {"VUV", 0},
+        {"XAF", 0}, {"XOF", 0}, {"XPF", 0},
+        {"BHD", 3}, {"IQD", 3}, {"JOD", 3}, {"KWD", 3}, {"LYD", 3}, {"OMR", 3}, {"TND", 3},
+        {"CLF", 4}, {"UYW", 4},
+    };
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++)
+        if (strcmp(currency, odd[i].code) == 0)
+            return odd[i].digits;
+    return 2;
+}
+
+/* An amount in minor units as "12.50 EUR", "1500 JPY", "1.500 KWD"
+ * (negative amounts never occur; printed all the same). */
 static void put_money(text_buf *b, int64_t cents, const char *currency)
 {
-    int64_t a = cents < 0 ? -cents : cents;
-    text_put(b, "%s%" PRId64 ".%02" PRId64 " %s", cents < 0 ? "-" : "", a / 100, a % 100, currency);
+    int digits = minor_digits(currency);
+    int64_t unit = 1;
+    for (int i = 0; i < digits; i++)
+        unit *= 10;
+    uint64_t a = cents < 0 ? (uint64_t)0 - (uint64_t)cents : (uint64_t)cents;
+    text_put(b, "%s%" PRIu64, cents < 0 ? "-" : "", a / (uint64_t)unit);
+    if (digits > 0)
+        text_put(b, ".%0*" PRIu64, digits, a % (uint64_t)unit);
+    text_put(b, " %s", currency);
 }
 
 static bool get_int(json_object *o, const char *k, int64_t *out)

@@ -150,6 +150,14 @@ static int route_read_json(http_req *req)
         return problem_send(req, 400, "malformed_json", "A JSON body is required.");
     if (!route_json_type(http_header(req, "Content-Type"), req->method))
         return route_refuse_type(req);
+    /* A compressed body would be read as (malformed) JSON: no content
+     * coding is taken, and the answer says so (RFC 9110 15.5.16). */
+    const char *ce = http_header(req, "Content-Encoding");
+    if (ce && strcasecmp(ce, "identity") != 0) {
+        http_add_header(req, "Accept-Encoding", "identity");
+        return problem_send(req, 415, "unsupported_media_type",
+                            "Send the body without a Content-Encoding.");
+    }
     json_refusal why;
     req->json = json_parse_strict(req->body, req->body_len, &why);
     if (!req->json && why.kind == JSON_NUL_NAME) {

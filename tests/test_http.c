@@ -337,6 +337,12 @@ static void test_route_walk(void)
     CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", quoted_env, "{\"a\":1}", code, sizeof code), 200);
     char *half_quoted_env[] = {"CONTENT_TYPE=application/json; charset=\"utf-8", NULL};
     CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", half_quoted_env, "{\"a\":1}", code, sizeof code), 415);
+    /* No content coding is taken: 415, saying which one is. */
+    char *gzip_env[] = {"CONTENT_TYPE=application/json", "HTTP_CONTENT_ENCODING=gzip", NULL};
+    CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", gzip_env, "{\"a\":1}", code, sizeof code), 415);
+    CU_ASSERT_STRING_EQUAL(code, "unsupported_media_type");
+    char *identity_env[] = {"CONTENT_TYPE=application/json", "HTTP_CONTENT_ENCODING=Identity", NULL};
+    CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", identity_env, "{\"a\":1}", code, sizeof code), 200);
     /* Empty parameters are allowed (RFC 9110 8.3.1), a second charset is not. */
     char *empty_params_env[] = {"CONTENT_TYPE=application/json;; charset=utf-8;", NULL};
     CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", empty_params_env, "{\"a\":1}", code, sizeof code), 200);
@@ -372,7 +378,7 @@ static void test_route_walk(void)
     CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", json_env, big, code, sizeof code), 413);
     CU_ASSERT_STRING_EQUAL(code, "payload_too_large");
     free(big);
-    CU_ASSERT_EQUAL(handled, 8);
+    CU_ASSERT_EQUAL(handled, 9);
 }
 
 static void test_problem_body(void)

@@ -69,6 +69,31 @@ static void test_cancelled(void)
     json_object_put(o);
 }
 
+/* Amounts in the currency's own minor units (ISO 4217), as the API counts
+ * them: 0 digits for JPY, 3 for KWD, 4 for CLF. */
+static void test_minor_units(void)
+{
+    static const struct { const char *currency, *line, *total; } cases[] = {
+        {"JPY", "  2 x Blue mug (MUG-1) at 1250 JPY: 2500 JPY\r\n", "\r\nTotal: 2505 JPY\r\n"},
+        {"KWD", "  2 x Blue mug (MUG-1) at 1.250 KWD: 2.500 KWD\r\n", "\r\nTotal: 2.505 KWD\r\n"},
+        {"CLF", "  2 x Blue mug (MUG-1) at 0.1250 CLF: 0.2500 CLF\r\n", "\r\nTotal: 0.2505 CLF\r\n"},
+        {"HUF", "  2 x Blue mug (MUG-1) at 12.50 HUF: 25.00 HUF\r\n", "\r\nTotal: 25.05 HUF\r\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_object *o = json_tokener_parse(ORDER);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+        json_object_object_add(o, "currency", json_object_new_string(cases[i].currency));
+        char *m = mail_format_order("order.confirmed", o, "order-19", "shop@shop.local",
+                                    "ann@example.org", "Ann", NOW);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+        CU_ASSERT_PTR_NOT_NULL(strstr(m, cases[i].line));
+        CU_ASSERT_PTR_NOT_NULL(strstr(m, cases[i].total));
+        CU_ASSERT_PTR_NOT_NULL(strstr(m, "  1 x Gr"));
+        free(m);
+        json_object_put(o);
+    }
+}
+
 static void test_refusals(void)
 {
     json_object *o = json_tokener_parse(ORDER);
@@ -180,6 +205,7 @@ int main(void)
     CU_pSuite s = CU_add_suite("mail", NULL, NULL);
     CU_add_test(s, "confirmed order", test_confirmed);
     CU_add_test(s, "cancelled order", test_cancelled);
+    CU_add_test(s, "amounts in the currency's minor units", test_minor_units);
     CU_add_test(s, "refusals", test_refusals);
     CU_add_test(s, "send without a relay fails", test_send_without_relay_fails);
     CU_add_test(s, "one session carries many emails and survives a relay restart",

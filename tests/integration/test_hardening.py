@@ -491,6 +491,45 @@ def test_a_transfer_encoding_other_than_chunked_gets_no_html():
         assert r is None, (te, r)
 
 
+def test_more_than_100_header_lines_or_two_hosts_get_no_answer():
+    """docs/API.md: more than 100 header lines, or two Host lines that
+    differ, are not HTTP this edge answers: the connection is closed."""
+    def with_lines(n, host=b"Host: shop.test\r\n"):
+        extra = b"".join(b"X-Line-%d: v\r\n" % i for i in range(n - 2))
+        return b"GET /products/health HTTP/1.1\r\n" + host + extra + b"Connection: close\r\n\r\n"
+    r = _raw(with_lines(100))
+    assert r is not None and r.status == 200, r
+    assert _raw(with_lines(101)) is None
+    r = _raw(with_lines(4, b"Host: shop.test\r\nHost: shop.test\r\n"))
+    assert r is not None and r.status == 200, r
+    assert _raw(with_lines(4, b"Host: shop.test\r\nHost: other.test\r\n")) is None
+
+
+def test_a_target_that_is_not_a_path_is_400():
+    for target in ("*", "products/health", "http://shop.test", "products"):
+        _assert_edge_problem(_raw(_req("GET", target)), 400, "bad_request")
+    r = _raw(_req("GET", "http://shop.test/products/health"))   # absolute-form: its path
+    assert r is not None and r.status == 200 and r.json == {"status": "ok", "db": "ok"}, r
+
+
+def test_a_range_header_is_ignored():
+    """Every GET answers its whole representation, never 206 or 416: a
+    product cut at a byte count is no JSON (RFC 9110 14.2 lets a server
+    ignore Range)."""
+    _, seller = shop.new_user("seller")
+    p = shop.new_product(seller)
+    for rng in ("bytes=0-10", "bytes=100000-", "bytes=-5", "bytes=0-1,5-9"):
+        for path, hdrs in (("/products/%d" % p["id"], [("Cache-Control", "no-cache")]),
+                           ("/products/%d" % p["id"], [("Authorization", "Bearer " + seller)]),
+                           ("/app/api.js", [])):
+            r = _raw(_req("GET", path, hdrs + [("Range", rng)]))
+            assert r is not None and r.status == 200, (rng, path, r)
+            assert r.header("content-range") is None and r.header("accept-ranges") is None, r.headers
+            assert len(r.body) == int(r.header("content-length")), r
+            if path.startswith("/products"):
+                assert r.json["id"] == p["id"], r
+
+
 def test_a_small_chunked_body_still_goes_through():
     body = json.dumps({"email": shop.unique_email("chunk"), "password": "long enough pw"}).encode()
     chunked = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 7]), body[i:i + 7])
