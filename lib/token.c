@@ -478,9 +478,31 @@ static int token_check_claims(json_object *c, time_t now, token_claims *out)
     return 0;
 }
 
+/* P-256's group order n and n / 2 (SEC 2).  ECDSA accepts (R, S) and
+ * (R, n - S) alike, so each token would have a second valid spelling: this
+ * signer hands out only the low-S one (S <= n / 2) and the verifier takes
+ * only that, so a token altered in any byte is refused. */
+static const unsigned char P256_ORDER[32] = {
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51};
+static const unsigned char P256_HALF_ORDER[32] = {
+    0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xde, 0x73, 0x7d, 0x56, 0xd3, 0x8b, 0xcf, 0x42, 0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8};
+
+/* S = n - S in place (32 bytes, big-endian, S < n). */
+static void token_negate_s(unsigned char s[32])
+{
+    int borrow = 0;
+    for (int i = 31; i >= 0; i--) {
+        int d = P256_ORDER[i] - s[i] - borrow;
+        borrow = d < 0;
+        s[i] = (unsigned char)(d + (borrow ? 256 : 0));
+    }
+}
+
 /* Verifies the ES256 signature segment over input (= "header.payload").
- * The segment must decode to exactly 64 bytes, R||S (RFC 7518 3.4); OpenSSL
- * wants the DER form.  Returns 0 when valid. */
+ * The segment must decode to exactly 64 bytes, R||S (RFC 7518 3.4), with a
+ * low S (above); OpenSSL wants the DER form.  Returns 0 when valid. */
 static int token_check_signature(const token_key *k, const char *input, size_t input_len,
                                  const char *sig, size_t n)
 {
@@ -490,7 +512,7 @@ static int token_check_signature(const token_key *k, const char *input, size_t i
     ECDSA_SIG *es = NULL;
     EVP_MD_CTX *ctx = NULL;
     int rc = -1;
-    if (!raw || len != TOKEN_SIG_LEN)
+    if (!raw || len != TOKEN_SIG_LEN || memcmp(raw + 32, P256_HALF_ORDER, 32) > 0)
         goto out;
     BIGNUM *r = BN_bin2bn(raw, 32, NULL), *s = BN_bin2bn(raw + 32, 32, NULL);
     es = ECDSA_SIG_new();
@@ -550,6 +572,24 @@ out:
 
 /* ------------------------------------------------------------ sign */
 
+/* Rewrites a signature segment (R||S, base64url, in place: the length is
+ * the same) to its low-S form.  Returns 0, or -1 when it is not R||S. */
+static int token_low_s(char *sig)
+{
+    size_t n = strlen(sig), len = 0;
+    unsigned char *raw = token_b64url_decode(sig, n, &len);
+    if (!raw || len != TOKEN_SIG_LEN) {
+        free(raw);
+        return -1;
+    }
+    if (memcmp(raw + 32, P256_HALF_ORDER, 32) > 0) {
+        token_negate_s(raw + 32);
+        token_b64url_encode(raw, TOKEN_SIG_LEN, sig, n + 1);
+    }
+    free(raw);
+    return 0;
+}
+
 char *token_sign(int64_t user_id, user_role role, time_t now, long ttl)
 {
     return token_sign_ms(user_id, role, (int64_t)now * 1000, ttl);
@@ -582,9 +622,14 @@ char *token_sign_ms(int64_t user_id, user_role role, int64_t now_ms, long ttl)
         jwt_set_alg(j, JWT_ALG_ES256, (const unsigned char *)token_priv_pem, (int)token_priv_len) != 0)
         goto out;
     s = jwt_encode_str(j);
+    char *dot = s ? strrchr(s, '.') : NULL;
+    if (dot && token_low_s(dot + 1) != 0) {
+        free(s);
+        s = NULL;
+        dot = NULL;
+    }
     /* Never hand out a token our own verifier (or any RFC 7518 one) would
      * reject, e.g. a DER-form signature. */
-    const char *dot = s ? strrchr(s, '.') : NULL;
     if (s && (!dot || token_check_signature(&token_signer, s, (size_t)(dot - s), dot + 1,
                                             strlen(dot + 1)) != 0)) {
         free(s);

@@ -82,6 +82,25 @@ static int suite_clean(void)
     return system(cmd) == 0 ? 0 : -1;
 }
 
+/* An ES256 token's signature segment rewritten to its low-S form (S <=
+ * n / 2), the only one the verifier takes: libjwt signs either. */
+static void low_s(char *t)
+{
+    char *sig = strrchr(t, '.') + 1;
+    unsigned char rs[64];
+    size_t len = 0;
+    BIGNUM *n = NULL, *half = BN_new(), *sv = NULL;
+    if (sodium_base642bin(rs, sizeof rs, sig, strlen(sig), NULL, &len, NULL,
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0 && len == 64 &&
+        BN_hex2bn(&n, "FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551") > 0 &&
+        half && BN_rshift1(half, n) && (sv = BN_bin2bn(rs + 32, 32, NULL)) &&
+        BN_cmp(sv, half) > 0 && BN_sub(sv, n, sv) && BN_bn2binpad(sv, rs + 32, 32) == 32)
+        sodium_bin2base64(sig, strlen(sig) + 1, rs, 64, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    BN_free(n);
+    BN_free(half);
+    BN_free(sv);
+}
+
 /* Builds a token by hand with libjwt: any alg/key, any kid, any claims. */
 static char *forge(jwt_alg_t alg, const char *key, size_t key_len, const char *kid,
                    const char *claims_json)
@@ -95,6 +114,8 @@ static char *forge(jwt_alg_t alg, const char *key, size_t key_len, const char *k
         jwt_set_alg(j, alg, (const unsigned char *)key, (int)key_len) == 0)
         s = jwt_encode_str(j);
     jwt_free(j);
+    if (s && alg == JWT_ALG_ES256)
+        low_s(s);
     return s;
 }
 
@@ -354,6 +375,56 @@ static void test_der_signature_rejected(void)
     free(t);
 }
 
+/* ECDSA's twin: (R, n - S) verifies as (R, S) does.  The signer hands out
+ * only S <= n / 2 and the verifier refuses the twin, though OpenSSL itself
+ * takes it as a valid signature (checked here, so the test means something). */
+static void test_high_s_twin_rejected(void)
+{
+    BIGNUM *n = NULL, *half = BN_new();
+    CU_ASSERT_FATAL(BN_hex2bn(&n, "FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551") > 0);
+    CU_ASSERT_FATAL(half && BN_rshift1(half, n));
+    FILE *f = fopen(pub_a_path, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    EVP_PKEY *pub = PEM_read_PUBKEY(f, NULL, NULL, NULL);
+    fclose(f);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pub);
+    for (int i = 0; i < 40; i++) {
+        char *t = token_sign(i + 1, USER_CUSTOMER, NOW, 900);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+        char *sig = strrchr(t, '.') + 1;
+        size_t len = 0;
+        unsigned char *rs = b64url_decode(sig, strlen(sig), &len);
+        CU_ASSERT_FATAL(rs && len == 64);
+        BIGNUM *r = BN_bin2bn(rs, 32, NULL), *sv = BN_bin2bn(rs + 32, 32, NULL), *twin = BN_new();
+        CU_ASSERT(BN_cmp(sv, half) <= 0);                   /* handed out low */
+        CU_ASSERT_FATAL(BN_sub(twin, n, sv) && BN_bn2binpad(twin, rs + 32, 32) == 32);
+        char b64[100], forged[4096];
+        sodium_bin2base64(b64, sizeof b64, rs, 64, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+        snprintf(forged, sizeof forged, "%.*s%s", (int)(sig - t), t, b64);
+        /* OpenSSL: the twin is a valid signature over header.payload. */
+        ECDSA_SIG *es = ECDSA_SIG_new();
+        ECDSA_SIG_set0(es, r, BN_dup(twin));
+        unsigned char *der = NULL;
+        int dl = i2d_ECDSA_SIG(es, &der);
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        CU_ASSERT_FATAL(dl > 0 && ctx && EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, pub) == 1);
+        CU_ASSERT_EQUAL(EVP_DigestVerify(ctx, der, (size_t)dl, (unsigned char *)t, (size_t)(sig - 1 - t)), 1);
+        token_claims c;
+        CU_ASSERT_EQUAL(token_verify(t, NOW, &c), 0);
+        CU_ASSERT_EQUAL(token_verify(forged, NOW, &c), -1);
+        EVP_MD_CTX_free(ctx);
+        OPENSSL_free(der);
+        ECDSA_SIG_free(es);
+        BN_free(sv);
+        BN_free(twin);
+        free(rs);
+        free(t);
+    }
+    EVP_PKEY_free(pub);
+    BN_free(n);
+    BN_free(half);
+}
+
 static void test_malformed(void)
 {
     token_claims out;
@@ -455,6 +526,7 @@ int main(void)
     CU_add_test(s, "signature is 64-byte R||S", test_signature_is_raw_r_s);
     CU_add_test(s, "tampered signature", test_tampered_signature);
     CU_add_test(s, "tampered payload", test_tampered_payload);
+    CU_add_test(s, "the high-S twin of a signature", test_high_s_twin_rejected);
     CU_add_test(s, "alg none", test_alg_none);
     CU_add_test(s, "HS256 keyed with the public key", test_hs256_with_public_key);
     CU_add_test(s, "expired / not yet valid", test_expired_and_not_yet_valid);

@@ -183,9 +183,15 @@ static int write_guard(const product *cur, void *arg)
     if (!can_edit(w->req, cur))
         return GUARD_FORBIDDEN;
     const char *if_match = http_header(w->req, "If-Match");
-    if (!if_match)
-        return w->if_match_required ? GUARD_PRECONDITION_REQUIRED : 0;
-    return product_etag_matches(if_match, cur->version, false) ? 0 : GUARD_PRECONDITION_FAILED;
+    if (!if_match && w->if_match_required)
+        return GUARD_PRECONDITION_REQUIRED;
+    if (if_match && !product_etag_matches(if_match, cur->version, false))
+        return GUARD_PRECONDITION_FAILED;
+    /* Then If-None-Match (RFC 9110 13.2.2): a write that names the current
+     * version, or "*" (any), there is not to be done. */
+    if (product_etag_matches(http_header(w->req, "If-None-Match"), cur->version, true))
+        return GUARD_PRECONDITION_FAILED;
+    return 0;
 }
 
 /* Answers a store/guard failure code. */
@@ -336,6 +342,13 @@ int product_get(http_req *req)
         product_clear(&p);
         http_add_header(req, "Cache-Control", "no-store");
         return problem_send(req, 404, "not_found", "No such product.");
+    }
+    const char *if_match = http_header(req, "If-Match");
+    if (if_match && !product_etag_matches(if_match, p.version, false)) {
+        product_clear(&p);
+        http_add_header(req, "Cache-Control", "no-store");
+        return problem_send(req, 412, "precondition_failed",
+                            "The product has changed; fetch it again for its current ETag.");
     }
     add_cache_control(req, req->auth.role == USER_ANON && strcmp(p.status, "active") == 0);
     add_etag(req, &p);

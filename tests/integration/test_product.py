@@ -166,6 +166,41 @@ def test_get_etag_if_none_match_and_cache_control():
     assert_problem(get(999999999999), 404, "not_found")
 
 
+def test_the_other_preconditions_of_rfc_9110():
+    """A GET with an If-Match that does not match: 412 (also anonymous, where
+    the edge's cache would have answered); a write whose If-None-Match
+    matches the current ETag, or is "*": 412 and nothing changes."""
+    tok = seller()[1]
+    p = product(tok)
+    pid, path = p["id"], "/products/%d" % p["id"]
+    def read(token, headers=None):          # anonymous: the plain path, which the edge caches
+        return call("GET", path, token=token, headers=headers) if token is None else \
+            get(pid, token, headers)
+    for token in (None, customer()[1], tok):
+        assert read(token).status == 200
+        for im in ('"9"', 'W/"1"', '"1"x'):
+            assert_problem(read(token, {"If-Match": im}), 412, "precondition_failed")
+        for im in ('"1"', "*", '"7", "1"'):
+            r = read(token, {"If-Match": im})
+            assert r.status == 200 and r.json["id"] == pid, (im, r)
+    # A draft the caller may not see stays 404 whatever the precondition.
+    d = product(tok, status="draft")
+    assert_problem(get(d["id"], customer()[1], headers={"If-Match": '"9"'}), 404, "not_found")
+    writes = (("PATCH", path, {"name": "Changed"}), ("PUT", path, {
+        "name": "Changed", "price_cents": 5, "currency": "USD", "status": "active"}),
+        ("POST", path + "/stock", {"delta": 3}), ("DELETE", path, None))
+    for inm in ('"1"', 'W/"1"', "*", '"5", "1"'):
+        for method, target, body in writes:
+            r = call(method, target, body, token=tok, headers={"If-Match": '"1"', "If-None-Match": inm})
+            assert_problem(r, 412, "precondition_failed")
+    after = get(pid, tok).json
+    assert (after["version"], after["name"], after["stock"], after["status"]) == \
+        (1, p["name"], p["stock"], "active"), after
+    r = call("PATCH", path, {"name": "Changed"}, token=tok,
+             headers={"If-Match": '"1"', "If-None-Match": '"5"'})
+    assert r.status == 200 and r.json["version"] == 2, r
+
+
 def visibility_fixture():
     """Seller A's active, draft and archived products (names share a token)."""
     token = shop.unique("vis")

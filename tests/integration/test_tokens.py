@@ -72,12 +72,25 @@ def _stack_kid():
     return _cache["kid"]
 
 
-def _sign(key_pem, digest, signing_input, ec_size=None):
+P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def _sign(key_pem, digest, signing_input, ec_size=None, high_s=False):
+    """openssl's signature; for P-256, R || S with S in the half the caller
+    asks for: ECDSA takes (R, S) and (R, n - S) alike, auth hands out only
+    the low one (S <= n / 2), and the twin is a tampered token."""
     sig = _openssl("dgst", "-" + digest, "-sign", key_pem, data=signing_input)
-    return _der_to_rs(sig, ec_size) if ec_size else sig
+    if not ec_size:
+        return sig
+    rs = _der_to_rs(sig, ec_size)
+    if ec_size == 32:
+        s = int.from_bytes(rs[32:], "big")
+        if (s > P256_N // 2) != high_s:
+            rs = rs[:32] + (P256_N - s).to_bytes(32, "big")
+    return rs
 
 
-def mint(header=None, claims=None, alg="ES256", key="stack"):
+def mint(header=None, claims=None, alg="ES256", key="stack", high_s=False):
     """A JWT whose claims are the seller's (fresh iat, exp, jti) with the
     given header and claim overrides (None drops one), signed as `alg` says
     with `key` ("stack": the stack's own signing key; else one of KEYS)."""
@@ -105,7 +118,7 @@ def mint(header=None, claims=None, alg="ES256", key="stack"):
     signing_input = ("%s.%s" % (b64url(json.dumps(hdr).encode()),
                                 b64url(json.dumps(base_claims).encode()))).encode()
     if alg == "ES256":
-        sig = _sign(_key(key), "sha256", signing_input, 32)
+        sig = _sign(_key(key), "sha256", signing_input, 32, high_s)
     elif alg == "ES384" and key == "stack":
         # The stack's own P-256 key with SHA-384: a verifier that takes the
         # digest from the header and the curve from the key would accept it.
@@ -219,6 +232,7 @@ def forged_tokens():
         "kid as a path": mint(header={"kid": "../public/" + _stack_kid()}),
         "no kid": mint(header={"kid": None}),
         "signed by another P-256 key": mint(key="other-p256"),
+        "the signature's high-S twin (n - S)": mint(high_s=True),
         "iat_ms of another second than iat": mint(claims={"iat_ms": (now - 5) * 1000}),
         "iat_ms not an integer": mint(claims={"iat_ms": str(now * 1000)}),
     }
