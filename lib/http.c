@@ -70,21 +70,25 @@ int http_query(const http_req *req, const char *name, char *buf, size_t n)
 {
     size_t nl = strlen(name);
     const char *q = req->query ? req->query : "";
+    int rc = 0;
     while (*q) {
         const char *amp = strchr(q, '&');
         size_t len = amp ? (size_t)(amp - q) : strlen(q);
         const char *eq = memchr(q, '=', len);
         size_t kl = eq ? (size_t)(eq - q) : len;
         if (kl == nl && memcmp(q, name, nl) == 0) {
+            if (rc != 0)
+                return HTTP_QUERY_REPEATED;
             if (!eq)
-                return n ? (buf[0] = '\0', 1) : -1;
-            return url_decode(eq + 1, len - kl - 1, buf, n, true) == 0 ? 1 : -1;
+                rc = n ? (buf[0] = '\0', 1) : -1;
+            else
+                rc = url_decode(eq + 1, len - kl - 1, buf, n, true) == 0 ? 1 : -1;
         }
         q += len;
         if (*q == '&')
             q++;
     }
-    return 0;
+    return rc;
 }
 
 int http_query_int(const http_req *req, const char *name, int64_t min, int64_t max,
@@ -101,7 +105,9 @@ int http_query_int(const http_req *req, const char *name, int64_t min, int64_t m
     long long v = ok ? strtoll(buf, NULL, 10) : 0;
     if (!ok || errno == ERANGE || v < min || v > max) {
         char msg[80];
-        if (min == 1 && max == INT64_MAX)
+        if (rc == HTTP_QUERY_REPEATED)
+            snprintf(msg, sizeof msg, "given more than once");
+        else if (min == 1 && max == INT64_MAX)
             snprintf(msg, sizeof msg, "must be a positive integer");
         else
             snprintf(msg, sizeof msg, "must be an integer from %" PRId64 " to %" PRId64, min, max);

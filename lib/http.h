@@ -47,7 +47,10 @@ typedef struct http_req {
 const char *http_header(const http_req *req, const char *name);
 
 /* Copies the URL-decoded value of query parameter `name` into buf (size n).
- * Returns 1 when present, 0 when absent, -1 when malformed or too long. */
+ * Returns 1 when present, 0 when absent, -1 when malformed or too long,
+ * HTTP_QUERY_REPEATED when given more than once (?limit=5&limit=500: which
+ * one the client meant is anyone's guess). */
+enum { HTTP_QUERY_REPEATED = -2 };
 int http_query(const http_req *req, const char *name, char *buf, size_t n);
 
 /* Reads query parameter `name` as a decimal integer (digits only, at most 18)

@@ -68,7 +68,8 @@ static long json_u_escape(const char *s, size_t n, size_t i)
 /* Also finds the first member name holding \u0000: json-c keeps names as C
  * strings, so "name\u0000x" would read as "name", a known field.  Its text
  * as written goes to *nul_name / *nul_len (left alone when there is none). */
-static bool json_lexically_valid(const char *s, size_t n, const char **nul_name, size_t *nul_len)
+static bool json_lexically_valid(const char *s, size_t n, const char **nul_name, size_t *nul_len,
+                                 size_t *names)
 {
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
@@ -99,6 +100,8 @@ static bool json_lexically_valid(const char *s, size_t n, const char **nul_name,
             size_t k = i + 1;
             while (k < n && strchr(" \t\r\n", s[k]) && s[k])
                 k++;
+            if (k < n && s[k] == ':')
+                ++*names;
             if (nul && k < n && s[k] == ':' && !*nul_name) {
                 *nul_name = s + start;
                 *nul_len = i - start;
@@ -129,6 +132,84 @@ static bool json_lexically_valid(const char *s, size_t n, const char **nul_name,
     return true;
 }
 
+/* The members of every object in o: json-c keeps one per name and object,
+ * so fewer than the names written means a name given twice. */
+static size_t json_members(json_object *o)
+{
+    size_t n = 0;
+    if (json_object_is_type(o, json_type_object)) {
+        json_object_object_foreach(o, k, v) {
+            (void)k;
+            n += 1 + json_members(v);
+        }
+    } else if (json_object_is_type(o, json_type_array)) {
+        for (size_t i = 0; i < json_object_array_length(o); i++)
+            n += json_members(json_object_array_get_idx(o, i));
+    }
+    return n;
+}
+
+/* The string at s[i] == '"' as json-c reads it (escapes decoded), or NULL;
+ * *end: the index of its closing quote.  Only on the refusal path. */
+static json_object *json_string_at(const char *s, size_t n, size_t i, size_t *end)
+{
+    size_t k = i + 1;
+    while (k < n && s[k] != '"')
+        k += s[k] == '\\' ? 2 : 1;
+    *end = k;
+    struct json_tokener *tok = k < n ? json_tokener_new() : NULL;
+    json_object *o = tok ? json_tokener_parse_ex(tok, s + i, (int)(k - i + 1)) : NULL;
+    json_tokener_free(tok);
+    return o;
+}
+
+/* Finds a member name given twice in one object of the (well-formed) text
+ * and returns it decoded (a json-c string), or NULL. */
+static json_object *json_find_dup_name(const char *s, size_t n)
+{
+    json_object *frames[JSON_MAX_DEPTH + 1] = {0};   /* names seen per open object */
+    json_object *dup = NULL;
+    int depth = -1;
+    for (size_t i = 0; i < n && !dup; i++) {
+        if (s[i] == '{' && depth < JSON_MAX_DEPTH) {
+            frames[++depth] = json_object_new_object();
+        } else if (s[i] == '}' && depth >= 0) {
+            json_object_put(frames[depth--]);
+        } else if (s[i] == '"') {
+            size_t end;
+            json_object *str = json_string_at(s, n, i, &end);
+            size_t k = end + 1;
+            while (k < n && strchr(" \t\r\n", s[k]) && s[k])
+                k++;
+            const char *name = str ? json_object_get_string(str) : NULL;
+            if (name && depth >= 0 && k < n && s[k] == ':') {
+                if (json_object_object_get_ex(frames[depth], name, NULL)) {
+                    dup = str;
+                    str = NULL;
+                } else {
+                    json_object_object_add(frames[depth], name, NULL);
+                }
+            }
+            json_object_put(str);
+            i = end;
+        }
+    }
+    while (depth >= 0)
+        json_object_put(frames[depth--]);
+    return dup;
+}
+
+/* Copies a name into why->name, cut short at a UTF-8 boundary. */
+static void json_refuse_name(json_refusal *why, int kind, const char *name, size_t len)
+{
+    why->kind = kind;
+    size_t keep = len < sizeof why->name - 1 ? len : sizeof why->name - 1;
+    while (keep > 0 && keep < len && ((unsigned char)name[keep] & 0xC0) == 0x80)
+        keep--;     /* not in the middle of a UTF-8 sequence */
+    memcpy(why->name, name, keep);
+    why->name[keep] = '\0';
+}
+
 json_object *json_parse_strict(const char *text, size_t len, json_refusal *why)
 {
     json_refusal spare;
@@ -139,9 +220,9 @@ json_object *json_parse_strict(const char *text, size_t len, json_refusal *why)
     /* RFC 8259: JSON text is UTF-8.  json-c takes any bytes in strings, and a
      * member name that is not UTF-8 would be echoed into a 422's "field". */
     const char *nul_name = NULL;
-    size_t nul_len = 0;
+    size_t nul_len = 0, names = 0;
     if (!text || len == 0 || len > (size_t)INT32_MAX ||
-        !json_lexically_valid(text, len, &nul_name, &nul_len) || json_utf8_len(text, len) < 0)
+        !json_lexically_valid(text, len, &nul_name, &nul_len, &names) || json_utf8_len(text, len) < 0)
         return NULL;
     struct json_tokener *tok = json_tokener_new_ex(JSON_MAX_DEPTH);
     if (!tok)
@@ -171,12 +252,15 @@ json_object *json_parse_strict(const char *text, size_t len, json_refusal *why)
         }
     if (nul_name) {
         /* Well-formed, but a name json-c cannot hold: refused whole. */
-        why->kind = JSON_NUL_NAME;
-        size_t keep = nul_len < sizeof why->name - 1 ? nul_len : sizeof why->name - 1;
-        while (keep > 0 && keep < nul_len && ((unsigned char)nul_name[keep] & 0xC0) == 0x80)
-            keep--;     /* not in the middle of a UTF-8 sequence */
-        memcpy(why->name, nul_name, keep);
-        why->name[keep] = '\0';
+        json_refuse_name(why, JSON_NUL_NAME, nul_name, nul_len);
+        json_object_put(o);
+        return NULL;
+    }
+    if (json_members(o) != names) {
+        json_object *dup = json_find_dup_name(text, len);
+        json_refuse_name(why, JSON_DUP_NAME, dup ? json_object_get_string(dup) : "",
+                         dup ? (size_t)json_object_get_string_len(dup) : 0);
+        json_object_put(dup);
         json_object_put(o);
         return NULL;
     }

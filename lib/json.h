@@ -18,14 +18,16 @@ typedef struct json_refusal {
     enum {
         JSON_MALFORMED = 1,     /* not JSON (RFC 8259) */
         JSON_TOO_DEEP,          /* arrays and objects nested over JSON_MAX_DEPTH */
-        JSON_NUL_NAME           /* well-formed, but a member name holds \u0000 */
+        JSON_NUL_NAME,          /* well-formed, but a member name holds \u0000 */
+        JSON_DUP_NAME           /* well-formed, but one object names a member twice */
     } kind;
-    char name[136];             /* JSON_NUL_NAME: that name as written (truncated) */
+    char name[136];             /* JSON_*_NAME: that name as written (truncated) */
 } json_refusal;
 
 /* Parses a complete JSON text (no trailing garbage, strict mode, depth <=
  * JSON_MAX_DEPTH, RFC 8259's numbers and strings, no U+0000 in a member
- * name).  Returns NULL when it refuses the text, saying why in *why (may be
+ * name, no name twice in one object: json-c would keep the last, another
+ * reader the first).  Returns NULL when it refuses the text, saying why in *why (may be
  * NULL), and also for the well-formed text "null" (json_is_null tells the
  * two apart). */
 json_object *json_parse_strict(const char *text, size_t len, json_refusal *why);

@@ -160,9 +160,11 @@ static int route_read_json(http_req *req)
     }
     json_refusal why;
     req->json = json_parse_strict(req->body, req->body_len, &why);
-    if (!req->json && why.kind == JSON_NUL_NAME) {
+    if (!req->json && (why.kind == JSON_NUL_NAME || why.kind == JSON_DUP_NAME)) {
         json_object *errs = json_object_new_array();
-        json_add_error(errs, why.name, "unknown field (a member name cannot hold U+0000)");
+        json_add_error(errs, why.name, why.kind == JSON_NUL_NAME
+                       ? "unknown field (a member name cannot hold U+0000)"
+                       : "given more than once in one object");
         return problem_invalid(req, errs);
     }
     if (!req->json && why.kind == JSON_TOO_DEEP)

@@ -62,6 +62,20 @@ static void test_query(void)
     CU_ASSERT_EQUAL(http_query(&r, "lim", buf, sizeof buf), 0);
     CU_ASSERT_EQUAL(http_query(&r, "q", buf, 4), -1);   /* too long for buf */
     req_done(&r);
+    /* A parameter given twice: neither value is taken. */
+    req_init(&r, "GET", "/", NULL);
+    r.query = "limit=5&q=a&limit=500&flag&flag";
+    CU_ASSERT_EQUAL(http_query(&r, "limit", buf, sizeof buf), HTTP_QUERY_REPEATED);
+    CU_ASSERT_EQUAL(http_query(&r, "flag", buf, sizeof buf), HTTP_QUERY_REPEATED);
+    CU_ASSERT_EQUAL(http_query(&r, "q", buf, sizeof buf), 1);
+    json_object *errs = json_object_new_array();
+    int64_t v = 7;
+    CU_ASSERT_EQUAL(http_query_int(&r, "limit", 1, 100, &v, errs), JSON_BAD);
+    CU_ASSERT_EQUAL(v, 7);
+    CU_ASSERT_STRING_EQUAL(json_object_to_json_string(errs),
+                           "[ { \"field\": \"limit\", \"message\": \"given more than once\" } ]");
+    json_object_put(errs);
+    req_done(&r);
 }
 
 /* The integer query parameters every list takes: digits only, in range,
@@ -356,6 +370,8 @@ static void test_route_walk(void)
     CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", json_env, deep, code, sizeof code), 400);
     CU_ASSERT_STRING_EQUAL(code, "malformed_json");
     CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", json_env, "{\"a\\u0000b\":1}", code, sizeof code), 422);
+    CU_ASSERT_STRING_EQUAL(code, "validation_failed");
+    CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", json_env, "{\"a\":1,\"a\":2}", code, sizeof code), 422);
     CU_ASSERT_STRING_EQUAL(code, "validation_failed");
     CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", json_env, "", code, sizeof code), 400);
     CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", json_env, "[1,2]", code, sizeof code), 422);

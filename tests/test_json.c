@@ -138,6 +138,36 @@ static void test_parse_refuses_nul_in_a_member_name(void)
     json_object_put(o);
 }
 
+/* A name given twice in one object: json-c keeps the last, another reader
+ * the first, so the text is refused, naming it (decoded). */
+static void test_parse_refuses_a_name_twice_in_one_object(void)
+{
+    static const struct { const char *text, *name; } dup[] = {
+        {"{\"delta\": 5, \"delta\": -5}", "delta"},
+        {"{\"a\": 1, \"b\": {\"c\": 1, \"c\": 2}}", "c"},
+        {"{\"items\": [{\"q\": 1}, {\"q\": 1, \"p\": 2, \"q\": 3}]}", "q"},
+        {"{\"name\": \"x\", \"na\\u006de\": \"y\"}", "name"},      /* the same name, escaped */
+        {"{\"a\": {}, \"a\": []}", "a"},
+    };
+    json_refusal why;
+    for (size_t i = 0; i < sizeof dup / sizeof dup[0]; i++) {
+        CU_ASSERT_PTR_NULL(json_parse_strict(dup[i].text, strlen(dup[i].text), &why));
+        CU_ASSERT_EQUAL(why.kind, JSON_DUP_NAME);
+        CU_ASSERT_STRING_EQUAL(why.name, dup[i].name);
+    }
+    /* One name per object, the same in different objects, or in a value: fine. */
+    static const char *const ok[] = {
+        "{\"a\": {\"a\": 1}, \"b\": [{\"a\": 1}, {\"a\": 2}]}",
+        "{\"a\": \"a\", \"b\": [\"a\", \"a\"], \"c\": {\"x\": \"\\\"a\\\": 1\"}}",
+        "[{\"k\": 1}, {\"k\": 2}]",
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        json_object *o = json_parse_strict(ok[i], strlen(ok[i]), &why);
+        CU_ASSERT_PTR_NOT_NULL(o);
+        json_object_put(o);
+    }
+}
+
 static void test_get_int_is_strict(void)
 {
     json_object *o = parse("{\"i\": 7, \"f\": 1.5, \"one\": 1.0, \"s\": \"1\", \"b\": true, "
@@ -252,6 +282,7 @@ int main(void)
     CU_add_test(s, "get_int absent and null", test_get_int_absent_and_null);
     CU_add_test(s, "get_str counts characters", test_get_str_counts_characters);
     CU_add_test(s, "utf8_len", test_utf8_len);
+    CU_add_test(s, "a name twice in one object", test_parse_refuses_a_name_twice_in_one_object);
     CU_add_test(s, "str_blank", test_str_blank);
     CU_add_test(s, "check_fields names unknown", test_check_fields_names_unknown);
     return cunit_run_all();

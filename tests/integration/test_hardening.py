@@ -512,6 +512,26 @@ def test_a_target_that_is_not_a_path_is_400():
     assert r is not None and r.status == 200 and r.json == {"status": "ok", "db": "ok"}, r
 
 
+def test_a_body_with_a_content_encoding_is_415():
+    """Bodies are taken as sent: a gzip one is not JSON, a plain one labelled
+    gzip is not what it says; either way 415, naming what is taken."""
+    import gzip
+    email = shop.unique_email("ce")
+    plain = json.dumps({"email": email, "password": "long enough pw"}).encode()
+    for coding, body in (("gzip", gzip.compress(plain)), ("gzip", plain), ("br", plain)):
+        r = _raw(_req("POST", "/auth/register", [("Content-Type", "application/json"),
+                                                 ("Content-Encoding", coding),
+                                                 ("Content-Length", str(len(body)))], body))
+        _assert_edge_problem(r, 415, "unsupported_media_type")
+        assert r.header("accept-encoding") == "identity", r.headers
+    r = call("POST", "/auth/login", {"email": email, "password": "long enough pw"})
+    assert r.status == 401, r                        # none of them registered the user
+    r = _raw(_req("POST", "/auth/register", [("Content-Type", "application/json"),
+                                             ("Content-Encoding", "identity"),
+                                             ("Content-Length", str(len(plain)))], plain))
+    assert r is not None and r.status == 201, r
+
+
 def test_a_range_header_is_ignored():
     """Every GET answers its whole representation, never 206 or 416: a
     product cut at a byte count is no JSON (RFC 9110 14.2 lets a server

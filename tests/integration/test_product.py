@@ -201,6 +201,19 @@ def test_the_other_preconditions_of_rfc_9110():
     assert r.status == 200 and r.json["version"] == 2, r
 
 
+def test_a_query_parameter_given_twice_is_refused():
+    for target, field in (("/products?limit=5&limit=50", "limit"),
+                          ("/products?q=mug&status=active&q=cup", "q"),
+                          ("/products?status=active&status=draft", "status")):
+        r = call("GET", target, token=customer()[1])
+        assert_problem(r, 422, "validation_failed")
+        assert [e["field"] for e in r.json["errors"]] == [field], r
+        assert r.json["errors"][0]["message"] == "given more than once", r
+    r = call("GET", "/orders?limit=1&limit=2", token=customer()[1])
+    assert_problem(r, 422, "validation_failed")
+    assert [e["field"] for e in r.json["errors"]] == ["limit"], r
+
+
 def visibility_fixture():
     """Seller A's active, draft and archived products (names share a token)."""
     token = shop.unique("vis")

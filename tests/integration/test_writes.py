@@ -156,6 +156,35 @@ def test_member_name_holding_nul_is_an_unknown_field_and_changes_nothing():
     assert r.status == 201, r
 
 
+def test_a_member_name_given_twice_is_refused_and_changes_nothing():
+    # {"delta":5,"delta":-5}: one reader takes 5, another -5; neither is
+    # what the client surely meant, so the body is refused, naming it.
+    seller = _seller()
+    p = shop.new_product(seller, stock=10)
+    r = call("POST", "/products/%d/stock" % p["id"], raw=b'{"delta":5,"delta":-5}', token=seller,
+             headers=JSON)
+    assert_problem(r, 422, "validation_failed")
+    assert _fields(r) == ["delta"], r
+    r = call("PATCH", "/products/%d" % p["id"], raw=b'{"name":"A","na\\u006de":"B"}', token=seller,
+             headers={"If-Match": '"1"', "Content-Type": "application/merge-patch+json"})
+    assert_problem(r, 422, "validation_failed")
+    assert _fields(r) == ["name"], r
+    assert (_get(p["id"])["stock"], _get(p["id"])["name"], _get(p["id"])["version"]) == \
+        (10, p["name"], 1)
+    _, buyer = shop.new_user()
+    r = call("POST", "/orders", token=buyer, headers=JSON, raw=(
+        '{"items":[{"product_id":%d,"quantity":1,"quantity":9}]}' % p["id"]).encode())
+    assert_problem(r, 422, "validation_failed")
+    assert _fields(r) == ["quantity"], r
+    assert call("GET", "/orders", token=buyer).json["items"] == []
+    email = shop.unique("dup") + "@example.test"
+    r = call("POST", "/auth/register", headers=JSON, raw=(
+        '{"email":"%s","password":"%s","email":"other-%s"}' % (email, shop.PASSWORD, email)).encode())
+    assert_problem(r, 422, "validation_failed")
+    r = call("POST", "/auth/register", {"email": email, "password": shop.PASSWORD})
+    assert r.status == 201, r
+
+
 def test_deeply_nested_body_is_refused_as_malformed_and_saying_so():
     _, buyer = shop.new_user()
     deep = '{"items":[{"product_id":1,"quantity":1}],"x":' + "[" * 40 + "]" * 40 + "}"
