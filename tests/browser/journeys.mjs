@@ -288,6 +288,11 @@ await journey('customer', async () => {
   await page.getByLabel('Quantity').first().fill('2');
   await page.getByLabel('Quantity').first().press('Tab');
   await page.getByText('Total:').waitFor();
+  // The Tab goes on to the line's Remove button, and stays there once the
+  // line is drawn again with its new quantity.
+  await page.waitForTimeout(300);
+  check(await page.evaluate(() => (document.activeElement?.getAttribute('aria-label') || '').startsWith('Remove: ')),
+    'a Tab out of a changed quantity lost the keyboard focus');
   check(await page.getByText('Nothing was ordered: correct the quantity').count() === 0,
     'the quantity message stays after the quantity was corrected');
   // A price changed since the line was added is what the cart shows (the
@@ -560,6 +565,49 @@ await journey('admin', async () => {
   await page.locator('article[data-order-id="' + out.customer_order + '"]', { hasText: 'customer #' + me.id }).waitFor();
   await audit(page, 'admin-orders');
   await page.context().close();
+});
+
+// ---- 6b. one browser, two people: the cart is its account's alone ------------
+await journey('shared-browser', async () => {
+  const a = await newPage();
+  const annEmail = email('share-ann');
+  await signUp(a, annEmail, 'Ann Shared');
+  await addFromProductPage(a, P.alpha);
+  await a.getByRole('link', { name: 'Cart (1)' }).waitFor();
+  // Another tab of the same browser, nobody signed in there: no cart of Ann's.
+  const b = await a.context().newPage();
+  b.on('pageerror', (e) => problems.push('page error: ' + e.message));
+  await go(b, '#/cart');
+  await ready(b, 'Your cart');
+  await b.getByText('Your cart is empty.').waitFor();
+  check(await b.getByRole('link', { name: /^Cart \(/ }).count() === 0, 'a signed-out tab counts the cart of Ann');
+  // Bob signs in there: still not Ann's.
+  await signUp(b, email('share-bob'), 'Bob Shared');
+  await go(b, '#/cart');
+  await ready(b, 'Your cart');
+  await b.getByText('Your cart is empty.').waitFor();
+  await b.close();
+  // Ann's own tab still holds her line.
+  await go(a, '#/cart');
+  await ready(a, 'Your cart');
+  await a.locator('li.line[data-product-id="' + P.alpha.id + '"]').waitFor();
+  // Her session ends elsewhere (signed out with its refresh token, then her
+  // role changed, which voids her access token): the checkout says so.
+  const refresh = await a.evaluate(() => sessionStorage.getItem('shop.refresh'));
+  check((await apiCall('POST', '/auth/logout', { body: { refresh_token: refresh } })).status === 204, 'logout');
+  const me = (await apiCall('GET', '/auth/me', { token: await tokenOf(annEmail, PASSWORD) })).json;
+  check((await apiCall('PATCH', '/auth/users/' + me.id, { token: await adminToken(), body: { role: 'seller' } })).status === 200,
+    'role change');
+  const stock = (await product(P.alpha.id)).stock;
+  await new Promise((res) => setTimeout(res, 3000));      // the revocation reaches every host within 2 s
+  await a.locator('#checkout').click();
+  await a.getByText('Your session has ended. Please sign in again; your cart is kept for you.').waitFor();
+  check((await product(P.alpha.id)).stock === stock, 'an order was placed for an ended session');
+  // Signed in again, her cart is hers again.
+  await signIn(a, annEmail, PASSWORD, '?next=' + encodeURIComponent('/cart'));
+  await ready(a, 'Your cart');
+  await a.locator('li.line[data-product-id="' + P.alpha.id + '"]').waitFor();
+  await a.context().close();
 });
 
 // ---- 7. the remaining pages, as they are first seen ----------------------------

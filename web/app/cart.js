@@ -1,13 +1,27 @@
 // cart.js: the cart (kept in this browser's localStorage: product ids,
 // quantities and the name/price seen when added) and checkout.
-import { api, currentUser, signedIn } from './api.js';
+import { api, ApiError, currentUser, signedIn } from './api.js';
 import { h, clear, money, page, messageBox, showProblem, sleep, fieldError, clearFieldErrors } from './ui.js';
 
 const CART_KEY = 'shop.cart';
+const OWNER_KEY = 'shop.cart.owner';   // the account whose cart it is (none: built signed out)
 const ATTEMPT_KEY = 'shop.checkout';
+const MAX_LINES = 50;                   // lines per order (the API's limit)
 const cartListeners = new Set();
 
+// localStorage is the browser's, shared by its tabs and kept after they
+// close: a cart saved by a signed-in person is theirs alone.  Anyone else
+// (another account, or nobody signed in) finds it empty, so the next person
+// on a shared computer never sees or orders the last one's lines.  A cart
+// built signed out goes with whoever signs in.
+function mine() {
+  const owner = localStorage.getItem(OWNER_KEY);
+  const u = currentUser();
+  return owner === null || (u !== null && owner === String(u.id));
+}
+
 export function cart() {
+  if (!mine()) return [];
   try {
     const c = JSON.parse(localStorage.getItem(CART_KEY) || '[]');
     return Array.isArray(c) ? c : [];
@@ -15,6 +29,9 @@ export function cart() {
 }
 
 function save(lines) {
+  const u = currentUser();
+  if (u) localStorage.setItem(OWNER_KEY, String(u.id));
+  else localStorage.removeItem(OWNER_KEY);
   localStorage.setItem(CART_KEY, JSON.stringify(lines));
   for (const fn of cartListeners) fn(lines);
 }
@@ -101,8 +118,16 @@ function newKey() {
   return 'web-' + Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 }
 
+// The sign-in ended while the checkout ran (its refresh was refused): the
+// cart stays its account's, back when they sign in again.
+function sessionEnded() {
+  return new ApiError(401, { code: 'unauthorized', title: 'Unauthorized',
+    detail: 'Your session has ended. Please sign in again; your cart is kept for you.' }, null);
+}
+
 function attemptFor(body) {
   const user = currentUser();
+  if (!user) throw sessionEnded();
   const text = JSON.stringify(body);
   let a = null;
   try { a = JSON.parse(sessionStorage.getItem(ATTEMPT_KEY) || 'null'); } catch (e) { a = null; }
@@ -154,6 +179,11 @@ export function cartPage(main) {
   let lastError = null;   // the insufficient stock / unavailable items to show per line
 
   function render() {
+    // What the person is typing survives a re-render (the cart read again in
+    // the background when the page opened, or at checkout).
+    const typed = new Map([...list.querySelectorAll('input.qty')].map((q) => [q.id, q.value]));
+    // ...and so does the keyboard focus (a Tab out of a changed quantity).
+    const focused = list.contains(document.activeElement) ? document.activeElement.id : '';
     const lines = cart();
     clear(list);
     if (!lines.length) {
@@ -162,14 +192,15 @@ export function cartPage(main) {
     lines.forEach((l, i) => {
       const qid = 'qty-' + l.product_id;
       const qty = h('input', { id: qid, name: 'items[' + i + '].quantity', type: 'number', min: '1', max: '1000',
-        inputmode: 'numeric', value: String(l.quantity), class: 'qty' });
+        inputmode: 'numeric', value: typed.has(qid) ? typed.get(qid) : String(l.quantity), class: 'qty' });
       qty.addEventListener('change', () => {
         const q = quantityOf(qty.value);
         if (q) {
           lastError = null;
           setQuantity(l.product_id, q);
           if (box.dataset.about === 'quantity') box.hide();
-          render();
+          // After the focus has moved on (a Tab), so render() keeps it there.
+          setTimeout(() => { if (list.isConnected) render(); }, 0);
         } else fieldError(qty, 'Enter a whole number from 1 to 1000.');
       });
       const li = h('li', { class: 'line', 'data-product-id': String(l.product_id) },
@@ -179,7 +210,7 @@ export function cartPage(main) {
             money(l.was_cents, l.was_currency), ')') : null),
         h('div', { class: 'line-qty' }, h('label', { for: qid }, 'Quantity'), qty),
         h('div', { class: 'line-total' }, money(l.price_cents * l.quantity, l.currency)),
-        h('button', { type: 'button', class: 'link', 'aria-label': 'Remove: ' + l.name,
+        h('button', { type: 'button', class: 'link', id: 'rm-' + l.product_id, 'aria-label': 'Remove: ' + l.name,
           onclick: () => { lastError = null; removeLine(l.product_id); render(); } }, 'Remove'));
       const problem = lineProblem(l);
       if (problem) {
@@ -199,6 +230,7 @@ export function cartPage(main) {
     note.hidden = !lines.length;
     checkout.hidden = !lines.length || !signedIn();
     signin.hidden = !lines.length || signedIn();
+    if (focused) document.getElementById(focused)?.focus();
   }
 
   function lineProblem(l) {
@@ -244,6 +276,12 @@ export function cartPage(main) {
       list.querySelector('.line-bad input, .line-bad button')?.focus();
       return false;
     }
+    if (lines.length > MAX_LINES) {
+      box.show('error', h('p', {}, 'Nothing was ordered: one order holds at most ' + MAX_LINES +
+        ' different products, and this cart holds ' + lines.length + '. Remove some lines, order the rest, then add them again.'));
+      checkout.focus();
+      return false;
+    }
     const currencies = [...new Set(lines.map((l) => l.currency))];
     if (currencies.length > 1) {
       box.show('error', h('p', {}, 'Nothing was ordered: one order holds products of one currency, and this cart holds ' +
@@ -267,7 +305,9 @@ export function cartPage(main) {
       // The prices shown are the prices ordered: read them again first, and
       // stop for the person to see any that changed.
       const seen = JSON.stringify(cart().map((l) => [l.product_id, l.price_cents, l.currency]));
+      const who = currentUser();
       await refreshCart();
+      if (who && !currentUser()) throw sessionEnded();
       render();
       const lines = cart();
       if (JSON.stringify(lines.map((l) => [l.product_id, l.price_cents, l.currency])) !== seen) {
