@@ -489,17 +489,6 @@ static const unsigned char P256_HALF_ORDER[32] = {
     0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
     0xde, 0x73, 0x7d, 0x56, 0xd3, 0x8b, 0xcf, 0x42, 0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8};
 
-/* S = n - S in place (32 bytes, big-endian, S < n). */
-static void token_negate_s(unsigned char s[32])
-{
-    int borrow = 0;
-    for (int i = 31; i >= 0; i--) {
-        int d = P256_ORDER[i] - s[i] - borrow;
-        borrow = d < 0;
-        s[i] = (unsigned char)(d + (borrow ? 256 : 0));
-    }
-}
-
 /* Verifies the ES256 signature segment over input (= "header.payload").
  * The segment must decode to exactly 64 bytes, R||S (RFC 7518 3.4), with a
  * low S (above); OpenSSL wants the DER form.  Returns 0 when valid. */
@@ -582,12 +571,18 @@ static int token_low_s(char *sig)
         free(raw);
         return -1;
     }
-    if (memcmp(raw + 32, P256_HALF_ORDER, 32) > 0) {
-        token_negate_s(raw + 32);
-        token_b64url_encode(raw, TOKEN_SIG_LEN, sig, n + 1);
+    int rc = 0;
+    if (memcmp(raw + 32, P256_HALF_ORDER, 32) > 0) {          /* S = n - S */
+        BIGNUM *order = BN_bin2bn(P256_ORDER, 32, NULL), *s = BN_bin2bn(raw + 32, 32, NULL);
+        if (order && s && BN_sub(s, order, s) && BN_bn2binpad(s, raw + 32, 32) == 32)
+            token_b64url_encode(raw, TOKEN_SIG_LEN, sig, n + 1);
+        else
+            rc = -1;
+        BN_free(order);
+        BN_free(s);
     }
     free(raw);
-    return 0;
+    return rc;
 }
 
 char *token_sign(int64_t user_id, user_role role, time_t now, long ttl)

@@ -351,8 +351,7 @@ int product_get(http_req *req)
     if (if_match && !product_etag_matches(if_match, p.version, false)) {
         product_clear(&p);
         http_add_header(req, "Cache-Control", "no-store");
-        return problem_send(req, 412, "precondition_failed",
-                            "The product has changed; fetch it again for its current ETag.");
+        return reply_write_error(req, GUARD_PRECONDITION_FAILED);
     }
     add_cache_control(req, req->auth.role == USER_ANON && strcmp(p.status, "active") == 0);
     add_etag(req, &p);

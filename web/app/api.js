@@ -13,6 +13,12 @@ const listeners = new Set();
 // An API error: the problem+json body's members (status, code, detail,
 // errors, items, request_id) plus retryAfter (seconds, from Retry-After).
 // A request that never got an answer has status 0 and code "network".
+// The 401 of a sign-in that ended (its refresh refused); `more` adds to it.
+export function sessionEnded(more = '', requestId = undefined) {
+  return new ApiError(401, { code: 'unauthorized', title: 'Unauthorized',
+    detail: 'Your session has ended. Please sign in again' + (more || '.'), request_id: requestId }, null);
+}
+
 export class ApiError extends Error {
   constructor(status, problem, retryAfter) {
     super((problem && (problem.detail || problem.title)) || 'HTTP ' + status);
@@ -165,10 +171,7 @@ export async function api(method, path, opts = {}) {
     return await readRetrying(method, path, { ...opts, token });
   } catch (e) {
     if (e.status !== 401 || !token) throw e;
-    try { await refresh(); } catch (e2) {
-      throw new ApiError(401, { code: 'unauthorized', title: 'Unauthorized',
-        detail: 'Your session has ended. Please sign in again.', request_id: e.request_id }, null);
-    }
+    try { await refresh(); } catch (e2) { throw sessionEnded('', e.request_id); }
     return exchange(method, path, { ...opts, token: access });
   }
 }

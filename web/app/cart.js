@@ -1,6 +1,6 @@
 // cart.js: the cart (kept in this browser's localStorage: product ids,
 // quantities and the name/price seen when added) and checkout.
-import { api, ApiError, currentUser, signedIn } from './api.js';
+import { api, currentUser, sessionEnded, signedIn } from './api.js';
 import { h, clear, money, page, messageBox, showProblem, sleep, fieldError, clearFieldErrors } from './ui.js';
 
 const CART_KEY = 'shop.cart';
@@ -118,16 +118,13 @@ function newKey() {
   return 'web-' + Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 }
 
-// The sign-in ended while the checkout ran (its refresh was refused): the
-// cart stays its account's, back when they sign in again.
-function sessionEnded() {
-  return new ApiError(401, { code: 'unauthorized', title: 'Unauthorized',
-    detail: 'Your session has ended. Please sign in again; your cart is kept for you.' }, null);
-}
+// The sign-in ended while the checkout ran: the cart stays its account's,
+// back when they sign in again.
+const sessionEndedHere = () => sessionEnded('; your cart is kept for you.');
 
 function attemptFor(body) {
   const user = currentUser();
-  if (!user) throw sessionEnded();
+  if (!user) throw sessionEndedHere();
   const text = JSON.stringify(body);
   let a = null;
   try { a = JSON.parse(sessionStorage.getItem(ATTEMPT_KEY) || 'null'); } catch (e) { a = null; }
@@ -307,7 +304,7 @@ export function cartPage(main) {
       const seen = JSON.stringify(cart().map((l) => [l.product_id, l.price_cents, l.currency]));
       const who = currentUser();
       await refreshCart();
-      if (who && !currentUser()) throw sessionEnded();
+      if (who && !currentUser()) throw sessionEndedHere();
       render();
       const lines = cart();
       if (JSON.stringify(lines.map((l) => [l.product_id, l.price_cents, l.currency])) !== seen) {
