@@ -722,6 +722,9 @@ def main():
     ap.add_argument("--no-results", action="store_true", help="do not rewrite bench/RESULTS.md")
     args = ap.parse_args()
     args.argv = sys.argv[1:]
+    if args.products <= SPREAD:
+        # The order rows use products 1..SPREAD and the hot one after them.
+        ap.error("--products must be over %d (the order rows' spread and hot products)" % SPREAD)
     ONLY.extend(o for o in args.only.split(",") if o)
 
     for b in ("auth", "product", "order"):

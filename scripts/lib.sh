@@ -20,9 +20,13 @@ HAPROXY_MALLOC="GLIBC_TUNABLES=glibc.malloc.trim_threshold=33554432"
 
 # pid_running PID: true while PID exists and is not a zombie (orphans wait
 # for pid 1 to reap them, which may take a while in a container).
+# Builtins only (no fork): `scripts/stack status` asks this of every process.
 pid_running() {
-    local st
-    st=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null) || return 1
+    local st=""
+    # /proc/PID/stat: "pid (comm) S ...": the state follows the last ")".
+    { read -r st; } 2>/dev/null <"/proc/$1/stat" || return 1
+    st=${st##*) }
+    st=${st%% *}
     [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
 }
 
@@ -33,10 +37,10 @@ pid_running() {
 pid_alive() {
     local pid name
     [ -s "$1" ] || return 0
-    pid=$(cat "$1")
+    { read -r pid || [ -n "$pid" ]; } 2>/dev/null <"$1" || return 0
     { [ -n "$pid" ] && pid_running "$pid"; } || return 0
     case ${3:-comm} in
-        comm) name=$(cat "/proc/$pid/comm" 2>/dev/null) || return 0 ;;
+        comm) { read -r name; } 2>/dev/null <"/proc/$pid/comm" || return 0 ;;
         exe)  name=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 0
               name=${name##*/} ;;
         *)    die "pid_alive: ${3}: neither comm nor exe" ;;
