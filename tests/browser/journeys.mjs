@@ -517,6 +517,24 @@ await journey('seller', async () => {
   const saved = await product(id);
   check(saved.name === name + ' C' && saved.stock === r.json.stock, 'the save after a stock move: ' + JSON.stringify(saved));
   out.seller_product_name = name + ' C';
+  // A name the API allows but a text input cannot show (a newline, set
+  // through the API): saving another field in the form leaves it as it is.
+  const odd = name + ' C\nsecond line';
+  const before = await product(id);
+  const set = await apiCall('PATCH', '/products/' + id, { token: await adminToken(), body: { name: odd },
+    headers: { 'If-Match': '"' + before.version + '"' } });
+  check(set.status === 200, 'PATCH a name with a newline: ' + set.status);
+  await a.reload();             // the same edit page, read again
+  await ready(a, 'Edit product');
+  check((await a.getByLabel('Name').inputValue()) === name + ' Csecond line', 'the form shows the name as ' +
+    JSON.stringify(await a.getByLabel('Name').inputValue()));
+  await a.getByLabel('Price').fill('22.00');
+  await submitUntil(a, a.getByRole('button', { name: 'Save changes' }), a.getByText('Saved:'));
+  const kept = await product(id);
+  check(kept.name === odd && kept.price_cents === 2200, 'a save of the price rewrote the name: ' + JSON.stringify(kept));
+  const back = await apiCall('PATCH', '/products/' + id, { token: await adminToken(), body: { name: name + ' C' },
+    headers: { 'If-Match': '"' + kept.version + '"' } });
+  check(back.status === 200, 'PATCH the name back: ' + back.status);
   // Another seller who opens this product's edit page gets no form for it.
   const otherEmail = email('other-seller');
   const reg = await apiCall('POST', '/auth/register', { body: { email: otherEmail, password: PASSWORD, name: 'Other Seller' } });

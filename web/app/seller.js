@@ -222,9 +222,13 @@ export async function editProductPage(main, id, params) {
       return;
     }
     const form = productForm(p, 'Save changes');
-    // The product's editable fields as last read or saved: the base of
-    // "typed here" (and of "nothing the form edits changed elsewhere").
-    const loaded = form.values() || {};
+    // The product's editable fields as last read or saved (the base of
+    // "nothing the form edits changed elsewhere"), and as the form showed
+    // them then: a text input drops a newline the API allows in a name, so
+    // a field not edited here is sent back as it was read, not as shown.
+    const shown = form.values() || {};
+    const loaded = {};
+    for (const k of Object.keys(shown)) loaded[k] = p[k];
     // PUT with the ETag.  A 412 because only the stock moved (an order, a
     // stock change) is no conflict with what the form edits: asked again
     // with the new ETag while every field the form shows is as loaded.
@@ -236,11 +240,14 @@ export async function editProductPage(main, id, params) {
     form.addEventListener('submit', busy(form.submit, async () => {
       box.hide();
       clearFieldErrors(form);
-      const v = form.values(box);
-      if (!v) return;
+      const typed = form.values(box);
+      if (!typed) return;
+      const v = {};
+      for (const [k, x] of Object.entries(typed)) v[k] = x === shown[k] ? loaded[k] : x;
       try {
         const r2 = await put(v);
         for (const k of Object.keys(loaded)) loaded[k] = r2.data[k];
+        Object.assign(shown, typed);
         etag = r2.headers.get('ETag');
         ver.textContent = 'Version ' + r2.data.version + ' · stock ' + r2.data.stock + ' · ' + money(r2.data.price_cents, r2.data.currency);
         box.show('info', h('p', {}, 'Saved: ' + r2.data.name + ' is now version ' + r2.data.version + '.'));
