@@ -236,6 +236,23 @@ await journey('catalogue', async () => {
   check(await page.getByRole('button', { name: 'More products' }).isHidden(), '"More" still offered after the last page');
   const ids = await cards.evaluateAll((els) => els.map((e) => Number(e.dataset.productId)));
   check(new Set(ids).size === ids.length && ids.every((x, i) => i === 0 || x > ids[i - 1]), 'pages overlap or are out of order: ' + ids);
+  // A product of the second page, then Back: both pages are there again,
+  // with the keyboard focus on the product that was opened.
+  const last = ids[ids.length - 1];
+  await page.locator('li[data-product-id="' + last + '"] a').click();
+  await ready(page);
+  await page.locator('#stock').waitFor();
+  await page.goBack();
+  await ready(page, 'Search: ' + S.bulk_tag);
+  await page.waitForFunction((n) => document.querySelectorAll('.grid > li').length === n, S.bulk_count);
+  check(await page.evaluate((id) => document.activeElement && document.activeElement.closest('li') &&
+    document.activeElement.closest('li').dataset.productId === String(id), last),
+  'after Back the focus is not on the product that was opened');
+  check(await page.evaluate((id) => {
+    const r = document.querySelector('li[data-product-id="' + id + '"]').getBoundingClientRect();
+    return r.bottom > 0 && r.top < window.innerHeight;
+  }, last), 'after Back the product that was opened is scrolled out of view');
+  check(await page.getByRole('button', { name: 'More products' }).isHidden(), '"More" offered again after Back');
   await audit(page, 'search');
 
   // A too-short query: the API's field error next to the search field.

@@ -46,6 +46,12 @@ export function cataloguePage(main, params) {
   const more = h('button', { type: 'button', hidden: true }, 'More products');
   const status = h('p', { class: 'muted', role: 'status' });
   let cursor = null;
+  let pages = 0;
+  // Back from a product comes to this history entry again: its state says
+  // how many pages were shown, where the page was scrolled and which product
+  // was opened, so the list comes back as it was left.
+  const saved = history.state && history.state.catalogue;
+  const remember = (extra) => history.replaceState({ ...history.state, catalogue: { q, pages, ...extra } }, '');
 
   async function load(first) {
     const qs = new URLSearchParams({ limit: String(PAGE), status: 'active' });
@@ -57,27 +63,41 @@ export function cataloguePage(main, params) {
       const items = r.data.items;
       for (const p of items) list.append(card(p));
       cursor = r.data.next_cursor;
+      pages++;
       more.hidden = !cursor;
       if (first && !items.length) status.textContent = q ? 'No products match "' + q + '".' : 'No products yet.';
       else status.textContent = list.children.length + ' product' + (list.children.length === 1 ? '' : 's') + ' shown' + (cursor ? '; more available.' : '.');
       if (!first && items.length) list.children[list.children.length - items.length].querySelector('a').focus();
+      return true;
     } catch (e) {
       showProblem(box, e, form);
+      return false;
     }
   }
 
   function card(p) {
     const cbox = messageBox();
+    const a = h('a', { href: '#/product/' + p.id }, p.name);
+    a.addEventListener('click', () => remember({ scrollY: window.scrollY, opened: p.id }));
     return h('li', { class: 'card', 'data-product-id': String(p.id) },
-      h('h2', {}, h('a', { href: '#/product/' + p.id }, p.name)),
+      h('h2', {}, a),
       h('p', { class: 'price' }, money(p.price_cents, p.currency)),
       h('p', { class: p.stock > 0 ? 'stock' : 'stock out' }, stockText(p)),
       addButton(p, cbox), cbox);
   }
 
-  more.addEventListener('click', busy(more, () => load(false)));
+  more.addEventListener('click', busy(more, async () => { if (await load(false)) remember({}); }));
   page(main, q ? 'Search: ' + q : 'Catalogue', form, box, status, list, h('div', { class: 'actions' }, more));
-  return load(true);
+  return restore();
+
+  async function restore() {
+    if (!await load(true) || !saved || saved.q !== q) return;
+    while (pages < Math.min(saved.pages, 50) && cursor)
+      if (!await load(false)) return;
+    const back = list.querySelector('li[data-product-id="' + saved.opened + '"] a');
+    if (back) back.focus({ preventScroll: true });
+    window.scrollTo(0, saved.scrollY || 0);
+  }
 }
 
 export async function productPage(main, id) {
