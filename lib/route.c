@@ -75,8 +75,8 @@ static int route_authenticate(const route *r, http_req *req)
         if (revoke_is_revoked(c.user_id, c.iat_ms)) {
             log_info("token of user %lld issued at %lld ms is revoked", (long long)c.user_id,
                      (long long)c.iat_ms);
-            return problem_send(req, 401, "token_revoked",
-                                "This access token was revoked (role or password changed): refresh it or sign in again.");
+            return problem_send(req, 401, "unauthorized",
+                                "This access token was revoked (its user's role or password changed): refresh it or sign in again.");
         }
         req->auth.user_id = c.user_id;
         req->auth.role = c.role;
@@ -218,10 +218,17 @@ int route_dispatch(const route *table, size_t n, http_req *req)
         return rc;
     if (hit->body && (rc = route_read_json(req)) != 0)
         return rc;
-    /* A route that takes no body ignores one sent anyway (a cancel with
-     * "{}"), but a body still says what it is. */
-    if (!hit->body && req->body_len > 0 &&
-        !route_json_type(http_header(req, "Content-Type"), req->method))
-        return route_refuse_type(req);
+    /* A route that takes no body takes an empty object (a client that
+     * always sends one: a cancel with "{}"), checked as any body is:
+     * malformed 400, a member 422. */
+    if (!hit->body && req->body_len > 0) {
+        static const char *const none[] = {NULL};
+        if ((rc = route_read_json(req)) != 0)
+            return rc;
+        json_object *errs = json_object_new_array();
+        if (json_check_fields(req->json, none, errs) > 0)
+            return problem_invalid(req, errs);
+        json_object_put(errs);
+    }
     return hit->handler(req);
 }

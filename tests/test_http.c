@@ -376,11 +376,16 @@ static void test_route_walk(void)
     CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", json_env, "", code, sizeof code), 400);
     CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", json_env, "[1,2]", code, sizeof code), 422);
     CU_ASSERT_STRING_EQUAL(code, "validation_failed");
-    /* A bodiless route: a body sent anyway is ignored, but must say JSON. */
+    /* A bodiless route takes an empty object, checked as any body is. */
     char *admin_text[] = {"CONTENT_TYPE=text/plain", NULL};
     CU_ASSERT_EQUAL(dispatch("GET", "/things/5", admin_text, "{\"a\":1}", code, sizeof code), 415);
     CU_ASSERT_STRING_EQUAL(code, "unsupported_media_type");
     CU_ASSERT_EQUAL(dispatch("GET", "/things/5", json_env, "{}", code, sizeof code), 200);
+    CU_ASSERT_EQUAL(dispatch("GET", "/things/5", json_env, "{", code, sizeof code), 400);
+    CU_ASSERT_STRING_EQUAL(code, "malformed_json");
+    CU_ASSERT_EQUAL(dispatch("GET", "/things/5", json_env, "{\"a\":1}", code, sizeof code), 422);
+    CU_ASSERT_STRING_EQUAL(code, "validation_failed");
+    CU_ASSERT_EQUAL(dispatch("GET", "/things/5", json_env, "[]", code, sizeof code), 422);
     CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", json_env, " null ", code, sizeof code), 422);
     CU_ASSERT_STRING_EQUAL(code, "validation_failed");
     CU_ASSERT_EQUAL(dispatch("PATCH", "/things/5", json_env, "{\"a\":1.}", code, sizeof code), 400);

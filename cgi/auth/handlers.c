@@ -377,7 +377,7 @@ int auth_user_patch(http_req *req)
  * signed-in user's own password: a wrong current one is 401
  * invalid_credentials.  Every refresh token of the user is revoked and
  * user.password_changed is written with the change, so every host refuses
- * the access tokens issued before it (token_revoked) within seconds. */
+ * the access tokens issued before it (401, revoked) within seconds. */
 int auth_password_change(http_req *req)
 {
     static const char *const allowed[] = {"current_password", "new_password", NULL};

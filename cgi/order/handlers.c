@@ -574,7 +574,9 @@ int order_list(http_req *req)
     snprintf(filters, sizeof filters, "user=%" PRId64, user_filter);
     http_cursor_prefix(ORDER_CURSOR, filters, prefix);
     int has_cursor = http_query(req, "cursor", buf, sizeof buf);
-    if (has_cursor < 0 || (has_cursor == 1 && !http_cursor_decode(prefix, buf, &before))) {
+    if (has_cursor == HTTP_QUERY_REPEATED)
+        json_add_error(errs, "cursor", "given more than once");
+    else if (has_cursor < 0 || (has_cursor == 1 && !http_cursor_decode(prefix, buf, &before))) {
         json_object_put(errs);
         return problem_send(req, 400, "invalid_cursor", "the cursor is not one this API gave out");
     }

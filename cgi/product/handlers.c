@@ -306,17 +306,20 @@ int product_list(http_req *req)
         json_add_error(errs, "q", "must contain a word of at least 3 letters or digits");
     else if (rc > 0 && text[0])
         q.q = text;
+    char cursor[64];
+    int has_cursor = http_query(req, "cursor", cursor, sizeof cursor);
+    if (has_cursor == HTTP_QUERY_REPEATED)
+        json_add_error(errs, "cursor", "given more than once");
 
     if (json_object_array_length(errs) > 0)
         return problem_invalid(req, errs);
     json_object_put(errs);
 
-    char cursor[64], filters[sizeof text + 64], prefix[HTTP_CURSOR_PREFIX];
+    char filters[sizeof text + 64], prefix[HTTP_CURSOR_PREFIX];
     snprintf(filters, sizeof filters, "seller=%" PRId64 ";status=%s;q=%s", q.seller_id,
              q.status ? q.status : "", q.q ? q.q : "");
     http_cursor_prefix(PRODUCT_CURSOR, filters, prefix);
-    rc = http_query(req, "cursor", cursor, sizeof cursor);
-    if (rc < 0 || (rc > 0 && !http_cursor_decode(prefix, cursor, &q.after_id)))
+    if (has_cursor < 0 || (has_cursor > 0 && !http_cursor_decode(prefix, cursor, &q.after_id)))
         return problem_send(req, 400, "invalid_cursor", "The cursor is not one this service issued.");
 
     product_page page = {0};

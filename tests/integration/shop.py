@@ -330,6 +330,18 @@ def sql(query, node=1):
     return shoplib.sql(STACK["SHOP_ROOT_SOCKETS"].split()[node - 1], query)
 
 
+# A token voided by a role or password change: 401 unauthorized, its detail
+# saying why (lib/route.c).
+TOKEN_REVOKED = "This access token was revoked (its user's role or password changed)"
+
+
+def assert_revoked(r):
+    """Asserts r is the 401 of a revoked access token."""
+    assert_problem(r, 401, "unauthorized")
+    assert r.json["detail"].startswith(TOKEN_REVOKED), r
+    assert (r.header("www-authenticate") or "").startswith("Bearer"), r.headers
+
+
 def assert_problem(r, status, code=None):
     """Asserts r is a problem+json response with this status (and code)."""
     assert r.status == status, "expected %d, got %r" % (status, r)

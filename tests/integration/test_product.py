@@ -212,6 +212,18 @@ def test_a_query_parameter_given_twice_is_refused():
     r = call("GET", "/orders?limit=1&limit=2", token=customer()[1])
     assert_problem(r, 422, "validation_failed")
     assert [e["field"] for e in r.json["errors"]] == ["limit"], r
+    # A cursor too, even the very one this API gave out, twice.
+    _, buyer = shop.new_user()
+    p = shop.new_product(shop.new_user("seller")[1], stock=5)
+    for _ in range(2):
+        r = call("POST", "/orders", {"items": [{"product_id": p["id"], "quantity": 1}]}, token=buyer)
+        assert r.status == 201, r
+    for path in ("/products?limit=1", "/orders?limit=1"):
+        cur = call("GET", path, token=buyer).json["next_cursor"]
+        assert cur, path
+        r = call("GET", "%s&cursor=%s&cursor=%s" % (path, cur, cur), token=buyer)
+        assert_problem(r, 422, "validation_failed")
+        assert [e["field"] for e in r.json["errors"]] == ["cursor"], r
 
 
 def visibility_fixture():

@@ -192,3 +192,25 @@ def test_deeply_nested_body_is_refused_as_malformed_and_saying_so():
     assert_problem(r, 400, "malformed_json")
     assert "32 levels" in r.json["detail"], r
     assert call("GET", "/orders", token=buyer).json["items"] == []
+
+
+def test_a_body_sent_where_none_is_taken_is_still_checked_and_changes_nothing():
+    # Cancel and DELETE take no body; a client that always sends one may
+    # send {}, but a malformed one is 400 and a member 422, and neither
+    # cancels or deletes anything.
+    seller = _seller()
+    p = shop.new_product(seller, stock=10)
+    _, buyer = shop.new_user()
+    r = call("POST", "/orders", {"items": [{"product_id": p["id"], "quantity": 2}]}, token=buyer)
+    assert r.status == 201, r
+    oid = r.json["id"]
+    for raw, status in ((b"{", 400), (b'{"reason":"late"}', 422), (b"[]", 422)):
+        r = call("POST", "/orders/%d/cancel" % oid, raw=raw, token=buyer, headers=JSON)
+        assert_problem(r, status)
+        r = call("DELETE", "/products/%d" % p["id"], raw=raw, token=seller, headers=JSON)
+        assert_problem(r, status)
+    assert call("GET", "/orders/%d" % oid, token=buyer).json["status"] == "confirmed"
+    assert (_get(p["id"])["status"], _get(p["id"])["stock"]) == ("active", 8)
+    r = call("POST", "/orders/%d/cancel" % oid, raw=b"{}", token=buyer, headers=JSON)
+    assert r.status == 200 and r.json["status"] == "cancelled", r
+    assert _get(p["id"])["stock"] == 10
