@@ -40,6 +40,43 @@ typedef struct notify_args {
     int at;                  /* its index in a batch */
 } notify_args;
 
+/* Emails this process handed to the relay whose rows are not committed yet:
+ * the batch's commit failed (the database lost its quorum, say).  The
+ * consumer holds such events until the database answers again and then
+ * hands them to notify_handle_batch once more (consume.c), with fresh
+ * notify_args; this remembers that their emails went out, so they are
+ * recorded, not sent a second time.  A ring: the oldest of more than
+ * NOTIFY_UNRECORDED such emails is forgotten (it may then go twice). */
+#define NOTIFY_UNRECORDED 256
+static char *unrecorded[NOTIFY_UNRECORDED];
+static int unrecorded_next;
+
+static int unrecorded_find(const char *id)
+{
+    for (int i = 0; i < NOTIFY_UNRECORDED; i++)
+        if (unrecorded[i] && strcmp(unrecorded[i], id) == 0)
+            return i;
+    return -1;
+}
+
+static void unrecorded_add(const char *id)
+{
+    if (unrecorded_find(id) >= 0)
+        return;
+    free(unrecorded[unrecorded_next]);
+    unrecorded[unrecorded_next] = strdup(id);   /* NULL: not remembered */
+    unrecorded_next = (unrecorded_next + 1) % NOTIFY_UNRECORDED;
+}
+
+static void unrecorded_drop(const char *id)
+{
+    int i = unrecorded_find(id);
+    if (i >= 0) {
+        free(unrecorded[i]);
+        unrecorded[i] = NULL;
+    }
+}
+
 static bool int_member(json_object *o, const char *k, int64_t *out)
 {
     json_object *v;
@@ -164,6 +201,10 @@ static int notify_apply(void *arg)
         if (done)
             return DB_OK;
     }
+    if (!a->sent && unrecorded_find(a->ev->id) >= 0) {
+        log_info("notify: event %s: its email went out before; recording it", a->ev->id);
+        a->sent = true;
+    }
     if (!a->sent) {
         if (mail_send(notify_url, notify_from, a->to, a->message) != 0) {
             a->refused = true;
@@ -173,6 +214,7 @@ static int notify_apply(void *arg)
             return DB_OK;
         }
         a->sent = true;
+        unrecorded_add(a->ev->id);
     }
     if (added == 0 && db_exec("UPDATE sent_notifications SET sent_at = UTC_TIMESTAMP(3)"
                               " WHERE event_id = ?", "s", a->ev->id) != 1)
@@ -185,6 +227,7 @@ static int notify_apply(void *arg)
 static int notify_report(const notify_args *a)
 {
     consume_log_event(a->ev);
+    unrecorded_drop(a->ev->id);     /* recorded now, or not sent */
     if (a->refused) {
         log_warn("notify: event %s: the relay did not take the email; later", a->ev->id);
         return CONSUME_RETRY;
@@ -204,7 +247,7 @@ static int notify_one(notify_args *a)
     int rc = db_tx(notify_apply, a);
     if (rc < 0) {
         log_warn("notify: event %s: database (%d)%s; later", a->ev->id, rc,
-                 a->sent ? ": the email went out, it may go once more" : "");
+                 a->sent ? ": the email went out (recorded later, not sent again here)" : "");
         return CONSUME_RETRY;
     }
     return notify_report(a);
@@ -237,7 +280,7 @@ void notify_handle_batch(const event *evs, int n, int *verdicts, void *ctx)
         for (int j = 0; j < m; j++)
             sent = sent || a[j].sent;
         log_warn("notify: a batch of %d events not recorded (database, %d)%s; later", m, rc,
-                 sent ? ": emails that went out may go once more" : "");
+                 sent ? ": emails that went out are recorded later, not sent again here" : "");
         for (int j = 0; j < m; j++)
             verdicts[a[j].at] = CONSUME_RETRY;
     } else {

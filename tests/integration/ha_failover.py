@@ -584,6 +584,18 @@ def test_5_two_db_nodes_down_then_back():
     # may land after the nodes are back: count the attempts, not the outcomes.
     refused = sum(1 for r in s["all"] for status, _, _ in r.attempts if status == 503)
     assert refused, "no request was refused while the cluster had no Primary component"
+    # One confirmation email per order, also for those whose email went out
+    # just as the database lost its quorum (the commit recording it failed;
+    # the consumer held the event until the database was back).
+    placed = sorted({r.order_id for r in s["all"] if r.kind == "order" and r.order_id})
+    assert placed, "no order placed"
+
+    def all_mailed():
+        got = shop.order_mails()
+        return got if all((o, "confirmed") in got for o in placed) else None
+    got = _wait("a confirmation email for each of the %d orders" % len(placed), all_mailed, 120, 1)
+    twice = {o: len(got[(o, "confirmed")]) for o in placed if len(got[(o, "confirmed")]) > 1}
+    assert not twice, ("confirmation emails sent more than once", twice)
 
 
 
