@@ -25,6 +25,8 @@ VALID_BODY = {
     "replaceProduct": {"name": "Mug", "price_cents": 100, "currency": "EUR", "status": "active"},
     "patchProduct": {"name": "Mug"},
     "adjustStock": {"delta": 1},
+    "archiveProduct": {},           # no body needed; {} is the one allowed
+    "cancelOrder": {},
 }
 
 
