@@ -91,13 +91,23 @@ int http_query(const http_req *req, const char *name, char *buf, size_t n)
     return rc;
 }
 
+int http_query_once(const http_req *req, const char *name, char *buf, size_t n, json_object *errs)
+{
+    int rc = http_query(req, name, buf, n);
+    if (rc == HTTP_QUERY_REPEATED)
+        json_add_error(errs, name, "given more than once");
+    return rc;
+}
+
 int http_query_int(const http_req *req, const char *name, int64_t min, int64_t max,
                    int64_t *out, json_object *errs)
 {
     char buf[24];
-    int rc = http_query(req, name, buf, sizeof buf);
+    int rc = http_query_once(req, name, buf, sizeof buf, errs);
     if (rc == 0)
         return JSON_ABSENT;
+    if (rc == HTTP_QUERY_REPEATED)
+        return JSON_BAD;
     bool ok = rc > 0 && buf[0] && strlen(buf) <= 19;
     for (const char *p = buf; ok && *p; p++)
         ok = isdigit((unsigned char)*p);
@@ -105,9 +115,7 @@ int http_query_int(const http_req *req, const char *name, int64_t min, int64_t m
     long long v = ok ? strtoll(buf, NULL, 10) : 0;
     if (!ok || errno == ERANGE || v < min || v > max) {
         char msg[80];
-        if (rc == HTTP_QUERY_REPEATED)
-            snprintf(msg, sizeof msg, "given more than once");
-        else if (min == 1 && max == INT64_MAX)
+        if (min == 1 && max == INT64_MAX)
             snprintf(msg, sizeof msg, "must be a positive integer");
         else
             snprintf(msg, sizeof msg, "must be an integer from %" PRId64 " to %" PRId64, min, max);

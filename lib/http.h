@@ -53,6 +53,12 @@ const char *http_header(const http_req *req, const char *name);
 enum { HTTP_QUERY_REPEATED = -2 };
 int http_query(const http_req *req, const char *name, char *buf, size_t n);
 
+/* http_query for a handler that checks every parameter and answers one 422:
+ * a parameter given more than once also adds {"field": name, "message":
+ * "given more than once"} to errs (json.h); the caller reports only what
+ * else is wrong (-1, or a value it does not take). */
+int http_query_once(const http_req *req, const char *name, char *buf, size_t n, json_object *errs);
+
 /* Reads query parameter `name` as a decimal integer (digits only, at most 18)
  * in [min, max] into *out.  Returns JSON_ABSENT, JSON_OK, or JSON_BAD after
  * adding {"field": name, "message"} to errs (json.h), so a handler can check

@@ -75,6 +75,14 @@ static void test_query(void)
     CU_ASSERT_STRING_EQUAL(json_object_to_json_string(errs),
                            "[ { \"field\": \"limit\", \"message\": \"given more than once\" } ]");
     json_object_put(errs);
+    /* http_query_once reports the repeat itself, and only that. */
+    errs = json_object_new_array();
+    CU_ASSERT_EQUAL(http_query_once(&r, "flag", buf, sizeof buf, errs), HTTP_QUERY_REPEATED);
+    CU_ASSERT_EQUAL(http_query_once(&r, "q", buf, sizeof buf, errs), 1);
+    CU_ASSERT_EQUAL(http_query_once(&r, "none", buf, sizeof buf, errs), 0);
+    CU_ASSERT_STRING_EQUAL(json_object_to_json_string(errs),
+                           "[ { \"field\": \"flag\", \"message\": \"given more than once\" } ]");
+    json_object_put(errs);
     req_done(&r);
 }
 

@@ -573,10 +573,8 @@ int order_list(http_req *req)
     char filters[32], prefix[HTTP_CURSOR_PREFIX];
     snprintf(filters, sizeof filters, "user=%" PRId64, user_filter);
     http_cursor_prefix(ORDER_CURSOR, filters, prefix);
-    int has_cursor = http_query(req, "cursor", buf, sizeof buf);
-    if (has_cursor == HTTP_QUERY_REPEATED)
-        json_add_error(errs, "cursor", "given more than once");
-    else if (has_cursor < 0 || (has_cursor == 1 && !http_cursor_decode(prefix, buf, &before))) {
+    int has_cursor = http_query_once(req, "cursor", buf, sizeof buf, errs);
+    if (has_cursor == -1 || (has_cursor == 1 && !http_cursor_decode(prefix, buf, &before))) {
         json_object_put(errs);
         return problem_send(req, 400, "invalid_cursor", "the cursor is not one this API gave out");
     }

@@ -286,30 +286,24 @@ int product_list(http_req *req)
 
     static const char *const statuses[] = {"active", "draft", "archived"};
     char status[16];
-    int rc = http_query(req, "status", status, sizeof status);
+    int rc = http_query_once(req, "status", status, sizeof status, errs);
     for (size_t i = 0; rc > 0 && i < 3; i++)
         if (strcmp(status, statuses[i]) == 0)
             q.status = statuses[i];
-    if (rc == HTTP_QUERY_REPEATED)
-        json_add_error(errs, "status", "given more than once");
-    else if (rc != 0 && !q.status)
+    if (rc == -1 || (rc > 0 && !q.status))
         json_add_error(errs, "status", "must be active, draft or archived");
 
     char text[4 * PRODUCT_NAME_MAX + 1];
-    rc = http_query(req, "q", text, sizeof text);
+    rc = http_query_once(req, "q", text, sizeof text, errs);
     long q_chars = rc > 0 ? json_utf8_len(text, strlen(text)) : 0;
-    if (rc == HTTP_QUERY_REPEATED)
-        json_add_error(errs, "q", "given more than once");
-    else if (rc < 0 || q_chars < 0 || q_chars > PRODUCT_NAME_MAX)
+    if (rc == -1 || q_chars < 0 || q_chars > PRODUCT_NAME_MAX)
         json_add_error(errs, "q", "must be valid UTF-8 of at most 200 characters");
     else if (rc > 0 && text[0] && store_search_query(text, NULL, 0) == 0)
         json_add_error(errs, "q", "must contain a word of at least 3 letters or digits");
     else if (rc > 0 && text[0])
         q.q = text;
     char cursor[64];
-    int has_cursor = http_query(req, "cursor", cursor, sizeof cursor);
-    if (has_cursor == HTTP_QUERY_REPEATED)
-        json_add_error(errs, "cursor", "given more than once");
+    int has_cursor = http_query_once(req, "cursor", cursor, sizeof cursor, errs);
 
     if (json_object_array_length(errs) > 0)
         return problem_invalid(req, errs);
