@@ -50,7 +50,7 @@ ALTER TABLE shop_auth.refresh_tokens
     ADD KEY IF NOT EXISTS refresh_tokens_expiry (expires_at);
 
 -- Transactional outbox of auth's events (user.role_changed,
--- user.password_changed: docs/EVENTS.md), written in the transaction of the
+-- user.password_changed, user.tokens_revoked: docs/EVENTS.md), written in the transaction of the
 -- change; the relay (shop-relay auth) publishes pending rows (published_at
 -- NULL) in id order and stamps them.  Same columns as every outbox.
 CREATE TABLE IF NOT EXISTS shop_auth.outbox (

@@ -10,6 +10,7 @@
 #include "config.h"
 #include "log.h"
 #include "revoke.h"
+#include "token.h"
 
 /* Tokens carry at most ACCESS_TTL seconds of life, and verification allows
  * some clock skew: entries older than both together guard nothing. */
@@ -89,13 +90,25 @@ int revocation_handle(const event *ev, void *ctx)
                  ev->id, uid);
         return CONSUME_OK;
     }
-    int rc = revoke_add(uid, at, now, keep);
+    /* A reused refresh token names its login (data.session): only that
+     * login's tokens die.  Without one (role or password change, or an
+     * event from before logins were named), all the user's do. */
+    const char *sid = NULL;
+    if (strcmp(ev->type, "user.tokens_revoked") == 0 &&
+        json_object_object_get_ex(ev->data, "session", &v)) {
+        sid = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+        if (!token_sid_valid(sid)) {
+            log_error("revoke: event %s (%s) has a malformed data.session", ev->id, ev->type);
+            return CONSUME_DEAD;
+        }
+    }
+    int rc = sid ? revoke_add_session(sid, at, now, keep) : revoke_add(uid, at, now, keep);
     if (rc < 0) {
         log_error("revoke: event %s: the list could not be written", ev->id);
         return CONSUME_RETRY;
     }
-    log_info("revoke: event %s: tokens of user %" PRId64 " issued before %s void on this host%s (%" PRId64
-             " ms after the change)", ev->id, uid, json_object_get_string(w),
-             rc == 1 ? " (list full: every token before it)" : "", now - at);
+    log_info("revoke: event %s: tokens of user %" PRId64 "%s%s issued before %s void on this host%s (%" PRId64
+             " ms after the change)", ev->id, uid, sid ? " of sign-in " : "", sid ? sid : "",
+             json_object_get_string(w), rc == 1 ? " (list full: every token before it)" : "", now - at);
     return CONSUME_OK;
 }

@@ -2,7 +2,8 @@
  * user.role_changed, user.password_changed and user.tokens_revoked to the
  * host's revocation list (lib/revoke.h, REVOKE_FILE of its config): the
  * user's access tokens issued before data.changed_at are void on this host
- * from then on.
+ * from then on; those of one login only when the event names it
+ * (user.tokens_revoked's data.session, the tokens' sid claim).
  *
  * Each host consumes its own durable quorum queue (revoke.<host>, the
  * queue argument), so every host sees every event, and events published
@@ -22,7 +23,8 @@ int revocation_init(void);
 
 /* user.role_changed / _password_changed / _tokens_revoked: CONSUME_OK (applied, or an
  * event type this consumer does not handle), CONSUME_RETRY (the list could
- * not be written), CONSUME_DEAD (no usable data.user_id / data.changed_at). */
+ * not be written), CONSUME_DEAD (no usable data.user_id / data.changed_at,
+ * or a malformed data.session). */
 int revocation_handle(const event *ev, void *ctx);
 
 /* "2026-11-28T14:50:01.123Z" (RFC 3339 UTC, 0-9 fraction digits) as epoch

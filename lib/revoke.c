@@ -18,7 +18,8 @@
 
 typedef struct revoke_slot {
     uint64_t seq;            /* odd: a writer is in the slot */
-    int64_t user_id;         /* 0: never used (ends a probe chain) */
+    int64_t user_id;         /* the key: > 0 a user, < 0 a login (revoke_sid_key);
+                                0: never used (ends a probe chain) */
     int64_t not_before_ms;
 } revoke_slot;
 
@@ -44,11 +45,21 @@ int64_t revoke_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static uint64_t revoke_home(int64_t user_id)
+static uint64_t revoke_home(int64_t key)
 {
-    return ((uint64_t)user_id * 0x9E3779B97F4A7C15ULL) >> 48;   /* 16 bits: REVOKE_SLOTS */
+    return ((uint64_t)key * 0x9E3779B97F4A7C15ULL) >> 48;   /* 16 bits: REVOKE_SLOTS */
 }
-_Static_assert(REVOKE_SLOTS == 65536, "revoke_home yields 16 bits");
+
+/* A login's key: its sid's 64-bit FNV-1a hash, made negative (never 0 or
+ * a user id).  A sid holds 128 random bits: two logins share a key with
+ * odds of about 2^-63, and then one's reuse voids the other's tokens too. */
+static int64_t revoke_sid_key(const char *sid)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (const unsigned char *p = (const unsigned char *)sid; *p; p++)
+        h = (h ^ *p) * 0x100000001b3ULL;
+    return -(int64_t)(h >> 1) - 1;
+}
 
 static int64_t load(const int64_t *p)
 {
@@ -85,15 +96,10 @@ static void revoke_reader_map(void)
     region_writable = false;
 }
 
-bool revoke_is_revoked(int64_t user_id, int64_t iat_ms)
+/* True when `key` has an entry whose not_before is after iat_ms. */
+static bool revoke_key_is_revoked(int64_t key, int64_t iat_ms)
 {
-    if (!region)
-        revoke_reader_map();
-    if (!region || __atomic_load_n(&region->magic, __ATOMIC_ACQUIRE) != REVOKE_MAGIC)
-        return false;
-    if (iat_ms < load(&region->all_before_ms))
-        return true;
-    uint64_t h = revoke_home(user_id);
+    uint64_t h = revoke_home(key);
     for (uint64_t i = 0; i < REVOKE_PROBES; i++) {
         revoke_slot *s = &region->slot[(h + i) & (REVOKE_SLOTS - 1)];
         int64_t uid = 0, nb = 0;
@@ -109,10 +115,23 @@ bool revoke_is_revoked(int64_t user_id, int64_t iat_ms)
         }
         if (uid == 0)
             return false;
-        if (uid == user_id)
+        if (uid == key)
             return iat_ms < nb;
     }
     return false;
+}
+
+bool revoke_is_revoked(int64_t user_id, const char *sid, int64_t iat_ms)
+{
+    if (!region)
+        revoke_reader_map();
+    if (!region || __atomic_load_n(&region->magic, __ATOMIC_ACQUIRE) != REVOKE_MAGIC)
+        return false;
+    if (iat_ms < load(&region->all_before_ms))
+        return true;
+    if (revoke_key_is_revoked(user_id, iat_ms))
+        return true;
+    return sid && sid[0] && revoke_key_is_revoked(revoke_sid_key(sid), iat_ms);
 }
 
 int revoke_writer_open(const char *path, int64_t now_ms)
@@ -169,19 +188,19 @@ static void slot_write(revoke_slot *s, int64_t user_id, int64_t nb)
     __atomic_fetch_add(&s->seq, 1, __ATOMIC_ACQ_REL);     /* even */
 }
 
-int revoke_add(int64_t user_id, int64_t not_before_ms, int64_t now_ms, int64_t keep_ms)
+static int revoke_add_key(int64_t key, int64_t not_before_ms, int64_t now_ms, int64_t keep_ms)
 {
-    if (!region || !region_writable || writer_fd < 0 || user_id <= 0)
+    if (!region || !region_writable || writer_fd < 0 || key == 0)
         return -1;
     if (flock(writer_fd, LOCK_EX) != 0) {
         log_error("revoke: cannot lock the list (errno %d)", errno);
         return -1;
     }
-    uint64_t h = revoke_home(user_id);
+    uint64_t h = revoke_home(key);
     revoke_slot *reuse = NULL, *found = NULL;
     for (uint64_t i = 0; i < REVOKE_PROBES; i++) {
         revoke_slot *s = &region->slot[(h + i) & (REVOKE_SLOTS - 1)];
-        if (s->user_id == user_id) {
+        if (s->user_id == key) {
             found = s;
             break;
         }
@@ -196,18 +215,28 @@ int revoke_add(int64_t user_id, int64_t not_before_ms, int64_t now_ms, int64_t k
     int rc = 0;
     if (found) {
         if (found->not_before_ms < not_before_ms)
-            slot_write(found, user_id, not_before_ms);
+            slot_write(found, key, not_before_ms);
     } else if (reuse) {
-        slot_write(reuse, user_id, not_before_ms);
+        slot_write(reuse, key, not_before_ms);
     } else {
-        log_warn("revoke: no free slot for user %lld: every token issued before %lld is void",
-                 (long long)user_id, (long long)not_before_ms);
+        log_warn("revoke: no free slot for key %lld: every token issued before %lld is void",
+                 (long long)key, (long long)not_before_ms);
         if (region->all_before_ms < not_before_ms)
             __atomic_store_n(&region->all_before_ms, not_before_ms, __ATOMIC_RELEASE);
         rc = 1;
     }
     flock(writer_fd, LOCK_UN);
     return rc;
+}
+
+int revoke_add(int64_t user_id, int64_t not_before_ms, int64_t now_ms, int64_t keep_ms)
+{
+    return user_id > 0 ? revoke_add_key(user_id, not_before_ms, now_ms, keep_ms) : -1;
+}
+
+int revoke_add_session(const char *sid, int64_t not_before_ms, int64_t now_ms, int64_t keep_ms)
+{
+    return sid && sid[0] ? revoke_add_key(revoke_sid_key(sid), not_before_ms, now_ms, keep_ms) : -1;
 }
 
 void revoke_close(void)

@@ -1,7 +1,10 @@
 /* revoke.h: the per-host token revocation list.  A small file mapped
  * MAP_SHARED (REVOKE_FILE, like metrics.h's METRICS_FILE) holding
  * user_id -> not_before (epoch milliseconds): an access token of that user
- * issued (its iat_ms) before not_before is void.  Every worker of every
+ * issued (its iat_ms) before not_before is void.  A login (its refresh-token
+ * family, the token's `sid` claim) has entries of its own, in a key space
+ * apart from user ids: a reused refresh token voids that login's access
+ * tokens only.  Every worker of every
  * service on the host maps it read-only and checks it after verifying a
  * token (lib/route.c); one writer per host (`shop-consume revoke`, fed by the
  * user.role_changed, user.password_changed and user.tokens_revoked events)
@@ -34,8 +37,9 @@ int64_t revoke_now_ms(void);
  * the first check that finds it; nothing is opened here. */
 void revoke_reader_init(const char *path);
 
-/* True when a token of user_id issued at iat_ms is void on this host. */
-bool revoke_is_revoked(int64_t user_id, int64_t iat_ms);
+/* True when a token of user_id, of login `sid` (NULL or "": none), issued
+ * at iat_ms is void on this host. */
+bool revoke_is_revoked(int64_t user_id, const char *sid, int64_t iat_ms);
 
 /* Writer: creates (0644) or opens the list and maps it read-write.  A file
  * without a valid header gets one, with "every token before" = now_ms.
@@ -48,6 +52,10 @@ int revoke_writer_open(const char *path, int64_t now_ms);
  * entry), 1 (table full around the user's slot: the whole-host mark was
  * raised instead), or -1. */
 int revoke_add(int64_t user_id, int64_t not_before_ms, int64_t now_ms, int64_t keep_ms);
+
+/* Writer: the same for the tokens of one login, `sid` as in its tokens
+ * (token.h).  -1 also for an empty sid. */
+int revoke_add_session(const char *sid, int64_t not_before_ms, int64_t now_ms, int64_t keep_ms);
 
 /* Unmaps the list (reader or writer). */
 void revoke_close(void);

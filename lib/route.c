@@ -71,12 +71,13 @@ static int route_authenticate(const route *r, http_req *req)
         if (token_verify(tok, time(NULL), &c) != 0)
             return problem_send(req, 401, "unauthorized", "The access token is invalid or expired.");
         /* A role or password change voids the user's tokens issued before
-         * it (revoke.h); the client signs in again or refreshes. */
-        if (revoke_is_revoked(c.user_id, c.iat_ms)) {
+         * it, a reused refresh token its login's (revoke.h); the client
+         * signs in again or refreshes. */
+        if (revoke_is_revoked(c.user_id, c.sid, c.iat_ms)) {
             log_info("token of user %lld issued at %lld ms is revoked", (long long)c.user_id,
                      (long long)c.iat_ms);
             return problem_send(req, 401, "unauthorized",
-                                "This access token was revoked (its user's role or password changed): refresh it or sign in again.");
+                                "This access token was revoked (its user's role or password changed, or a refresh token of its sign-in was used twice): refresh it or sign in again.");
         }
         req->auth.user_id = c.user_id;
         req->auth.role = c.role;

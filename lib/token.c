@@ -435,6 +435,17 @@ static const token_key *token_check_header(json_object *hdr)
     return token_find(kid);
 }
 
+bool token_sid_valid(const char *sid)
+{
+    if (!sid)
+        return false;
+    size_t i = 0;
+    for (; sid[i]; i++)
+        if (!((sid[i] >= '0' && sid[i] <= '9') || (sid[i] >= 'a' && sid[i] <= 'f')))
+            return false;
+    return i == TOKEN_SID_LEN;
+}
+
 /* Checks the claims at time now and fills out. */
 static int token_check_claims(json_object *c, time_t now, token_claims *out)
 {
@@ -453,6 +464,9 @@ static int token_check_claims(json_object *c, time_t now, token_claims *out)
     if (r == USER_ANON)
         return -1;
     if (!jti || jti[0] == '\0' || strlen(jti) >= sizeof out->jti)
+        return -1;
+    const char *sid = token_str(c, "sid");
+    if (json_object_object_get_ex(c, "sid", NULL) && !token_sid_valid(sid))
         return -1;
     if (token_int(c, "iat", &iat) != 1 || token_int(c, "exp", &exp) != 1)
         return -1;
@@ -475,6 +489,7 @@ static int token_check_claims(json_object *c, time_t now, token_claims *out)
     out->iat_ms = has_iat_ms ? iat_ms : iat * 1000;
     out->exp = (time_t)exp;
     snprintf(out->jti, sizeof out->jti, "%s", jti);
+    snprintf(out->sid, sizeof out->sid, "%s", sid ? sid : "");
     return 0;
 }
 
@@ -587,13 +602,14 @@ static int token_low_s(char *sig)
 
 char *token_sign(int64_t user_id, user_role role, time_t now, long ttl)
 {
-    return token_sign_ms(user_id, role, (int64_t)now * 1000, ttl);
+    return token_sign_ms(user_id, role, (int64_t)now * 1000, ttl, NULL);
 }
 
-char *token_sign_ms(int64_t user_id, user_role role, int64_t now_ms, long ttl)
+char *token_sign_ms(int64_t user_id, user_role role, int64_t now_ms, long ttl, const char *sid)
 {
     time_t now = (time_t)(now_ms / 1000);
-    if (now_ms < 0 || !token_priv_pem || user_id <= 0 || role == USER_ANON || ttl <= 0)
+    if (now_ms < 0 || !token_priv_pem || user_id <= 0 || role == USER_ANON || ttl <= 0 ||
+        (sid && !token_sid_valid(sid)))
         return NULL;
     unsigned char rnd[16];
     char jti[32], sub[24];
@@ -614,6 +630,7 @@ char *token_sign_ms(int64_t user_id, user_role role, int64_t now_ms, long ttl)
         jwt_add_grant_int(j, "iat_ms", (long)now_ms) != 0 ||
         jwt_add_grant_int(j, "exp", (long)now + ttl) != 0 ||
         jwt_add_grant(j, "jti", jti) != 0 ||
+        (sid && jwt_add_grant(j, "sid", sid) != 0) ||
         jwt_set_alg(j, JWT_ALG_ES256, (const unsigned char *)token_priv_pem, (int)token_priv_len) != 0)
         goto out;
     s = jwt_encode_str(j);

@@ -5,6 +5,7 @@
 #ifndef SHOP_TOKEN_H
 #define SHOP_TOKEN_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 #include <json-c/json.h>
@@ -20,13 +21,20 @@ typedef enum {
     USER_ADMIN,
 } user_role;
 
+/* A login's id (its refresh-token family) in the `sid` claim: lowercase hex. */
+#define TOKEN_SID_LEN 32
+
 typedef struct token_claims {
     int64_t user_id;
     user_role role;
     time_t iat, exp;
     int64_t iat_ms;          /* the iat_ms claim (milliseconds), else iat * 1000 */
     char jti[64];
+    char sid[TOKEN_SID_LEN + 1];   /* the login it descends from; "" when none */
 } token_claims;
+
+/* True when sid is TOKEN_SID_LEN lowercase hex digits. */
+bool token_sid_valid(const char *sid);
 
 /* Loads every "<kid>.pem" public key in directory `dir` (the verification key
  * set).  Returns the number of keys loaded, or -1. */
@@ -44,8 +52,10 @@ char *token_sign(int64_t user_id, user_role role, time_t now, long ttl);
 /* The same with the issue time in epoch milliseconds: the token carries it
  * in an iat_ms claim as well as iat (its second), so the revocation list
  * (revoke.h) can tell a token issued just before a change from one issued
- * just after it in the same second. */
-char *token_sign_ms(int64_t user_id, user_role role, int64_t now_ms, long ttl);
+ * just after it in the same second.  `sid` (NULL: none) names the login the
+ * token descends from, so that login's tokens can be revoked alone; a
+ * malformed one gives NULL. */
+char *token_sign_ms(int64_t user_id, user_role role, int64_t now_ms, long ttl, const char *sid);
 
 /* The JWKS document ({"keys":[...]}) of the loaded public keys; caller frees. */
 json_object *token_jwks(void);

@@ -52,7 +52,7 @@ static void test_events_void_earlier_tokens(void)
     /* A change mid-second, later than the list's creation (a new list
      * voids every token issued before it was made). */
     int64_t at = (revoke_now_ms() / 1000 + 2) * 1000 + 250;
-    char when[40], data[200];
+    char when[40], data[256];
     time_t s = (time_t)(at / 1000);
     struct tm tm;
     gmtime_r(&s, &tm);
@@ -60,24 +60,40 @@ static void test_events_void_earlier_tokens(void)
     snprintf(data, sizeof data, "{\"user_id\":7,\"old_role\":\"seller\",\"new_role\":\"customer\","
              "\"changed_at\":\"%s.250Z\"}", when);
     CU_ASSERT_EQUAL(handle("user.role_changed", data), CONSUME_OK);
-    CU_ASSERT_TRUE(revoke_is_revoked(7, at - 1));
-    CU_ASSERT_FALSE(revoke_is_revoked(7, at));
-    CU_ASSERT_FALSE(revoke_is_revoked(8, at - 1));
+    CU_ASSERT_TRUE(revoke_is_revoked(7, NULL, at - 1));
+    CU_ASSERT_FALSE(revoke_is_revoked(7, NULL, at));
+    CU_ASSERT_FALSE(revoke_is_revoked(8, NULL, at - 1));
     /* The same event again: nothing changes. */
     CU_ASSERT_EQUAL(handle("user.role_changed", data), CONSUME_OK);
-    CU_ASSERT_FALSE(revoke_is_revoked(7, at));
+    CU_ASSERT_FALSE(revoke_is_revoked(7, NULL, at));
 
     snprintf(data, sizeof data, "{\"user_id\":8,\"changed_at\":\"%s.900Z\"}", when);
     CU_ASSERT_EQUAL(handle("user.password_changed", data), CONSUME_OK);
-    CU_ASSERT_TRUE(revoke_is_revoked(8, at + 649));
-    CU_ASSERT_FALSE(revoke_is_revoked(8, at + 650));
+    CU_ASSERT_TRUE(revoke_is_revoked(8, NULL, at + 649));
+    CU_ASSERT_FALSE(revoke_is_revoked(8, NULL, at + 650));
 
-    /* A reused refresh token voids the user's tokens the same way. */
+    /* A reused refresh token voids its login's tokens, not the user's
+     * other logins'... */
+    const char *sid = "aaaaaaaaaaaaaaaabbbbbbbbbbbbbbbb", *other = "ccccccccccccccccdddddddddddddddd";
+    snprintf(data, sizeof data, "{\"user_id\":11,\"session\":\"%s\",\"changed_at\":\"%s.100Z\","
+             "\"reason\":\"refresh_token_reused\"}", sid, when);
+    CU_ASSERT_EQUAL(handle("user.tokens_revoked", data), CONSUME_OK);
+    CU_ASSERT_TRUE(revoke_is_revoked(11, sid, at - 151));
+    CU_ASSERT_FALSE(revoke_is_revoked(11, sid, at - 150));
+    CU_ASSERT_FALSE(revoke_is_revoked(11, other, at - 151));
+    CU_ASSERT_FALSE(revoke_is_revoked(11, NULL, at - 151));
+    /* ...and without a session (an event from before sessions were named)
+     * all of the user's. */
     snprintf(data, sizeof data, "{\"user_id\":10,\"changed_at\":\"%s.100Z\","
              "\"reason\":\"refresh_token_reused\"}", when);
     CU_ASSERT_EQUAL(handle("user.tokens_revoked", data), CONSUME_OK);
-    CU_ASSERT_TRUE(revoke_is_revoked(10, at - 151));
-    CU_ASSERT_FALSE(revoke_is_revoked(10, at - 150));
+    CU_ASSERT_TRUE(revoke_is_revoked(10, NULL, at - 151));
+    CU_ASSERT_TRUE(revoke_is_revoked(10, other, at - 151));
+    CU_ASSERT_FALSE(revoke_is_revoked(10, NULL, at - 150));
+    snprintf(data, sizeof data, "{\"user_id\":12,\"session\":\"ABC\",\"changed_at\":\"%s.100Z\"}", when);
+    CU_ASSERT_EQUAL(handle("user.tokens_revoked", data), CONSUME_DEAD);
+    snprintf(data, sizeof data, "{\"user_id\":12,\"session\":7,\"changed_at\":\"%s.100Z\"}", when);
+    CU_ASSERT_EQUAL(handle("user.tokens_revoked", data), CONSUME_DEAD);
 
     /* Unusable events go to the dead-letter queue; others are not ours. */
     CU_ASSERT_EQUAL(handle("user.role_changed", "{\"user_id\":7}"), CONSUME_DEAD);
@@ -90,7 +106,7 @@ static void test_events_void_earlier_tokens(void)
     /* A change older than any live token is acknowledged and not stored. */
     CU_ASSERT_EQUAL(handle("user.password_changed", "{\"user_id\":9,\"changed_at\":\"2001-01-01T00:00:00Z\"}"),
                     CONSUME_OK);
-    CU_ASSERT_FALSE(revoke_is_revoked(9, at));
+    CU_ASSERT_FALSE(revoke_is_revoked(9, NULL, at));
     revoke_close();
     unlink(path);
 }

@@ -197,7 +197,7 @@ static void test_roundtrip(void)
  * whose second is iat's. */
 static void test_iat_ms(void)
 {
-    char *t = token_sign_ms(42, USER_SELLER, (int64_t)NOW * 1000 + 789, 900);
+    char *t = token_sign_ms(42, USER_SELLER, (int64_t)NOW * 1000 + 789, 900, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
     token_claims c;
     CU_ASSERT_EQUAL(token_verify(t, NOW + 1, &c), 0);
@@ -205,7 +205,33 @@ static void test_iat_ms(void)
     CU_ASSERT_EQUAL(c.iat_ms, (int64_t)NOW * 1000 + 789);
     CU_ASSERT_EQUAL(c.exp, NOW + 900);
     free(t);
-    CU_ASSERT_PTR_NULL(token_sign_ms(42, USER_SELLER, -1, 900));
+    CU_ASSERT_PTR_NULL(token_sign_ms(42, USER_SELLER, -1, 900, NULL));
+}
+
+/* The login a token descends from rides in sid (32 lowercase hex); a
+ * token without one is still valid (no login to revoke alone). */
+static void test_sid(void)
+{
+    const char *sid = "0123456789abcdef0123456789abcdef";
+    char *t = token_sign_ms(42, USER_SELLER, (int64_t)NOW * 1000, 900, sid);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    token_claims c;
+    CU_ASSERT_EQUAL(token_verify(t, NOW + 1, &c), 0);
+    CU_ASSERT_STRING_EQUAL(c.sid, sid);
+    free(t);
+    t = token_sign_ms(42, USER_SELLER, (int64_t)NOW * 1000, 900, NULL);
+    CU_ASSERT_EQUAL(token_verify(t, NOW + 1, &c), 0);
+    CU_ASSERT_STRING_EQUAL(c.sid, "");
+    free(t);
+    CU_ASSERT_PTR_NULL(token_sign_ms(42, USER_SELLER, (int64_t)NOW * 1000, 900, "0123"));
+    CU_ASSERT_PTR_NULL(token_sign_ms(42, USER_SELLER, (int64_t)NOW * 1000, 900,
+                                     "0123456789ABCDEF0123456789abcdef"));
+    CU_ASSERT_EQUAL(verify_forged(NULL, "\"sid\":\"0123456789abcdef0123456789abcdef\""), 0);
+    CU_ASSERT_EQUAL(verify_forged(NULL, "\"sid\":\"0123456789abcdef0123456789abcde\""), -1);
+    CU_ASSERT_EQUAL(verify_forged(NULL, "\"sid\":\"0123456789abcdef0123456789abcdeg\""), -1);
+    CU_ASSERT_EQUAL(verify_forged(NULL, "\"sid\":12"), -1);
+    CU_ASSERT_EQUAL(verify_forged(NULL, "\"sid\":null"), -1);
+    CU_ASSERT_EQUAL(verify_forged(NULL, "\"sid\":\"\""), -1);
 }
 
 static void test_signature_is_raw_r_s(void)
@@ -523,6 +549,7 @@ int main(void)
     CU_pSuite s = CU_add_suite("token", suite_init, suite_clean);
     CU_add_test(s, "sign/verify roundtrip", test_roundtrip);
     CU_add_test(s, "iat_ms carries the milliseconds", test_iat_ms);
+    CU_add_test(s, "sid names the login", test_sid);
     CU_add_test(s, "signature is 64-byte R||S", test_signature_is_raw_r_s);
     CU_add_test(s, "tampered signature", test_tampered_signature);
     CU_add_test(s, "tampered payload", test_tampered_payload);

@@ -161,13 +161,13 @@ static int auth_reply_user(http_req *req, int status, const auth_user *u)
     return http_reply_json(req, status, auth_user_json(u));
 }
 
-/* 200 with a fresh access token for u, issued at iat_ms, and the given
- * refresh token. */
+/* 200 with a fresh access token for u, issued at iat_ms, of login sid, and
+ * the given refresh token. */
 static int auth_reply_tokens(http_req *req, const auth_user *u, int64_t iat_ms,
-                             const char *refresh)
+                             const char *refresh, const char *sid)
 {
     long ttl = auth_ttl("ACCESS_TTL", 900);
-    char *access = token_sign_ms(u->id, u->role, iat_ms, ttl);
+    char *access = token_sign_ms(u->id, u->role, iat_ms, ttl, sid);
     if (!access)
         return problem_internal(req, "token_sign failed (signing key loaded?)");
     json_object *o = json_object_new_object();
@@ -270,11 +270,11 @@ int auth_login(http_req *req)
             store_user_rehash(u.id, u.password_hash, fresh) != 0)
             log_warn("could not rehash the password of user %lld", (long long)u.id);
     }
-    char refresh[STORE_REFRESH_LEN + 1];
-    rc = store_refresh_issue(u.id, auth_ttl("REFRESH_TTL", 2592000), refresh);
+    char refresh[STORE_REFRESH_LEN + 1], sid[TOKEN_SID_LEN + 1];
+    rc = store_refresh_issue(u.id, auth_ttl("REFRESH_TTL", 2592000), refresh, sid);
     if (rc < 0)
         return problem_db(req, rc);
-    return auth_reply_tokens(req, &u, revoke_now_ms(), refresh);
+    return auth_reply_tokens(req, &u, revoke_now_ms(), refresh, sid);
 }
 
 /* POST /auth/refresh {refresh_token} -> 200 tokens (the presented one is
@@ -285,15 +285,15 @@ int auth_refresh(http_req *req)
     int rc = auth_read_refresh_body(req, &presented);
     if (rc)
         return rc;
-    char next[STORE_REFRESH_LEN + 1];
+    char next[STORE_REFRESH_LEN + 1], sid[TOKEN_SID_LEN + 1];
     auth_user u;
     int64_t at_ms = 0;      /* taken under the token's row lock (store.h) */
-    rc = store_refresh_rotate(presented, auth_ttl("REFRESH_TTL", 2592000), next, &u, &at_ms);
+    rc = store_refresh_rotate(presented, auth_ttl("REFRESH_TTL", 2592000), next, sid, &u, &at_ms);
     if (rc == STORE_REJECTED)
         return problem_send(req, 401, "unauthorized", "The refresh token is invalid, expired or already used.");
     if (rc < 0)
         return problem_db(req, rc);
-    return auth_reply_tokens(req, &u, at_ms, next);
+    return auth_reply_tokens(req, &u, at_ms, next, sid);
 }
 
 /* POST /auth/logout {refresh_token} -> 204, whether or not the token was

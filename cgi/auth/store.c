@@ -56,10 +56,6 @@ static const char SQL_REFRESH_SPEND[] =
 static const char SQL_REFRESH_REVOKE_FAMILY[] =
     "UPDATE refresh_tokens SET status = 'revoked', spent_at = UTC_TIMESTAMP(3)"
     " WHERE family_id = ? AND status = 'active'";
-static const char SQL_REFRESH_REVOKE_BY_TOKEN[] =
-    "UPDATE refresh_tokens t JOIN refresh_tokens s ON s.family_id = t.family_id "
-    "SET t.status = 'revoked', t.spent_at = UTC_TIMESTAMP(3)"
-    " WHERE s.token_hash = ? AND t.status = 'active'";
 static const char SQL_REFRESH_REVOKE_USER[] =
     "UPDATE refresh_tokens SET status = 'revoked', spent_at = UTC_TIMESTAMP(3)"
     " WHERE user_id = ? AND status = 'active'";
@@ -333,29 +329,48 @@ typedef struct refresh_args {
     int64_t user_id;
     long ttl;
     char *next;                  /* the token issued */
+    char *sid;                   /* its family, in hex */
     auth_user *user;
 } refresh_args;
+
+_Static_assert(TOKEN_SID_LEN == 2 * STORE_FAMILY_LEN, "a sid is its family in hex");
 
 static int store_refresh_issue_tx(void *arg)
 {
     refresh_args *a = arg;
     unsigned char family[STORE_FAMILY_LEN];
     randombytes_buf(family, sizeof family);
+    sodium_bin2hex(a->sid, TOKEN_SID_LEN + 1, family, sizeof family);
     return store_token_insert(family, a->user_id, a->ttl, a->next);
 }
 
-int store_refresh_issue(int64_t user_id, long ttl, char token[STORE_REFRESH_LEN + 1])
+int store_refresh_issue(int64_t user_id, long ttl, char token[STORE_REFRESH_LEN + 1],
+                        char sid[TOKEN_SID_LEN + 1])
 {
-    refresh_args a = {.user_id = user_id, .ttl = ttl, .next = token};
+    refresh_args a = {.user_id = user_id, .ttl = ttl, .next = token, .sid = sid};
     return db_tx(store_refresh_issue_tx, &a);
 }
 
 enum { ROTATE_OK = 0, ROTATE_REUSED = 1 };
 
+/* Writes user.tokens_revoked for the family `sid` of user_id: its access
+ * tokens issued before at_ms + 1 are void on every host.  (+ 1: the list
+ * voids tokens issued strictly before its mark, and a rotation of this
+ * family may have stamped its access token in this very millisecond.) */
+static int store_family_revoked(int64_t user_id, const char *sid, int64_t at_ms, const char *reason)
+{
+    char data[256], changed_at[40];
+    auth_time_ms_rfc3339(at_ms + 1, changed_at, sizeof changed_at);
+    snprintf(data, sizeof data,
+             "{\"user_id\":%lld,\"session\":\"%s\",\"changed_at\":\"%s\",\"reason\":\"%s\"}",
+             (long long)user_id, sid, changed_at, reason);
+    return store_outbox("user.tokens_revoked", user_id, data) != 0 ? DB_ERROR : 0;
+}
+
 /* Under the row lock: a spent or revoked token is a replay (possibly of a
  * stolen token), so every active token of its family dies with it, and so do
- * the user's access tokens issued until now (user.tokens_revoked: every host
- * refuses them; other sign-ins refresh and carry on).  That revocation must
+ * the family's access tokens issued until now (user.tokens_revoked: every
+ * host refuses them; the user's other sign-ins are untouched).  That revocation must
  * commit; the caller still answers 401. */
 static int store_refresh_rotate_tx(void *arg)
 {
@@ -371,6 +386,7 @@ static int store_refresh_rotate_tx(void *arg)
     int64_t id = db_int(r, 0, 0);
     unsigned char family[STORE_FAMILY_LEN];
     memcpy(family, db_str(r, 0, 1), STORE_FAMILY_LEN);
+    sodium_bin2hex(a->sid, TOKEN_SID_LEN + 1, family, sizeof family);
     int64_t user_id = db_int(r, 0, 2);
     bool active = strcmp(db_str(r, 0, 3) ? db_str(r, 0, 3) : "", "active") == 0;
     bool expired = db_int(r, 0, 4) != 0;
@@ -405,15 +421,7 @@ static int store_refresh_rotate_tx(void *arg)
          * with then, and the user's newer ones are not this token's. */
         if (n == 0)
             return ROTATE_REUSED;
-        char data[160], changed_at[40];
-        /* + 1: the revocation list voids tokens issued strictly before its
-         * mark, and the rotation that spent this token may have stamped its
-         * access token in this very millisecond. */
-        auth_time_ms_rfc3339(a->at_ms + 1, changed_at, sizeof changed_at);
-        snprintf(data, sizeof data,
-                 "{\"user_id\":%lld,\"changed_at\":\"%s\",\"reason\":\"refresh_token_reused\"}",
-                 (long long)user_id, changed_at);
-        if (store_outbox("user.tokens_revoked", user_id, data) != 0)
+        if (store_family_revoked(user_id, a->sid, a->at_ms, "refresh_token_reused") != 0)
             return DB_ERROR;
         return ROTATE_REUSED;
     }
@@ -429,12 +437,12 @@ static int store_refresh_rotate_tx(void *arg)
 }
 
 int store_refresh_rotate(const char *presented, long ttl, char next[STORE_REFRESH_LEN + 1],
-                         auth_user *user, int64_t *at_ms)
+                         char sid[TOKEN_SID_LEN + 1], auth_user *user, int64_t *at_ms)
 {
     unsigned char hash[STORE_HASH_LEN];
     if (store_token_hash(presented, hash) != 0)
         return STORE_REJECTED;
-    refresh_args a = {.hash = hash, .ttl = ttl, .next = next, .user = user};
+    refresh_args a = {.hash = hash, .ttl = ttl, .next = next, .sid = sid, .user = user};
     next[0] = '\0';             /* no token issued yet (read after a lost COMMIT) */
     int rc = db_tx(store_refresh_rotate_tx, &a);
     *at_ms = a.at_ms;
@@ -453,11 +461,28 @@ void auth_time_ms_rfc3339(int64_t ms, char *out, size_t n)
     snprintf(out, n, "%s.%03dZ", sec, (int)(ms % 1000));
 }
 
+/* Logout: the family's live refresh tokens and its access tokens die (a
+ * family with no live token was dealt with when it died). */
 static int store_refresh_revoke_tx(void *arg)
 {
     refresh_args *a = arg;
-    return db_exec(SQL_REFRESH_REVOKE_BY_TOKEN, "b", a->hash, (size_t)STORE_HASH_LEN) < 0
-               ? DB_ERROR : 0;
+    db_res *r = db_query(SQL_REFRESH_LOCK, "b", a->hash, (size_t)STORE_HASH_LEN);
+    if (!r)
+        return DB_ERROR;
+    if (db_rows(r) == 0 || db_len(r, 0, 1) != STORE_FAMILY_LEN) {
+        db_free(r);
+        return 0;
+    }
+    unsigned char family[STORE_FAMILY_LEN];
+    memcpy(family, db_str(r, 0, 1), STORE_FAMILY_LEN);
+    int64_t user_id = db_int(r, 0, 2);
+    db_free(r);
+    int64_t n = db_exec(SQL_REFRESH_REVOKE_FAMILY, "b", family, (size_t)STORE_FAMILY_LEN);
+    if (n <= 0)
+        return n < 0 ? DB_ERROR : 0;
+    char sid[TOKEN_SID_LEN + 1];
+    sodium_bin2hex(sid, sizeof sid, family, sizeof family);
+    return store_family_revoked(user_id, sid, revoke_now_ms(), "logout");
 }
 
 int store_refresh_revoke(const char *presented)

@@ -70,16 +70,18 @@ int store_user_set_password(int64_t id, const char *old_hash, const char *new_ha
 int store_user_rehash(int64_t id, const char *old_hash, const char *new_hash);
 
 /* Starts a new family for user_id and issues its first refresh token, valid
- * ttl seconds, into token (STORE_REFRESH_LEN + 1 bytes).  Returns 0 or a DB
- * error. */
-int store_refresh_issue(int64_t user_id, long ttl, char token[STORE_REFRESH_LEN + 1]);
+ * ttl seconds, into token (STORE_REFRESH_LEN + 1 bytes); the family's id, in
+ * hex, goes into sid (the access tokens' `sid` claim, token.h).  Returns 0
+ * or a DB error. */
+int store_refresh_issue(int64_t user_id, long ttl, char token[STORE_REFRESH_LEN + 1],
+                        char sid[TOKEN_SID_LEN + 1]);
 
 /* Spends `presented` and issues its successor (same family, ttl seconds)
- * into next, in one transaction under a row lock, and reads the owner into
- * *user (its current role goes into the new access token).  A spent or
- * revoked token revokes its whole family and writes user.tokens_revoked
- * (changed_at: the user's access tokens issued before it are void) to the
- * outbox in the same transaction.  *at_ms is the moment the row lock was
+ * into next, the family's id into sid, in one transaction under a row lock,
+ * and reads the owner into *user (its current role goes into the new access
+ * token).  A spent or revoked token revokes its whole family and writes
+ * user.tokens_revoked (session: the family; changed_at: its access tokens
+ * issued before it are void) to the outbox in the same transaction.  *at_ms is the moment the row lock was
  * held: the new access token's issue time.  A reuse takes its changed_at
  * the same way, so when the reuse waited on the lock of the rotation that
  * spent the token, that rotation's access token is older than the
@@ -87,13 +89,15 @@ int store_refresh_issue(int64_t user_id, long ttl, char token[STORE_REFRESH_LEN 
  * (unknown, malformed, expired, spent, revoked: all look the same to the
  * client), or a DB error. */
 int store_refresh_rotate(const char *presented, long ttl, char next[STORE_REFRESH_LEN + 1],
-                         auth_user *user, int64_t *at_ms);
+                         char sid[TOKEN_SID_LEN + 1], auth_user *user, int64_t *at_ms);
 
 /* Epoch milliseconds as RFC 3339 UTC with milliseconds into out (n >= 25):
  * the events' changed_at, the revocation list's mark. */
 void auth_time_ms_rfc3339(int64_t ms, char *out, size_t n);
 
-/* Revokes the family of `presented` (logout).  Unknown or malformed tokens
+/* Revokes the family of `presented` (logout) and, when it still had a live
+ * token, writes user.tokens_revoked (session, reason "logout") so the
+ * family's access tokens die on every host too.  Unknown or malformed tokens
  * are a no-op.  Returns 0 or a DB error. */
 int store_refresh_revoke(const char *presented);
 

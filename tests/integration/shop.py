@@ -330,9 +330,9 @@ def sql(query, node=1):
     return shoplib.sql(STACK["SHOP_ROOT_SOCKETS"].split()[node - 1], query)
 
 
-# A token voided by a role or password change: 401 unauthorized, its detail
-# saying why (lib/route.c).
-TOKEN_REVOKED = "This access token was revoked (its user's role or password changed)"
+# A token voided by a role or password change, or by the reuse of its
+# login's refresh token: 401 unauthorized, its detail saying so.
+TOKEN_REVOKED = "This access token was revoked ("
 
 
 def assert_revoked(r):

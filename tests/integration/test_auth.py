@@ -406,12 +406,17 @@ def test_auth_refresh_rotates_and_reuse_revokes_family():
     assert_unauthorized(refresh(first["refresh_token"]))
     assert_unauthorized(refresh(third["refresh_token"]))
     assert_unauthorized(refresh(second["refresh_token"]))
-    # ...and so do the user's access tokens issued until then, on every host
-    # (the thief's among them: 401, revoked)...
-    for t in (first, second, third, other):
+    # ...and so do its access tokens issued until then, on every host (the
+    # thief's among them: 401, revoked)...
+    for t in (first, second, third):
         _revoked_everywhere("/auth/me", t["access_token"])
-    # ...while the other login's refresh token is untouched: it refreshes
-    # and its new access token works.
+    # ...while the user's other login is untouched: its access token, issued
+    # before the reuse, still works on every host and in every service, and
+    # its refresh token refreshes.
+    for n in (1, 2, 3):
+        for path in ("/auth/me", "/orders"):
+            r = call("GET", path, token=other["access_token"], base=shop.host_url(n))
+            assert r.status == 200, (n, path, r)
     r = refresh(other["refresh_token"])
     assert r.status == 200, r
     assert call("GET", "/auth/me", token=r.json["access_token"]).status == 200
@@ -471,9 +476,18 @@ def test_auth_refresh_tokens_stored_hashed_and_expire():
 def test_auth_logout():
     u = register()
     t = login(u["email"])
+    other = login(u["email"])
     r = call("POST", "/auth/logout", {"refresh_token": t["refresh_token"]})
     assert r.status == 204 and r.body == b"", r
     assert_unauthorized(refresh(t["refresh_token"]))
+    # The login's access token dies on every host; the user's other login
+    # goes on, in every service.
+    _revoked_everywhere("/auth/me", t["access_token"])
+    for n in (1, 2, 3):
+        for path in ("/auth/me", "/orders"):
+            r = call("GET", path, token=other["access_token"], base=shop.host_url(n))
+            assert r.status == 200, (n, path, r)
+    assert refresh(other["refresh_token"]).status == 200
     # logout of a rotated token ends that login
     t = login(u["email"])
     nxt = refresh(t["refresh_token"]).json
