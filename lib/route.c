@@ -77,7 +77,9 @@ static int route_authenticate(const route *r, http_req *req)
             log_info("token of user %lld issued at %lld ms is revoked", (long long)c.user_id,
                      (long long)c.iat_ms);
             return problem_send(req, 401, "unauthorized",
-                                "This access token was revoked (its user's role or password changed, or a refresh token of its sign-in was used twice): refresh it or sign in again.");
+                                "This access token was revoked (its user's role or password changed, "
+                                "or its sign-in ended: a logout or a reused refresh token): "
+                                "refresh it or sign in again.");
         }
         req->auth.user_id = c.user_id;
         req->auth.role = c.role;

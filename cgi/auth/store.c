@@ -370,8 +370,8 @@ static int store_family_revoked(int64_t user_id, const char *sid, int64_t at_ms,
 /* Under the row lock: a spent or revoked token is a replay (possibly of a
  * stolen token), so every active token of its family dies with it, and so do
  * the family's access tokens issued until now (user.tokens_revoked: every
- * host refuses them; the user's other sign-ins are untouched).  That revocation must
- * commit; the caller still answers 401. */
+ * host refuses them; the user's other sign-ins are untouched).  That
+ * revocation must commit; the caller still answers 401. */
 static int store_refresh_rotate_tx(void *arg)
 {
     refresh_args *a = arg;

@@ -81,13 +81,13 @@ int store_refresh_issue(int64_t user_id, long ttl, char token[STORE_REFRESH_LEN 
  * and reads the owner into *user (its current role goes into the new access
  * token).  A spent or revoked token revokes its whole family and writes
  * user.tokens_revoked (session: the family; changed_at: its access tokens
- * issued before it are void) to the outbox in the same transaction.  *at_ms is the moment the row lock was
- * held: the new access token's issue time.  A reuse takes its changed_at
- * the same way, so when the reuse waited on the lock of the rotation that
- * spent the token, that rotation's access token is older than the
- * revocation and void with the rest.  Returns 0, STORE_REJECTED
- * (unknown, malformed, expired, spent, revoked: all look the same to the
- * client), or a DB error. */
+ * issued before it are void) to the outbox in the same transaction.
+ * *at_ms is the moment the row lock was held: the new access token's issue
+ * time.  A reuse takes its changed_at the same way, so when the reuse
+ * waited on the lock of the rotation that spent the token, that rotation's
+ * access token is older than the revocation and void with the rest.
+ * Returns 0, STORE_REJECTED (unknown, malformed, expired, spent, revoked:
+ * all look the same to the client), or a DB error. */
 int store_refresh_rotate(const char *presented, long ttl, char next[STORE_REFRESH_LEN + 1],
                          char sid[TOKEN_SID_LEN + 1], auth_user *user, int64_t *at_ms);
 
