@@ -353,6 +353,22 @@ def test_every_spelling_of_a_restricted_route_is_400_or_404():
     assert seen > 500, seen
 
 
+def test_every_spelling_of_internal_is_404_like_the_plain_path():
+    """/internal/ answers 404 whoever asks (the contract); an escaped or
+    dotted spelling of it is the same path, so it answers the same, not
+    the 400 of other non-canonical paths, which would tell it apart."""
+    for path in ("/internal/reservations", "/internal/reservations/1"):
+        for spelled in [path] + _spellings(path):
+            for method in ("GET", "POST", "DELETE"):
+                body = b"{}" if method == "POST" else b""
+                r = _raw(_req(method, spelled, [("Content-Type", "application/json"),
+                                                ("Content-Length", str(len(body)))], body))
+                _assert_edge_problem(r, 404, "not_found")
+    # Other non-canonical paths stay 400.
+    r = _raw(_req("GET", "/products/%31"))
+    _assert_edge_problem(r, 400, "bad_request")
+
+
 def _restart_edge(**limits):
     env = dict(os.environ)
     env.update({k: v for k, v in shop.STACK.items() if k.startswith("SHOP_") and isinstance(v, str)})
