@@ -404,7 +404,7 @@ static int order_place(placing *p)
         /* Maybe reserved, maybe not: if it was, its TTL gives it back (or
          * a retry with the same key picks it up). */
         client_free(&r);
-        return problem_unavailable(p->req, "the product service is unavailable; please retry");
+        return problem_unavailable(p->req, "The product service is unavailable; nothing was placed. Please retry.");
     }
 
     json_object *v, *reply_items = NULL;
@@ -429,7 +429,7 @@ static int order_place(placing *p)
         json_object_object_add(extra, "items",
                                reply_items ? json_object_get(reply_items) : json_object_new_array());
         status = order_refuse(p, 409, "insufficient_stock",
-                              "not enough stock for some lines; nothing was reserved", extra);
+                              "Not enough stock for some lines; nothing was reserved.", extra);
         metrics_inc(METRIC_ORDERS_REJECTED_STOCK, 1);
     } else if (r.status == 422 && strcmp(code, "product_unavailable") == 0) {
         json_object *extra = json_object_new_object();
@@ -515,7 +515,7 @@ static int order_reserve_and_write(placing *p)
         log_warn("reservation %" PRId64 " is spent; placing under a new one", p->rid);
         p->rid = order_reservation_id(p->user_id, NULL);
     }
-    return problem_unavailable(p->req, "the order took too long; nothing was placed, please retry");
+    return problem_unavailable(p->req, "The order took too long; nothing was placed. Please retry.");
 }
 
 int order_create(http_req *req)
@@ -566,7 +566,7 @@ int order_list(http_req *req)
     bool admin = req->auth.role == USER_ADMIN;
 
     if (http_query(req, "user_id", buf, sizeof buf) != 0 && !admin)
-        return problem_send(req, 403, "forbidden", "only admins may list other users' orders");
+        return problem_send(req, 403, "forbidden", "Only admins may list other users' orders.");
     json_object *errs = json_object_new_array();
     http_query_int(req, "user_id", 1, INT64_MAX, &user_filter, errs);
     http_query_int(req, "limit", 1, 100, &limit, errs);
@@ -576,7 +576,7 @@ int order_list(http_req *req)
     int has_cursor = http_query_once(req, "cursor", buf, sizeof buf, errs);
     if (has_cursor == -1 || (has_cursor == 1 && !http_cursor_decode(prefix, buf, &before))) {
         json_object_put(errs);
-        return problem_send(req, 400, "invalid_cursor", "the cursor is not one this API gave out");
+        return problem_send(req, 400, "invalid_cursor", "The cursor is not one this API gave out.");
     }
     if (json_object_array_length(errs) > 0)
         return problem_invalid(req, errs);
@@ -612,7 +612,7 @@ static int order_load_visible(http_req *req, store_order *o)
         return problem_db(req, rc);
     if (rc == 0 || !order_visible(o, &req->auth)) {
         store_order_free(o);
-        return problem_send(req, 404, "not_found", "no such order");
+        return problem_send(req, 404, "not_found", "No such order.");
     }
     return 1;
 }
