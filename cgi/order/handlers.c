@@ -157,6 +157,14 @@ typedef struct placing {
     int64_t rid;                  /* reservation id */
 } placing;
 
+/* 409 for a key whose first request is still running: retry shortly. */
+static int order_in_progress(http_req *req)
+{
+    http_add_header(req, "Retry-After", "1");
+    return problem_send(req, 409, "idempotency_in_progress",
+                        "A request with this Idempotency-Key is still running; retry once it has finished.");
+}
+
 /* Test-only fault switches, named by the X-Fault-Inject header and honoured
  * only when the stack was started with ALLOW_FAULT_INJECTION=1 (off by
  * default, and must stay off in production):
@@ -300,11 +308,8 @@ static int order_write(placing *p, json_object *reply)
     if (!reply_items) {
         /* Another request's lines: with a key, a duplicate with another
          * body holds this reservation and is still running. */
-        if (p->key) {
-            http_add_header(p->req, "Retry-After", "1");
-            return problem_send(p->req, 409, "idempotency_in_progress",
-                                "a request with this Idempotency-Key is still running");
-        }
+        if (p->key)
+            return order_in_progress(p->req);
         reservation_release(0, p->rid);
         return problem_internal(p->req, "reservation reply does not match the order");
     }
@@ -470,13 +475,11 @@ static int order_replay(http_req *req, int64_t user_id, const char *key,
         json_add_error(errs, "Idempotency-Key", "already used with a different request body");
         json_object_object_add(extra, "errors", errs);
         return problem_send_extra(req, 422, "idempotency_key_reused",
-                                  "this Idempotency-Key was used with another request", extra);
+                                  "This Idempotency-Key was used with another request.", extra);
     }
     if (!k.done) {
         store_idem_free(&k);
-        http_add_header(req, "Retry-After", "1");
-        return problem_send(req, 409, "idempotency_in_progress",
-                            "a request with this Idempotency-Key is still running");
+        return order_in_progress(req);
     }
     json_object *body = k.response_body ? json_tokener_parse(k.response_body) : NULL;
     int status = k.response_status;
@@ -525,7 +528,7 @@ int order_create(http_req *req)
     const char *key = http_header(req, "Idempotency-Key");
     if (key && !order_idem_key_valid(key))
         return problem_send(req, 400, "bad_request",
-                            "Idempotency-Key must be 1 to 255 visible ASCII characters");
+                            "Idempotency-Key must be 1 to 255 visible ASCII characters.");
     json_object *errs = json_object_new_array();
     order_parse_lines(req->json, lines, &n, errs);
     if (json_object_array_length(errs) > 0)
@@ -545,11 +548,8 @@ int order_create(http_req *req)
      * and the reservation id still arbitrate. */
     int locked = store_idem_lock(user_id, key);
     int status = order_replay(req, user_id, key, hash);
-    if (status == 0 && locked == 0) {
-        http_add_header(req, "Retry-After", "1");
-        status = problem_send(req, 409, "idempotency_in_progress",
-                              "a request with this Idempotency-Key is still running");
-    }
+    if (status == 0 && locked == 0)
+        status = order_in_progress(req);
     if (status == 0)
         status = order_reserve_and_write(&p);
     if (locked == 1)
