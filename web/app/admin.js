@@ -29,7 +29,7 @@ export async function adminPage(main, params) {
         try {
           const r = await api('PATCH', '/auth/users/' + u.id, { body: { role: role.value }, auth: 'required',
             contentType: 'application/merge-patch+json' });
-          box.show('info', h('p', {}, r.data.email + ' is now ' + r.data.role + '. It takes effect at their next sign-in or token refresh (within 15 minutes).'));
+          box.show('info', h('p', {}, r.data.email + ' is now ' + r.data.role + '. Their old access tokens stop working within about 2 seconds; their next request gets a token with the new role (the storefront refreshes it by itself).'));
         } catch (e) { showProblem(box, e, rform); }
       }));
       result.append(h('article', { class: 'card wide', 'data-user-id': String(u.id) },
