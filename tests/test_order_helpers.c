@@ -96,18 +96,23 @@ static void test_request_hash(void)
     CU_ASSERT_NOT_EQUAL(memcmp(hd, he, 32), 0);  /* "12x1" vs "1x21": separated */
 }
 
-/* A key's reservation id is the same on every call (a retry lands on the
- * same reservation), differs per user and key, and fits a {id} path segment;
- * without a key each call draws a new one. */
+/* A key's reservation id is the same on every call with the same lines (a
+ * retry lands on the same reservation), differs per user, key and lines, and
+ * fits a {id} path segment; without a key each call draws a new one. */
 static void test_reservation_id(void)
 {
-    int64_t a = order_reservation_id(7, "key-1");
-    CU_ASSERT_EQUAL(a, order_reservation_id(7, "key-1"));
-    CU_ASSERT_NOT_EQUAL(a, order_reservation_id(8, "key-1"));
-    CU_ASSERT_NOT_EQUAL(a, order_reservation_id(7, "key-2"));
+    items_line one[] = { { 5, 1 } }, two[] = { { 5, 2 } };
+    unsigned char h1[32], h2[32];
+    order_request_hash(one, 1, h1);
+    order_request_hash(two, 1, h2);
+    int64_t a = order_reservation_id(7, "key-1", h1);
+    CU_ASSERT_EQUAL(a, order_reservation_id(7, "key-1", h1));
+    CU_ASSERT_NOT_EQUAL(a, order_reservation_id(8, "key-1", h1));
+    CU_ASSERT_NOT_EQUAL(a, order_reservation_id(7, "key-2", h1));
+    CU_ASSERT_NOT_EQUAL(a, order_reservation_id(7, "key-1", h2));   /* other lines */
     int64_t seen[64];
     for (int i = 0; i < 64; i++) {
-        seen[i] = order_reservation_id(7, NULL);
+        seen[i] = order_reservation_id(7, NULL, NULL);
         CU_ASSERT(seen[i] >= 1 && seen[i] <= 999999999999999999LL);
         for (int j = 0; j < i; j++)
             CU_ASSERT_NOT_EQUAL(seen[i], seen[j]);

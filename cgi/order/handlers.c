@@ -127,15 +127,16 @@ static bool order_visible(const store_order *o, const http_auth *who)
 
 /* ---------------------------------------------------------------- placing */
 
-int64_t order_reservation_id(int64_t user_id, const char *key)
+int64_t order_reservation_id(int64_t user_id, const char *key, const unsigned char body[32])
 {
     unsigned char h[crypto_hash_sha256_BYTES];
-    if (key) {
+    if (key && body) {
         char uid[32];
         crypto_hash_sha256_state st;
         snprintf(uid, sizeof uid, "rid:%" PRId64 ":", user_id);
         crypto_hash_sha256_init(&st);
         crypto_hash_sha256_update(&st, (const unsigned char *)uid, strlen(uid));
+        crypto_hash_sha256_update(&st, body, 32);
         crypto_hash_sha256_update(&st, (const unsigned char *)key, strlen(key));
         crypto_hash_sha256_final(&st, h);
     } else {
@@ -306,8 +307,9 @@ static int order_write(placing *p, json_object *reply)
             mixed = true;
     }
     if (!reply_items) {
-        /* Another request's lines: with a key, a duplicate with another
-         * body holds this reservation and is still running. */
+        /* Another request's lines under our reservation id, which hashes
+         * the user, the key and these lines: not expected.  With a key,
+         * treat it as a duplicate that is still running. */
         if (p->key)
             return order_in_progress(p->req);
         reservation_release(0, p->rid);
@@ -516,7 +518,7 @@ static int order_reserve_and_write(placing *p)
         if (status != 0)
             return status;
         log_warn("reservation %" PRId64 " is spent; placing under a new one", p->rid);
-        p->rid = order_reservation_id(p->user_id, NULL);
+        p->rid = order_reservation_id(p->user_id, NULL, NULL);
     }
     return problem_unavailable(p->req, "The order took too long; nothing was placed. Please retry.");
 }
@@ -539,7 +541,7 @@ int order_create(http_req *req)
     order_request_hash(lines, n, hash);
 
     int64_t user_id = req->auth.user_id;
-    placing p = { req, user_id, key, hash, lines, n, order_reservation_id(user_id, key) };
+    placing p = { req, user_id, key, hash, lines, n, order_reservation_id(user_id, key, hash) };
     if (!key)
         return order_reserve_and_write(&p);
     /* Holding the key's lock for the whole request tells a duplicate that

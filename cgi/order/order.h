@@ -40,9 +40,12 @@ bool order_idem_key_valid(const char *k);
 void order_request_hash(const items_line *lines, size_t n, unsigned char out[32]);
 
 /* The id of the stock reservation for a request: with an Idempotency-Key a
- * hash of the user and the key, so a retry or a racing duplicate lands on the
- * same reservation; without one (key NULL), random.  In 1..10^18-1. */
-int64_t order_reservation_id(int64_t user_id, const char *key);
+ * hash of the user, the request's lines (body: order_request_hash) and the
+ * key, so a retry or a racing duplicate of the same request lands on the same
+ * reservation, and the key used with other lines (a corrected request after
+ * a 503, or a use after the key's record was purged) on another; without a
+ * key (key or body NULL), random.  In 1..10^18-1. */
+int64_t order_reservation_id(int64_t user_id, const char *key, const unsigned char body[32]);
 
 /* Prefix of order list cursors (http_cursor_*): "orders with id below this". */
 #define ORDER_CURSOR "o2"

@@ -549,6 +549,31 @@ def test_order_crash_after_reserve_keyed_retry_takes_stock_once():
     assert g.status == 200 and g.json["status"] == "confirmed", g
 
 
+def test_order_crash_after_reserve_keyed_corrected_body_is_a_first_request():
+    """An attempt died after product took its stock, unanswered: the key is
+    unused (docs/API.md), so the same key with corrected lines places those
+    lines at once (not 409 "still running" against the dead attempt's
+    reservation), and the dead attempt's stock comes back after its TTL."""
+    (user, tok), = shop.customers(1)
+    p = _product(stock=20)
+    key = shop.unique("fix")
+    _crash(tok, [{"product_id": p["id"], "quantity": 5}], {"Idempotency-Key": key})
+    fixed = [{"product_id": p["id"], "quantity": 2}]
+    r = shop.wait_for("the corrected request to get past the dead attempt's key lock",
+                      lambda: (lambda r: r if r.status != 409 else None)(
+                          _order(tok, fixed, headers={"Idempotency-Key": key})), timeout=10)
+    assert r.status == 201, r
+    assert [(i["product_id"], i["quantity"]) for i in r.json["items"]] == [(p["id"], 2)], r
+    # Placed beside the dead attempt's reservation (its TTL, 6 s here, not
+    # yet over), not after it ran out.
+    assert _stock(p["id"]) == 13, "the corrected request waited for the dead attempt's TTL"
+    again = _order(tok, fixed, headers={"Idempotency-Key": key})
+    assert again.status == 201 and again.json["id"] == r.json["id"], again
+    shop.wait_for("the dead attempt's stock to come back", lambda: _stock(p["id"]) == 18,
+                  timeout=40)
+    assert _my_orders_of(tok, p["id"]) == [r.json["id"]]
+
+
 def test_order_crash_after_reserve_unkeyed_stock_returns_after_ttl():
     """Without a key nobody can pick the dead attempt's reservation up: its
     stock comes back within the reservation TTL plus a sweep, and no order

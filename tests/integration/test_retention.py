@@ -76,6 +76,22 @@ def test_retention_idempotency_key_expires_then_a_retry_is_a_new_order():
     replay = shop.call("POST", "/orders", {"items": items}, token=tok,
                        headers={"Idempotency-Key": key})
     assert replay.status == 201 and replay.json["id"] == retry.json["id"], replay
+    # Purged again, the key with other lines is a first request too: a new
+    # order of those lines (not 409 "still running" against the reservation
+    # of the old lines), and it replays.
+    _purged_by("order", {"IDEMPOTENCY_RETENTION": 1}, "the key's record to be purged",
+               lambda: _count(rows) == 0)
+    other = [{"product_id": p["id"], "quantity": 1}]
+    new = shop.call("POST", "/orders", {"items": other}, token=tok,
+                    headers={"Idempotency-Key": key})
+    assert new.status == 201, new
+    assert new.json["id"] not in (first.json["id"], retry.json["id"]), new
+    assert [(i["product_id"], i["quantity"]) for i in new.json["items"]] == [(p["id"], 1)], new
+    r = shop.call("GET", "/products/%d" % p["id"], token=seller)
+    assert r.json["stock"] == 5, r
+    again = shop.call("POST", "/orders", {"items": other}, token=tok,
+                      headers={"Idempotency-Key": key})
+    assert again.status == 201 and again.json["id"] == new.json["id"], again
     shop.wait_settled()
 
 
