@@ -41,13 +41,15 @@ CREATE TABLE IF NOT EXISTS shop_auth.refresh_tokens (
     spent_at    DATETIME(3) NULL,                   -- when it became used or revoked
     UNIQUE KEY refresh_tokens_hash (token_hash),
     KEY refresh_tokens_family (family_id),
+    KEY refresh_tokens_user (user_id, status),      -- a password change revokes them all
     KEY refresh_tokens_spent (spent_at),
     KEY refresh_tokens_expiry (expires_at)
 ) ENGINE=InnoDB;
 ALTER TABLE shop_auth.refresh_tokens
     ADD COLUMN IF NOT EXISTS spent_at DATETIME(3) NULL AFTER created_at,
     ADD KEY IF NOT EXISTS refresh_tokens_spent (spent_at),
-    ADD KEY IF NOT EXISTS refresh_tokens_expiry (expires_at);
+    ADD KEY IF NOT EXISTS refresh_tokens_expiry (expires_at),
+    ADD KEY IF NOT EXISTS refresh_tokens_user (user_id, status);
 
 -- Transactional outbox of auth's events (user.role_changed,
 -- user.password_changed, user.tokens_revoked: docs/EVENTS.md), written in the transaction of the

@@ -69,9 +69,14 @@ static int auth_cli_create_user(int argc, char **argv)
     }
     char hash[crypto_pwhash_STRBYTES];
     int64_t id = auth_password_hash(password, hash) == 0
-                     ? store_user_upsert(email, norm, name, role, hash) : DB_ERROR;
+                     ? store_user_upsert(email, norm, name, role, password, hash) : DB_ERROR;
     db_close();
     config_free();
+    if (id == STORE_INVALID_STATE) {
+        fprintf(stderr, "create-user: %s is the only admin: make another user admin first\n",
+                email);
+        return 1;
+    }
     if (id <= 0) {
         fprintf(stderr, "create-user: database error (%lld, errno %u)\n", (long long)id, db_errno());
         return 1;

@@ -29,7 +29,7 @@ static const char SQL_USER_INSERT[] =
     "INSERT INTO users (email, email_norm, name, role, password_hash, created_at) "
     "VALUES (?, ?, ?, ?, ?, UTC_TIMESTAMP(3))";
 static const char SQL_USER_ID_FOR_UPDATE[] =
-    "SELECT id FROM users WHERE email_norm = ? FOR UPDATE";
+    "SELECT id, role, password_hash FROM users WHERE email_norm = ? FOR UPDATE";
 static const char SQL_USER_RESET[] =
     "UPDATE users SET role = ?, password_hash = ?, name = COALESCE(?, name) WHERE id = ?";
 static const char SQL_USER_SET_ROLE[] =
@@ -132,6 +132,7 @@ static int store_outbox(const char *type, int64_t user_id, const char *data)
 
 typedef struct user_args {
     const char *email, *email_norm, *name, *hash, *old_hash;
+    const char *password;            /* upsert: the plain password, to compare */
     const char *changed_at;          /* RFC 3339 with ms, for the event */
     user_role role, old_role;
     int64_t id, actor;
@@ -167,6 +168,15 @@ int store_user_create(const char *email, const char *email_norm, const char *nam
     return db_tx(store_user_create_tx, &a);
 }
 
+/* Another admin, locked, so two admins demoting each other at once cannot
+ * both go through (one waits, then finds none). */
+static const char SQL_OTHER_ADMIN_FOR_UPDATE[] =
+    "SELECT id FROM users WHERE role = 'admin' AND id <> ? LIMIT 1 FOR UPDATE";
+
+/* An existing user gets what an admin's role change and a password change
+ * would give: the last admin stays one, the events void the tokens issued
+ * before (on every host), a new password revokes the refresh tokens.  The
+ * same role and password (a repeated `stack up`) change nothing. */
 static int store_user_upsert_tx(void *arg)
 {
     user_args *a = arg;
@@ -174,28 +184,60 @@ static int store_user_upsert_tx(void *arg)
     if (!r)
         return DB_ERROR;
     int64_t id = db_rows(r) ? db_int(r, 0, 0) : 0;
+    user_role old = id ? token_role_parse(db_str(r, 0, 1)) : USER_ANON;
+    char old_hash[crypto_pwhash_STRBYTES] = "";
+    if (id)
+        db_copy(old_hash, sizeof old_hash, r, 0, 2);
     db_free(r);
+    bool same_pw = id && crypto_pwhash_str_verify(old_hash, a->password,
+                                                  strlen(a->password)) == 0;
     const char *role = token_role_name(a->role);
-    if (id) {
-        if (db_exec(SQL_USER_RESET, "sssi", role, a->hash, a->name, id) < 0 ||
-            db_exec(SQL_REFRESH_REVOKE_USER, "i", id) < 0)
-            return DB_ERROR;
-    } else {
+    if (!id) {
         int64_t rc = db_exec(SQL_USER_INSERT, "sssss", a->email, a->email_norm, a->name,
                              role, a->hash);
         if (rc < 0)
             return rc == DB_CONFLICT ? DB_ERROR : (int)rc;
-        id = db_last_id();
+        a->id = db_last_id();
+        return 0;
     }
     a->id = id;
+    if (old == a->role && same_pw && !a->name)
+        return 0;
+    if (old == USER_ADMIN && a->role != USER_ADMIN) {
+        r = db_query(SQL_OTHER_ADMIN_FOR_UPDATE, "i", id);
+        if (!r)
+            return DB_ERROR;
+        int others = db_rows(r);
+        db_free(r);
+        if (others == 0)
+            return STORE_INVALID_STATE;
+    }
+    char changed_at[40], data[256];
+    auth_time_ms_rfc3339(revoke_now_ms(), changed_at, sizeof changed_at);
+    if (db_exec(SQL_USER_RESET, "sssi", role, same_pw ? old_hash : a->hash, a->name, id) < 0)
+        return DB_ERROR;
+    if (!same_pw) {
+        snprintf(data, sizeof data, "{\"user_id\":%lld,\"changed_at\":\"%s\"}",
+                 (long long)id, changed_at);
+        if (db_exec(SQL_REFRESH_REVOKE_USER, "i", id) < 0 ||
+            store_outbox("user.password_changed", id, data) != 0)
+            return DB_ERROR;
+    }
+    if (old != a->role) {
+        snprintf(data, sizeof data,
+                 "{\"user_id\":%lld,\"old_role\":\"%s\",\"new_role\":\"%s\",\"changed_at\":\"%s\"}",
+                 (long long)id, token_role_name(old), role, changed_at);
+        if (store_outbox("user.role_changed", id, data) != 0)
+            return DB_ERROR;
+    }
     return 0;
 }
 
 int64_t store_user_upsert(const char *email, const char *email_norm, const char *name,
-                          user_role role, const char *password_hash)
+                          user_role role, const char *password, const char *password_hash)
 {
     user_args a = {.email = email, .email_norm = email_norm, .name = name,
-                   .hash = password_hash, .role = role};
+                   .password = password, .hash = password_hash, .role = role};
     int rc = db_tx(store_user_upsert_tx, &a);
     return rc < 0 ? rc : a.id;
 }
@@ -223,11 +265,6 @@ int store_user_by_id(int64_t id, auth_user *out)
     user_args a = {.id = id, .out = out};
     return db_tx(store_user_by_id_tx, &a);
 }
-
-/* Another admin, locked, so two admins demoting each other at once cannot
- * both go through (one waits, then finds none). */
-static const char SQL_OTHER_ADMIN_FOR_UPDATE[] =
-    "SELECT id FROM users WHERE role = 'admin' AND id <> ? LIMIT 1 FOR UPDATE";
 
 static int store_user_set_role_tx(void *arg)
 {

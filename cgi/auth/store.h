@@ -39,10 +39,15 @@ int store_user_create(const char *email, const char *email_norm, const char *nam
                       const char *password_hash, auth_user *out);
 
 /* Creates the user with `role`, or when email_norm exists sets its role and
- * password (and name when not NULL) and revokes its refresh tokens.  For the
- * --create-user CLI.  Returns the user id (> 0) or a DB error. */
+ * password (and name when not NULL) as an admin's role change and a password
+ * change would: the user.role_changed / user.password_changed events (the
+ * tokens issued before die on every host), a new password revokes the
+ * refresh tokens, the last admin stays one.  The same role and password
+ * (`password` is compared with the stored hash) change nothing.  For the
+ * --create-user CLI.  Returns the user id (> 0), STORE_INVALID_STATE (it
+ * would leave no admin) or a DB error. */
 int64_t store_user_upsert(const char *email, const char *email_norm, const char *name,
-                          user_role role, const char *password_hash);
+                          user_role role, const char *password, const char *password_hash);
 
 /* Looks a user up.  Returns 0 and fills *out, STORE_NOT_FOUND, or a DB error. */
 int store_user_by_email(const char *email_norm, auth_user *out);

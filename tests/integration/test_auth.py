@@ -613,6 +613,9 @@ def test_auth_create_user_cli():
     r = create_user_cli(email.upper(), "admin", "second password")
     assert r.returncode == 0, r
     assert_unauthorized(refresh(t["refresh_token"]))
+    # ...and its access tokens issued before die on every host, as after a
+    # role or password change through the API (the events of both).
+    _revoked_everywhere("/auth/me", t["access_token"])
     r = call("POST", "/auth/login", {"email": email, "password": "first password"})
     assert_problem(r, 401, "invalid_credentials")
     t2 = login(email, "second password")
@@ -622,3 +625,11 @@ def test_auth_create_user_cli():
                  (email, "admin", "short")):
         r = create_user_cli(*args)
         assert r.returncode == 1 and r.stderr, (args, r)
+    # The same role and password again (a repeated `stack up` does this for
+    # its admin): nothing changes, the session lives on.
+    r = create_user_cli(email, "admin", "second password")
+    assert r.returncode == 0, r
+    time.sleep(2.5)
+    assert call("GET", "/auth/me", token=t2["access_token"]).status == 200
+    assert refresh(t2["refresh_token"]).status == 200
+
