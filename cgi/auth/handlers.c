@@ -264,17 +264,27 @@ int auth_login(http_req *req)
     if (rc != 0 || !ok)
         return problem_send(req, 401, "invalid_credentials", "Email or password is wrong.");
 
+    char fresh[crypto_pwhash_STRBYTES] = "";
     if (crypto_pwhash_str_needs_rehash(u.password_hash, AUTH_OPSLIMIT, AUTH_MEMLIMIT) != 0) {
-        char fresh[crypto_pwhash_STRBYTES];
         if (auth_password_hash(password, fresh) != 0 ||
-            store_user_rehash(u.id, u.password_hash, fresh) != 0)
+            store_user_rehash(u.id, u.password_hash, fresh) != 0) {
             log_warn("could not rehash the password of user %lld", (long long)u.id);
+            fresh[0] = '\0';
+        }
     }
-    char refresh[STORE_REFRESH_LEN + 1], sid[TOKEN_SID_LEN + 1];
-    rc = store_refresh_issue(u.id, auth_ttl("REFRESH_TTL", 2592000), refresh, sid);
+    char refresh[STORE_REFRESH_LEN + 1], sid[TOKEN_SID_LEN + 1], verified[sizeof u.password_hash];
+    snprintf(verified, sizeof verified, "%s", u.password_hash);
+    int64_t at_ms = 0;
+    rc = store_refresh_issue(u.id, verified, fresh[0] ? fresh : NULL,
+                             auth_ttl("REFRESH_TTL", 2592000), refresh, sid, &u, &at_ms);
+    if (rc == STORE_REJECTED) {
+        log_info("login of user %lld refused: its password changed while it was checked",
+                 (long long)u.id);
+        return problem_send(req, 401, "invalid_credentials", "Email or password is wrong.");
+    }
     if (rc < 0)
         return problem_db(req, rc);
-    return auth_reply_tokens(req, &u, revoke_now_ms(), refresh, sid);
+    return auth_reply_tokens(req, &u, at_ms, refresh, sid);
 }
 
 /* POST /auth/refresh {refresh_token} -> 200 tokens (the presented one is
@@ -353,8 +363,7 @@ int auth_user_patch(http_req *req)
         return rc;
     auth_user u;
     user_role old = USER_ANON;
-    char changed_at[40];
-    auth_time_ms_rfc3339(revoke_now_ms(), changed_at, sizeof changed_at);
+    char changed_at[STORE_CHANGED_AT_LEN];
     rc = store_user_set_role(req->id, req->auth.user_id, role, changed_at, &u, &old);
     if (rc == STORE_REJECTED) {
         log_warn("user %lld, no longer an admin, tried to set user %lld's role with an older token",
@@ -403,8 +412,7 @@ int auth_password_change(http_req *req)
     char next[crypto_pwhash_STRBYTES];
     if (auth_password_hash(fresh, next) != 0)
         return problem_internal(req, "crypto_pwhash_str_alg failed (out of memory?)");
-    char changed_at[40];
-    auth_time_ms_rfc3339(revoke_now_ms(), changed_at, sizeof changed_at);
+    char changed_at[STORE_CHANGED_AT_LEN];
     rc = store_user_set_password(u.id, u.password_hash, next, changed_at);
     if (rc == STORE_REJECTED)     /* changed meanwhile: what was checked is no longer current */
         return problem_send(req, 401, "invalid_credentials", "The current password is wrong.");

@@ -133,7 +133,8 @@ static int store_outbox(const char *type, int64_t user_id, const char *data)
 typedef struct user_args {
     const char *email, *email_norm, *name, *hash, *old_hash;
     const char *password;            /* upsert: the plain password, to compare */
-    const char *changed_at;          /* RFC 3339 with ms, for the event */
+    char *changed_at;                /* out (STORE_CHANGED_AT_LEN): RFC 3339 with ms,
+                                        taken under the user's row lock */
     user_role role, old_role;
     int64_t id, actor;
     auth_user *out;
@@ -212,7 +213,7 @@ static int store_user_upsert_tx(void *arg)
         if (others == 0)
             return STORE_INVALID_STATE;
     }
-    char changed_at[40], data[256];
+    char changed_at[STORE_CHANGED_AT_LEN], data[256];
     auth_time_ms_rfc3339(revoke_now_ms(), changed_at, sizeof changed_at);
     if (db_exec(SQL_USER_RESET, "sssi", role, same_pw ? old_hash : a->hash, a->name, id) < 0)
         return DB_ERROR;
@@ -302,6 +303,10 @@ static int store_user_set_role_tx(void *arg)
     if (a->old_role != a->role) {
         if (db_exec(SQL_USER_SET_ROLE, "si", token_role_name(a->role), a->id) < 0)
             return DB_ERROR;
+        /* After the row lock: a refresh or login that read the old role
+         * (under its share lock) committed before, so its token is older
+         * than this mark and void with the rest. */
+        auth_time_ms_rfc3339(revoke_now_ms(), a->changed_at, STORE_CHANGED_AT_LEN);
         char data[256];
         snprintf(data, sizeof data,
                  "{\"user_id\":%lld,\"old_role\":\"%s\",\"new_role\":\"%s\",\"changed_at\":\"%s\"}",
@@ -313,9 +318,10 @@ static int store_user_set_role_tx(void *arg)
     return store_user_fetch(SQL_USER_BY_ID, a->id, NULL, a->out);
 }
 
-int store_user_set_role(int64_t id, int64_t actor, user_role role, const char *changed_at,
-                        auth_user *out, user_role *old_role)
+int store_user_set_role(int64_t id, int64_t actor, user_role role,
+                        char changed_at[STORE_CHANGED_AT_LEN], auth_user *out, user_role *old_role)
 {
+    changed_at[0] = '\0';
     user_args a = {.id = id, .actor = actor, .role = role, .changed_at = changed_at, .out = out};
     int rc = db_tx(store_user_set_role_tx, &a);
     if (rc == 0 && old_role)
@@ -333,6 +339,12 @@ static int store_user_set_password_tx(void *arg)
         return STORE_REJECTED;          /* changed (or gone) since it was checked */
     if (db_exec(SQL_REFRESH_REVOKE_USER, "i", a->id) < 0)
         return DB_ERROR;
+    /* After the row locks (the user's, then its live refresh tokens'): a
+     * login or refresh that committed first is older than this mark, so
+     * its access token is void with the rest (its refresh token was just
+     * revoked); one that comes after finds the new hash or a revoked
+     * token. */
+    auth_time_ms_rfc3339(revoke_now_ms(), a->changed_at, STORE_CHANGED_AT_LEN);
     char data[128];
     snprintf(data, sizeof data, "{\"user_id\":%lld,\"changed_at\":\"%s\"}",
              (long long)a->id, a->changed_at);
@@ -340,8 +352,9 @@ static int store_user_set_password_tx(void *arg)
 }
 
 int store_user_set_password(int64_t id, const char *old_hash, const char *new_hash,
-                            const char *changed_at)
+                            char changed_at[STORE_CHANGED_AT_LEN])
 {
+    changed_at[0] = '\0';
     user_args a = {.id = id, .old_hash = old_hash, .hash = new_hash, .changed_at = changed_at};
     return db_tx(store_user_set_password_tx, &a);
 }
@@ -368,24 +381,46 @@ typedef struct refresh_args {
     char *next;                  /* the token issued */
     char *sid;                   /* its family, in hex */
     auth_user *user;
+    const char *hashes[2];       /* issue: the password hashes that may stand */
 } refresh_args;
 
 _Static_assert(TOKEN_SID_LEN == 2 * STORE_FAMILY_LEN, "a sid is its family in hex");
 
+/* The user's row under a share lock: a role or password change waits for
+ * the login or refresh holding it, and one that came first is seen. */
+static const char SQL_USER_BY_ID_SHARED[] =
+    "SELECT id, email, name, role, created_at, password_hash FROM users WHERE id = ?"
+    " LOCK IN SHARE MODE";
+
 static int store_refresh_issue_tx(void *arg)
 {
     refresh_args *a = arg;
+    int rc = store_user_fetch(SQL_USER_BY_ID_SHARED, a->user_id, NULL, a->user);
+    if (rc != 0)
+        return rc == STORE_NOT_FOUND ? STORE_REJECTED : rc;
+    /* The password verified before (outside, it takes Argon2id's time)
+     * must still be the user's: a change that committed meanwhile wins. */
+    bool same = false;
+    for (int i = 0; i < 2; i++)
+        same = same || (a->hashes[i] && strcmp(a->user->password_hash, a->hashes[i]) == 0);
+    if (!same)
+        return STORE_REJECTED;
+    a->at_ms = revoke_now_ms();  /* after the lock: see store.h */
     unsigned char family[STORE_FAMILY_LEN];
     randombytes_buf(family, sizeof family);
     sodium_bin2hex(a->sid, TOKEN_SID_LEN + 1, family, sizeof family);
     return store_token_insert(family, a->user_id, a->ttl, a->next);
 }
 
-int store_refresh_issue(int64_t user_id, long ttl, char token[STORE_REFRESH_LEN + 1],
-                        char sid[TOKEN_SID_LEN + 1])
+int store_refresh_issue(int64_t user_id, const char *verified_hash, const char *rehashed,
+                        long ttl, char token[STORE_REFRESH_LEN + 1], char sid[TOKEN_SID_LEN + 1],
+                        auth_user *user, int64_t *at_ms)
 {
-    refresh_args a = {.user_id = user_id, .ttl = ttl, .next = token, .sid = sid};
-    return db_tx(store_refresh_issue_tx, &a);
+    refresh_args a = {.user_id = user_id, .ttl = ttl, .next = token, .sid = sid,
+                      .user = user, .hashes = {verified_hash, rehashed}};
+    int rc = db_tx(store_refresh_issue_tx, &a);
+    *at_ms = a.at_ms;
+    return rc;
 }
 
 enum { ROTATE_OK = 0, ROTATE_REUSED = 1 };
@@ -469,7 +504,8 @@ static int store_refresh_rotate_tx(void *arg)
     int rc = store_token_insert(family, user_id, a->ttl, a->next);
     if (rc != 0)
         return rc;
-    rc = store_user_fetch(SQL_USER_BY_ID, user_id, NULL, a->user);
+    rc = store_user_fetch(SQL_USER_BY_ID_SHARED, user_id, NULL, a->user);
+    a->at_ms = revoke_now_ms();  /* after the user's lock too: its current role */
     return rc == STORE_NOT_FOUND ? STORE_REJECTED : rc;
 }
 

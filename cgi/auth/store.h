@@ -17,6 +17,7 @@
 
 #define STORE_EMAIL_MAX 254          /* characters */
 #define STORE_NAME_MAX 200           /* characters */
+#define STORE_CHANGED_AT_LEN 40      /* an RFC 3339 time with ms, and its NUL */
 #define STORE_REFRESH_LEN 43         /* base64url of 32 bytes, no padding */
 
 /* STORE_NOT_FOUND (no such user / unknown refresh token) and STORE_REJECTED
@@ -60,26 +61,37 @@ int store_user_by_id(int64_t id, auth_user *out);
  * *old_role when not NULL), STORE_REJECTED (the actor is no admin),
  * STORE_NOT_FOUND, STORE_INVALID_STATE (it would leave no admin: the shop
  * keeps at least one), or a DB error. */
-int store_user_set_role(int64_t id, int64_t actor, user_role role, const char *changed_at,
-                        auth_user *out, user_role *old_role);
+int store_user_set_role(int64_t id, int64_t actor, user_role role,
+                        char changed_at[STORE_CHANGED_AT_LEN], auth_user *out, user_role *old_role);
 
 /* Replaces the password hash if it is still old_hash, revokes every refresh
  * token of the user and writes user.password_changed (changed_at) to the
  * outbox, all in one transaction.  Returns 0, STORE_REJECTED (the hash
- * changed meanwhile), or a DB error. */
+ * changed meanwhile), or a DB error.  changed_at (both here and in
+ * store_user_set_role, "" when nothing changed) is taken inside the
+ * transaction once the rows are locked, after any login or refresh that
+ * read the user first (they hold its row in share mode): their access
+ * tokens are older than it. */
 int store_user_set_password(int64_t id, const char *old_hash, const char *new_hash,
-                            const char *changed_at);
+                            char changed_at[STORE_CHANGED_AT_LEN]);
 
 /* Replaces the password hash if it is still `old_hash` (login rehash: a
  * concurrent password change wins).  Returns 0 or a DB error. */
 int store_user_rehash(int64_t id, const char *old_hash, const char *new_hash);
 
-/* Starts a new family for user_id and issues its first refresh token, valid
- * ttl seconds, into token (STORE_REFRESH_LEN + 1 bytes); the family's id, in
- * hex, goes into sid (the access tokens' `sid` claim, token.h).  Returns 0
- * or a DB error. */
-int store_refresh_issue(int64_t user_id, long ttl, char token[STORE_REFRESH_LEN + 1],
-                        char sid[TOKEN_SID_LEN + 1]);
+/* Login: starts a new family for user_id and issues its first refresh
+ * token, valid ttl seconds, into token (STORE_REFRESH_LEN + 1 bytes); the
+ * family's id, in hex, goes into sid (the access tokens' `sid` claim,
+ * token.h).  Under a share lock on the user's row it reads the user into
+ * *user (the role for the access token) and checks that its password hash
+ * is still verified_hash (or rehashed, the login's own rehash, may be NULL):
+ * a password change that committed since the password was checked wins.
+ * *at_ms is the moment after that lock: the access token's issue time.
+ * Returns 0, STORE_REJECTED (the password changed, the user is gone), or a
+ * DB error. */
+int store_refresh_issue(int64_t user_id, const char *verified_hash, const char *rehashed,
+                        long ttl, char token[STORE_REFRESH_LEN + 1], char sid[TOKEN_SID_LEN + 1],
+                        auth_user *user, int64_t *at_ms);
 
 /* Spends `presented` and issues its successor (same family, ttl seconds)
  * into next, the family's id into sid, in one transaction under a row lock,

@@ -262,6 +262,49 @@ def test_auth_login_failures_look_the_same():
         assert body == {k: v for k, v in wrong.json.items() if k != "request_id"}, r
 
 
+def _writer_socket():
+    """The root socket of the Galera node the services write to (the DB
+    listener's current server), asked through the listener itself."""
+    conf = {}
+    with open(os.path.join(shop.STACK["SHOP_STATE_DIR"], "etc", "auth.conf")) as f:
+        for line in f:
+            if "=" in line and not line.startswith("#"):
+                k, v = line.strip().split("=", 1)
+                conf[k] = v
+    out = subprocess.run(["mariadb", "-h", conf["DB_HOST"], "-P", conf["DB_PORT"],
+                          "-u", conf["DB_USER"], "-p" + conf["DB_PASSWORD"], "-N", "-B",
+                          "-e", "SELECT @@wsrep_node_name"],
+                         capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+    assert out.startswith("node"), out
+    return shop.STACK["SHOP_ROOT_SOCKETS"].split()[int(out[4:]) - 1]
+
+
+def test_auth_login_loses_to_a_password_change_committed_while_it_was_checked():
+    """A login checks the password (Argon2id, outside any transaction) and
+    then issues its tokens.  A password change that holds the user's row
+    meanwhile and commits first wins: the login gets 401, not a session of
+    the old password (which would outlive the change: its refresh token was
+    not there to be revoked)."""
+    u = register()
+    other = register(password="another password 1")
+    held = subprocess.Popen(
+        ["mariadb", "-uroot", "--socket=" + _writer_socket(), "-N", "-B", "-e",
+         "BEGIN; SELECT id FROM shop_auth.users WHERE id = %d FOR UPDATE; DO SLEEP(2);"
+         " UPDATE shop_auth.users u JOIN shop_auth.users o ON o.id = %d"
+         " SET u.password_hash = o.password_hash WHERE u.id = %d; COMMIT;"
+         % (u["id"], other["id"], u["id"])],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)                 # the row is held
+        r = call("POST", "/auth/login", {"email": u["email"], "password": PASSWORD})
+    finally:
+        out, err = held.communicate(timeout=30)
+    assert held.returncode == 0, err
+    assert_problem(r, 401, "invalid_credentials")
+    t = login(u["email"], "another password 1")
+    assert t["user"]["id"] == u["id"], t
+
+
 def test_auth_login_unknown_email_costs_the_same():
     u = register()
 
