@@ -77,6 +77,7 @@ static struct curl_slist *client_add_header(struct curl_slist *list, const char 
     char line[512];
     int n = snprintf(line, sizeof line, "%s: %s", name, value);
     if (n < 0 || (size_t)n >= sizeof line) {
+        log_error("client: the %s header would be %d bytes, over %zu", name, n, sizeof line - 1);
         curl_slist_free_all(list);
         return NULL;
     }
@@ -93,8 +94,12 @@ static struct curl_slist *client_headers(bool has_body)
     struct curl_slist *h = curl_slist_append(NULL, "Accept: application/json");
     if (h && has_body)
         h = client_add_header(h, "Content-Type", "application/json");
-    if (h)
-        h = curl_slist_append(h, "Expect:");
+    if (h) {
+        struct curl_slist *l = curl_slist_append(h, "Expect:");
+        if (!l)
+            curl_slist_free_all(h);
+        h = l;
+    }
     if (h)
         h = client_add_header(h, "X-Service-Token", config_get("SERVICE_TOKEN", ""));
     const char *rid = log_current_request_id();

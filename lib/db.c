@@ -488,6 +488,13 @@ static db_res *db_fetch_all(MYSQL_STMT *st)
             ok = false;
             break;
         }
+        if (f == MYSQL_DATA_TRUNCATED) {
+            /* A value longer than its column's max_length: the buffers were
+             * sized from it, so copying lens[c] bytes would read past one. */
+            db_fail(0, "fetch", "a value is longer than its column's max_length");
+            ok = false;
+            break;
+        }
         for (int c = 0; c < cols; c++) {
             db_cell *cell = &r->cells[row * cols + c];
             if (nulls[c])

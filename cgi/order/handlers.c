@@ -111,7 +111,8 @@ static json_object *order_to_json(const store_order *o)
 static char *order_render(const store_order *o)
 {
     json_object *j = order_to_json(o);
-    char *s = strdup(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
+    const char *text = j ? json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN) : NULL;
+    char *s = text ? strdup(text) : NULL;      /* NULL: the caller answers 500 */
     json_object_put(j);
     return s;
 }
@@ -645,7 +646,8 @@ int order_cancel(http_req *req)
         store_order_free(&o);
         if (rc < 0)
             return problem_db(req, rc);
-        metrics_inc(METRIC_ORDERS_CANCELLED, 1);
+        if (rc == 1)                          /* not when a concurrent cancel won */
+            metrics_inc(METRIC_ORDERS_CANCELLED, 1);
         rc = store_get_order(req->id, &o);   /* ours or a concurrent cancel's */
         if (rc <= 0)
             return rc < 0 ? problem_db(req, rc) : problem_internal(req, "order vanished");

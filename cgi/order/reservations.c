@@ -57,9 +57,22 @@ int reservation_confirm_many(const int64_t *order_ids, const int64_t *rids, int 
     for (int i = 0; i < n && m < ORDER_SWEEP_BATCH; i++) {
         json_object *it = json_object_array_get_idx(items, i), *st;
         const char *s = json_object_object_get_ex(it, "status", &st) ? json_object_get_string(st) : "";
-        if (strcmp(s, "confirmed") == 0)
+        if (strcmp(s, "confirmed") == 0) {
             done[m++] = order_ids[i];
-        else    /* cannot happen while fences work: a standing order without its stock */
+            continue;
+        }
+        /* Cancelled since it was read (its release came first): fine.
+         * Otherwise it cannot happen while fences work: a standing order
+         * without its stock. */
+        store_order o;
+        int got = store_get_order(order_ids[i], &o);
+        bool cancelled = got == 1 && strcmp(o.status, "confirmed") != 0;
+        if (got == 1)
+            store_order_free(&o);
+        if (cancelled)
+            log_info("order %" PRId64 " was cancelled meanwhile; reservation %" PRId64 " is %s",
+                     order_ids[i], rids[i], s);
+        else
             log_error("order %" PRId64 " stands but reservation %" PRId64 " is %s",
                       order_ids[i], rids[i], s);
     }
