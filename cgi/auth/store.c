@@ -174,6 +174,20 @@ int store_user_create(const char *email, const char *email_norm, const char *nam
 static const char SQL_OTHER_ADMIN_FOR_UPDATE[] =
     "SELECT id FROM users WHERE role = 'admin' AND id <> ? LIMIT 1 FOR UPDATE";
 
+/* 0 when user `id` may go from role `from` to `to`: the shop keeps at least
+ * one admin.  STORE_INVALID_STATE when it is the last, or a DB error. */
+static int store_keeps_an_admin(int64_t id, user_role from, user_role to)
+{
+    if (from != USER_ADMIN || to == USER_ADMIN)
+        return 0;
+    db_res *r = db_query(SQL_OTHER_ADMIN_FOR_UPDATE, "i", id);
+    if (!r)
+        return DB_ERROR;
+    int others = db_rows(r);
+    db_free(r);
+    return others ? 0 : STORE_INVALID_STATE;
+}
+
 /* An existing user gets what an admin's role change and a password change
  * would give: the last admin stays one, the events void the tokens issued
  * before (on every host), a new password revokes the refresh tokens.  The
@@ -204,24 +218,19 @@ static int store_user_upsert_tx(void *arg)
     a->id = id;
     if (old == a->role && same_pw && !a->name)
         return 0;
-    if (old == USER_ADMIN && a->role != USER_ADMIN) {
-        r = db_query(SQL_OTHER_ADMIN_FOR_UPDATE, "i", id);
-        if (!r)
-            return DB_ERROR;
-        int others = db_rows(r);
-        db_free(r);
-        if (others == 0)
-            return STORE_INVALID_STATE;
-    }
+    int rc = store_keeps_an_admin(id, old, a->role);
+    if (rc != 0)
+        return rc;
+    if (db_exec(SQL_USER_RESET, "sssi", role, same_pw ? old_hash : a->hash, a->name, id) < 0 ||
+        (!same_pw && db_exec(SQL_REFRESH_REVOKE_USER, "i", id) < 0))
+        return DB_ERROR;
+    /* After the locks, as in a password change (store.h). */
     char changed_at[STORE_CHANGED_AT_LEN], data[256];
     auth_time_ms_rfc3339(revoke_now_ms(), changed_at, sizeof changed_at);
-    if (db_exec(SQL_USER_RESET, "sssi", role, same_pw ? old_hash : a->hash, a->name, id) < 0)
-        return DB_ERROR;
     if (!same_pw) {
         snprintf(data, sizeof data, "{\"user_id\":%lld,\"changed_at\":\"%s\"}",
                  (long long)id, changed_at);
-        if (db_exec(SQL_REFRESH_REVOKE_USER, "i", id) < 0 ||
-            store_outbox("user.password_changed", id, data) != 0)
+        if (store_outbox("user.password_changed", id, data) != 0)
             return DB_ERROR;
     }
     if (old != a->role) {
@@ -291,15 +300,9 @@ static int store_user_set_role_tx(void *arg)
         return STORE_REJECTED;
     if (!found)
         return STORE_NOT_FOUND;
-    if (a->old_role == USER_ADMIN && a->role != USER_ADMIN) {
-        r = db_query(SQL_OTHER_ADMIN_FOR_UPDATE, "i", a->id);
-        if (!r)
-            return DB_ERROR;
-        int others = db_rows(r);
-        db_free(r);
-        if (others == 0)
-            return STORE_INVALID_STATE;
-    }
+    int rc = store_keeps_an_admin(a->id, a->old_role, a->role);
+    if (rc != 0)
+        return rc;
     if (a->old_role != a->role) {
         if (db_exec(SQL_USER_SET_ROLE, "si", token_role_name(a->role), a->id) < 0)
             return DB_ERROR;
