@@ -223,6 +223,10 @@ static int relay_batch_tx(void *arg)
         if (c != 0)
             rc = RELAY_BROKER_FAILED;
     }
+    /* The confirms were decoded into the connection's frame pool, which
+     * rabbitmq-c recycles only when asked: without this it grows with
+     * every batch for as long as the connection lives. */
+    amqp_maybe_release_buffers(r->b.conn);
     if (rc != 0)
         return rc;
     if (outbox_mark_published(r->ids, n) != DB_OK)
@@ -260,6 +264,7 @@ static int relay_idle(relay *r, int ms)
         log_warn("relay: the broker closed the channel");
         return -1;
     }
+    amqp_maybe_release_buffers(r->b.conn);     /* heartbeats and the like */
     return 0;
 }
 

@@ -99,8 +99,10 @@ int store_refresh_issue(int64_t user_id, const char *verified_hash, const char *
  * token).  A spent or revoked token revokes its whole family and writes
  * user.tokens_revoked (session: the family; changed_at: its access tokens
  * issued before it are void) to the outbox in the same transaction.
- * *at_ms is the moment the row lock was held: the new access token's issue
- * time.  A reuse takes its changed_at the same way, so when the reuse
+ * *at_ms is the moment its locks were held (the token's row, then the
+ * user's in share mode, so a role change that committed first is seen and
+ * one that waited for it comes later): the new access token's issue time.
+ * A reuse takes its changed_at after the token's lock, so when the reuse
  * waited on the lock of the rotation that spent the token, that rotation's
  * access token is older than the revocation and void with the rest.
  * Returns 0, STORE_REJECTED (unknown, malformed, expired, spent, revoked:
